@@ -1,0 +1,54 @@
+"""The library's exceptions: each carries enough to print one useful line."""
+
+
+class EtlError(Exception):
+    """Base class for failures the CLI reports as one line and a non-zero exit."""
+
+    exit_code = 1
+
+
+class ApiError(EtlError):
+    """The API answered with an error status (after any retries)."""
+
+    def __init__(self, status: int | None, method: str, path: str, detail: str = ""):
+        self.status = status
+        self.method = method
+        self.path = path
+        self.detail = detail
+        where = f"{method} {path}"
+        head = f"HTTP {status}" if status else "no response"
+        super().__init__(f"{where}: {head}" + (f": {detail}" if detail else ""))
+
+
+class AuthError(ApiError):
+    """The API refused the key (401 or 403)."""
+
+    exit_code = 4
+
+
+class ValidationFailed(ApiError):
+    """The API rejected a payload (400); `errors` holds its per-field messages."""
+
+    def __init__(self, method: str, path: str, detail: str, errors: list[dict]):
+        super().__init__(400, method, path, detail)
+        self.errors = errors
+
+
+class Conflict(ApiError):
+    """The API refused a create because the entity exists (409)."""
+
+
+class NotFound(ApiError):
+    """The API answered 404."""
+
+
+class LockedError(EtlError):
+    """Another process holds the mirror's lock."""
+
+    exit_code = 5
+
+
+class ConfigError(EtlError):
+    """A setting is missing or wrong (URL, key, file)."""
+
+    exit_code = 2
