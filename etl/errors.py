@@ -52,3 +52,17 @@ class ConfigError(EtlError):
     """A setting is missing or wrong (URL, key, file)."""
 
     exit_code = 2
+
+
+class OutcomeUnknown(ApiError):
+    """A create was sent but no answer came (timeout, dropped connection, 5xx): it may exist."""
+
+    def __init__(self, method: str, path: str, detail: str):
+        super().__init__(None, method, path, detail)
+
+
+class PagingError(EtlError):
+    """A list endpoint misbehaved (repeating or non-advancing pages)."""
+
+    def __init__(self, path: str, detail: str):
+        super().__init__(f"GET {path}: {detail}")

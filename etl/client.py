@@ -1,0 +1,386 @@
+"""HTTP access to the Smarticks API: auth, timeouts, retries, a shared rate-limit gate, paging.
+
+The key travels only in the `X-Smarticks-API-Key` header, never in a URL, so it cannot leak
+into error messages, logs or progress output, all of which name the path alone.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import random
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+
+from etl.errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    Conflict,
+    NotFound,
+    OutcomeUnknown,
+    PagingError,
+    ValidationFailed,
+)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+USER_AGENT = "smarticks-etl"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try: attempts, exponential backoff with jitter, and a bound on total waiting."""
+
+    attempts: int = 8
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_total_wait: float = 300.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Full-jitter exponential backoff for the given 1-based attempt."""
+        return rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header given in seconds or as an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def insecure_url_warning(url: str) -> str | None:
+    """A warning when the key would cross a network in clear text (http to a non-loopback host)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http":
+        return None
+    host = parts.hostname or ""
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass
+    return f"{parts.scheme}://{host} is plain http: the API key crosses the network unencrypted"
+
+
+def error_detail(response: requests.Response) -> tuple[str, list[dict]]:
+    """The API's own message and per-field errors, as one readable line and the raw list."""
+    try:
+        body = response.json()
+    except ValueError:
+        return (response.reason or "").strip(), []
+    if not isinstance(body, dict):
+        return "", []
+    errors = (body.get("_embedded") or {}).get("errors") or []
+    parts = [f"{e.get('path')}: {e.get('message')}" for e in errors if isinstance(e, dict)]
+    message = str(body.get("message") or "")
+    return "; ".join(parts) if parts else message, errors
+
+
+class RateGate:
+    """One gate for every thread: after a 429 nobody sends until its Retry-After has passed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open_at = 0.0
+
+    def close_for(self, seconds: float) -> None:
+        with self._lock:
+            self._open_at = max(self._open_at, time.monotonic() + seconds)
+
+    def wait(self) -> None:
+        while True:
+            with self._lock:
+                delay = self._open_at - time.monotonic()
+            if delay <= 0:
+                return
+            time.sleep(delay)
+
+
+@dataclass
+class Client:
+    """A Smarticks API client. `requests_made` counts every HTTP request sent."""
+
+    url: str
+    api_key: str = field(repr=False)
+    timeout: tuple[float, float] = (10.0, 60.0)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    pool_size: int = 16
+    requests_made: int = 0
+    retries_made: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.url:
+            raise ConfigError("no API URL: pass --url or set SMARTICKS_URL")
+        if not self.api_key:
+            raise ConfigError("no API key: pass --api-key or set SMARTICKS_API_KEY")
+        self.url = self.url.rstrip("/")
+        if not urlsplit(self.url).scheme.startswith("http"):
+            raise ConfigError(f"URL must start with http:// or https://, got {self.url!r}")
+        self.gate = RateGate()
+        self._count_lock = threading.Lock()
+        self._rng = random.Random()
+        self.session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(
+            pool_connections=2, pool_maxsize=self.pool_size, max_retries=0
+        )
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers.update(
+            {
+                "X-Smarticks-API-Key": self.api_key,
+                "Accept": "application/json",
+                "User-Agent": USER_AGENT,
+            }
+        )
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- requests -------------------------------------------------------------------------
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        """GET a JSON document, retrying transient failures (GETs are safe to repeat)."""
+        response = self._send("GET", path, params=params, idempotent=True)
+        return response.json() if response.content else None
+
+    def post(self, path: str, body: Mapping[str, Any]) -> requests.Response:
+        """POST JSON. Retried only when the request surely did not take effect (429, refused)."""
+        return self._send("POST", path, body=body, idempotent=False)
+
+    def put(self, path: str, body: Mapping[str, Any]) -> requests.Response:
+        """PUT JSON; a PUT sets state, so repeating it is safe."""
+        return self._send("PUT", path, body=body, idempotent=True)
+
+    def delete(self, path: str) -> requests.Response:
+        return self._send("DELETE", path, idempotent=True)
+
+    def create(self, path: str, body: Mapping[str, Any]) -> int:
+        """POST a new entity and return the id from the 201's Resource-ID (or Location)."""
+        response = self.post(path, body)
+        rid = response.headers.get("Resource-ID")
+        if not rid and response.headers.get("Location"):
+            rid = response.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+        if not rid or not str(rid).isdigit():
+            raise ApiError(response.status_code, "POST", path, "201 without a Resource-ID header")
+        return int(rid)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | None = None,
+        idempotent: bool,
+    ) -> requests.Response:
+        url = f"{self.url}/{path.lstrip('/')}"
+        data = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
+        headers = {"Content-Type": "application/json; charset=utf-8"} if data else None
+        waited = 0.0
+        attempt = 0
+        while True:
+            attempt += 1
+            self.gate.wait()
+            self._count()
+            try:
+                response = self.session.request(
+                    method, url, params=params, data=data, headers=headers, timeout=self.timeout
+                )
+            except requests.RequestException as exc:
+                transient = idempotent or _not_sent(exc)
+                failure: Exception = exc
+                response = None
+                if not transient:
+                    raise OutcomeUnknown(method, path, _describe(exc)) from exc
+            if response is not None:
+                if response.status_code < 400:
+                    return response
+                transient = response.status_code in RETRY_STATUSES and (
+                    idempotent or response.status_code == 429
+                )
+                if not transient:
+                    if response.status_code in RETRY_STATUSES and not idempotent:
+                        raise OutcomeUnknown(method, path, f"HTTP {response.status_code}")
+                    raise _status_error(method, path, response)
+                failure = _status_error(method, path, response)
+            delay = self.retry.backoff(attempt, self._rng)
+            if response is not None and response.status_code == 429:
+                after = parse_retry_after(response.headers.get("Retry-After"))
+                if after is not None:
+                    delay = after
+                    self.gate.close_for(after)
+            if attempt >= self.retry.attempts or waited + delay > self.retry.max_total_wait:
+                raise _give_up(method, path, failure, attempt)
+            waited += delay
+            with self._count_lock:
+                self.retries_made += 1
+            time.sleep(delay)
+
+    def _count(self) -> None:
+        with self._count_lock:
+            self.requests_made += 1
+
+
+def _not_sent(exc: requests.RequestException) -> bool:
+    """True when the request never reached the server (connection refused or timed out)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.ConnectionError):
+        reason = exc.args[0] if exc.args else None
+        reason = getattr(reason, "reason", reason)
+        return isinstance(reason, urllib3.exceptions.NewConnectionError)
+    return False
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    if isinstance(exc, requests.ConnectionError):
+        return "connection failed" if _not_sent(exc) else "connection dropped"
+    return type(exc).__name__
+
+
+def _status_error(method: str, path: str, response: requests.Response) -> ApiError:
+    detail, errors = error_detail(response)
+    status = response.status_code
+    if status in (401, 403):
+        return AuthError(status, method, path, detail or "the API key was refused")
+    if status == 400:
+        return ValidationFailed(method, path, detail, errors)
+    if status == 404:
+        return NotFound(status, method, path, detail)
+    if status == 409:
+        return Conflict(status, method, path, detail)
+    return ApiError(status, method, path, detail)
+
+
+def _give_up(method: str, path: str, failure: Exception, attempts: int) -> ApiError:
+    if isinstance(failure, ApiError):
+        return ApiError(failure.status, method, path, f"{failure.detail} (after {attempts} tries)")
+    return ApiError(None, method, path, f"{_describe(failure)} (after {attempts} tries)")
+
+
+# -- paging ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Page:
+    """One page of a list endpoint: the records not seen before, and the server's total."""
+
+    items: list[dict]
+    total: int | None
+    request_number: int
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Parse the API's UTC timestamps, including the `13-24-01Z` form some endpoints use."""
+    text = text.strip()
+    if len(text) >= 19 and text[10] == "T" and text[13] == "-" and text[16] == "-":
+        text = f"{text[:13]}:{text[14:16]}:{text[17:]}"
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC)
+
+
+def format_timestamp(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def one_second_before(text: str) -> str:
+    """`updatedSince` is strictly after: one second earlier includes the second itself."""
+    return format_timestamp(parse_timestamp(text) - timedelta(seconds=1))
+
+
+def iter_pages(
+    client: Client,
+    path: str,
+    key: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    page_size: int = 100,
+    keyset: tuple[str, str] | None = None,
+    max_requests: int = 1_000_000,
+) -> Iterator[Page]:
+    """Yield every page of a list endpoint; the one paging loop for all of them.
+
+    With `keyset=(field, since_param)` (e.g. `("updatedAt", "updatedSince")`, sorted ascending
+    on that field), each page after the first restarts from page 1 with `since_param` set to one
+    second before the last record's timestamp. Page numbers then never shift when records change
+    or vanish mid-sync: a changed record moves to the end, where the walk still reaches it.
+    Records already yielded at the boundary second are dropped; when a whole page shares one
+    second the walk steps page numbers inside that second until it gets past it.
+
+    Guards: a page identical to the previous one, or a walk that stops advancing, raises
+    PagingError instead of looping forever.
+    """
+    base = {k: v for k, v in (params or {}).items() if v is not None}
+    field_name, since_param = keyset or (None, None)
+    anchor = base.pop(since_param, None) if since_param else None
+    page_number = 1
+    seen: dict[tuple[Any, Any], None] = {}
+    previous_ids: list | None = None
+    total: int | None = None
+    stalled = 0
+    for request_number in range(1, max_requests + 1):
+        query = {**base, "page": page_number, "pageSize": page_size}
+        if anchor is not None:
+            query[since_param] = anchor
+        document = client.get(path, query) or {}
+        records = ((document.get("_embedded") or {}).get(key)) or []
+        info = document.get("page") or {}
+        if total is None:
+            total = info.get("totalElements")
+        ids = [r.get("id") for r in records]
+        if records and ids == previous_ids:
+            raise PagingError(path, f"the server returned the same page twice (page {page_number})")
+        previous_ids = ids
+        fresh = []
+        for record in records:
+            mark = (record.get("id"), record.get(field_name) if field_name else None)
+            if mark not in seen:
+                seen[mark] = None
+                fresh.append(record)
+        yield Page(fresh, total, request_number)
+        if len(records) < page_size:
+            return
+        if field_name is None:
+            total_pages = info.get("totalPages")
+            if isinstance(total_pages, int) and page_number >= total_pages:
+                return
+            page_number += 1
+            continue
+        stalled = 0 if fresh else stalled + 1
+        if stalled > 3:
+            raise PagingError(path, "paging stopped advancing: full pages of records already seen")
+        last = records[-1][field_name]
+        new_anchor = one_second_before(last)
+        if anchor is None or parse_timestamp(new_anchor) > parse_timestamp(anchor):
+            anchor = new_anchor
+            seen = {m: None for m in seen if m[1] >= last}
+            # The new window starts at the records of second `last`; skip whole pages of them
+            # that were already read instead of asking for them again.
+            page_number = len(seen) // page_size + 1
+        else:
+            page_number += 1
+    raise PagingError(path, f"gave up after {max_requests} requests")
