@@ -1,0 +1,471 @@
+"""The SQLite mirror: schema, batched upserts, cursors, run records and the single-writer lock.
+
+Everything a sync knows lives in the one database file: data, cursors and runs are written in
+the same transaction, so a cursor can never point past rows that were not committed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from etl.errors import LockedError
+
+T, INT = str, int
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: dict[str, type]
+    pk: str | tuple[str, ...] = "id"
+    foreign_keys: tuple[tuple[str, str], ...] = ()  # (column, other table); other column is id
+    indexes: tuple[tuple[str, ...], ...] = ()
+    parent_key: str | None = None  # column naming the parent record, for child tables
+
+
+def _cols(*names: str, **typed: type) -> dict[str, type]:
+    return {**dict.fromkeys(names, T), **typed}
+
+
+TABLES = (
+    Table(
+        "mailboxes",
+        {"id": INT, **_cols("name", "email", "created_at", "updated_at", "deleted_at", "raw_json")},
+    ),
+    Table(
+        "folders",
+        {
+            "id": INT,
+            "mailbox_id": INT,
+            "name": T,
+            "type": INT,
+            "user_id": INT,
+            "total_count": INT,
+            "active_count": INT,
+            **_cols("meta", "deleted_at", "raw_json"),
+        },
+        foreign_keys=(("mailbox_id", "mailboxes"),),
+        indexes=(("mailbox_id",),),
+    ),
+    Table(
+        "custom_fields",
+        {
+            "id": INT,
+            "mailbox_id": INT,
+            "name": T,
+            "type": T,
+            "options": T,
+            "required": INT,
+            "sort_order": INT,
+            **_cols("deleted_at", "raw_json"),
+        },
+        foreign_keys=(("mailbox_id", "mailboxes"),),
+        indexes=(("mailbox_id",),),
+    ),
+    Table(
+        "users",
+        {
+            "id": INT,
+            **_cols(
+                "first_name",
+                "last_name",
+                "email",
+                "role",
+                "alternate_emails",
+                "job_title",
+                "phone",
+                "timezone",
+                "photo_url",
+                "language",
+                "created_at",
+                "updated_at",
+                "deleted_at",
+                "raw_json",
+            ),
+        },
+        indexes=(("email",),),
+    ),
+    Table(
+        "tags",
+        {"id": INT, "name": T, "counter": INT, "color": INT, **_cols("deleted_at", "raw_json")},
+        indexes=(("name",),),
+    ),
+    Table(
+        "customers",
+        {
+            "id": INT,
+            **_cols(
+                "first_name",
+                "last_name",
+                "email",
+                "phone",
+                "company",
+                "job_title",
+                "photo_type",
+                "photo_url",
+                "notes",
+                "address",
+                "city",
+                "state",
+                "zip",
+                "country",
+                "created_at",
+                "updated_at",
+                "deleted_at",
+                "raw_json",
+            ),
+        },
+        indexes=(("email",), ("updated_at",)),
+    ),
+    *(
+        Table(
+            name,
+            {"customer_id": INT, "position": INT, "value": T, "type": T},
+            pk=("customer_id", "position"),
+            foreign_keys=(("customer_id", "customers"),),
+            indexes=(("value",),) if name == "customer_emails" else (),
+            parent_key="customer_id",
+        )
+        for name in (
+            "customer_emails",
+            "customer_phones",
+            "customer_social_profiles",
+            "customer_websites",
+        )
+    ),
+    Table(
+        "customer_fields",
+        {"customer_id": INT, "field_id": INT, "name": T, "value": T, "text": T},
+        pk=("customer_id", "field_id"),
+        foreign_keys=(("customer_id", "customers"),),
+        parent_key="customer_id",
+    ),
+    Table(
+        "conversations",
+        {
+            "id": INT,
+            "number": INT,
+            "threads_count": INT,
+            "type": T,
+            "folder_id": INT,
+            "status": T,
+            "state": T,
+            "subject": T,
+            "preview": T,
+            "mailbox_id": INT,
+            "assignee_id": INT,
+            "assignee_email": T,
+            "customer_id": INT,
+            "customer_email": T,
+            "created_by_id": INT,
+            "created_by_type": T,
+            "created_at": T,
+            "updated_at": T,
+            "closed_by": INT,
+            **_cols(
+                "closed_at",
+                "user_updated_at",
+                "customer_waiting_since",
+                "latest_reply_from",
+                "source_type",
+                "source_via",
+                "cc",
+                "bcc",
+                "deleted_at",
+                "raw_json",
+            ),
+        },
+        foreign_keys=(
+            ("mailbox_id", "mailboxes"),
+            ("folder_id", "folders"),
+            ("assignee_id", "users"),
+            ("customer_id", "customers"),
+        ),
+        indexes=(
+            ("mailbox_id",),
+            ("folder_id",),
+            ("assignee_id",),
+            ("customer_id",),
+            ("updated_at",),
+            ("number",),
+        ),
+    ),
+    Table(
+        "threads",
+        {
+            "id": INT,
+            "conversation_id": INT,
+            "position": INT,
+            **_cols("type", "status", "state", "action_type", "action_text", "body", "source_type"),
+            "source_via": T,
+            "customer_id": INT,
+            "customer_email": T,
+            "created_by_id": INT,
+            "created_by_type": T,
+            "created_by_email": T,
+            "assigned_to_id": INT,
+            **_cols("to", "cc", "bcc", "created_at", "opened_at", "raw_json"),
+        },
+        foreign_keys=(("conversation_id", "conversations"), ("customer_id", "customers")),
+        indexes=(("conversation_id",), ("customer_id",)),
+        parent_key="conversation_id",
+    ),
+    Table(
+        "attachments",
+        {
+            "id": INT,
+            "thread_id": INT,
+            "conversation_id": INT,
+            **_cols("file_name", "file_url", "mime_type"),
+            "size": INT,
+        },
+        foreign_keys=(("thread_id", "threads"), ("conversation_id", "conversations")),
+        indexes=(("thread_id",), ("conversation_id",)),
+        parent_key="conversation_id",
+    ),
+    Table(
+        "conversation_tags",
+        {"conversation_id": INT, "tag_id": INT, "name": T},
+        pk=("conversation_id", "tag_id"),
+        foreign_keys=(("conversation_id", "conversations"), ("tag_id", "tags")),
+        indexes=(("tag_id",),),
+        parent_key="conversation_id",
+    ),
+    Table(
+        "conversation_custom_fields",
+        {"conversation_id": INT, "field_id": INT, "name": T, "value": T, "text": T},
+        pk=("conversation_id", "field_id"),
+        foreign_keys=(("conversation_id", "conversations"), ("field_id", "custom_fields")),
+        indexes=(("field_id",),),
+        parent_key="conversation_id",
+    ),
+    Table(
+        "timelogs",
+        {
+            "id": INT,
+            "conversation_id": INT,
+            "conversation_status": T,
+            "user_id": INT,
+            "time_spent": INT,
+            "paused": INT,
+            "finished": INT,
+            **_cols("created_at", "updated_at", "raw_json"),
+        },
+        foreign_keys=(("conversation_id", "conversations"), ("user_id", "users")),
+        indexes=(("conversation_id",),),
+        parent_key="conversation_id",
+    ),
+    Table("etl_cursors", _cols("resource", "value", "updated_at"), pk="resource"),
+    Table(
+        "etl_runs",
+        {
+            "id": INT,
+            **_cols("command", "started_at", "ended_at", "status"),
+            "full": INT,
+            "counts": T,
+            "requests": INT,
+            "errors": T,
+        },
+    ),
+)
+SCHEMA = {t.name: t for t in TABLES}
+
+
+def now_text() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def open_mirror(path: str | os.PathLike) -> sqlite_utils.Database:
+    """Open (creating if needed) a mirror database with its schema."""
+    conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+    db = sqlite_utils.Database(conn)
+    if str(path) != ":memory:":
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    ensure_schema(db)
+    return db
+
+
+def ensure_schema(db: sqlite_utils.Database) -> None:
+    existing = set(db.table_names())
+    for table in TABLES:
+        if table.name not in existing:
+            db[table.name].create(
+                table.columns,
+                pk=table.pk,
+                foreign_keys=[(col, other, "id") for col, other in table.foreign_keys],
+            )
+        for columns in table.indexes:
+            db[table.name].create_index(columns, if_not_exists=True)
+    for hook in SCHEMA_HOOKS:
+        hook(db)
+
+
+# Other modules (full-text search, views) register functions here to extend the schema.
+SCHEMA_HOOKS: list = []
+
+
+# -- writes -----------------------------------------------------------------------------------
+
+
+def _upsert_sql(table: Table, columns: list[str]) -> str:
+    pk = (table.pk,) if isinstance(table.pk, str) else table.pk
+    names = ", ".join(f'"{c}"' for c in columns)
+    marks = ", ".join("?" for _ in columns)
+    updates = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in pk)
+    conflict = ", ".join(f'"{c}"' for c in pk)
+    action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+    return f'INSERT INTO "{table.name}" ({names}) VALUES ({marks}) ON CONFLICT({conflict}) {action}'
+
+
+def upsert(conn: sqlite3.Connection, table_name: str, rows: list[dict[str, Any]]) -> int:
+    """Insert or update rows by primary key; columns outside the schema are dropped."""
+    if not rows:
+        return 0
+    table = SCHEMA[table_name]
+    columns = [c for c in table.columns if c in rows[0]]
+    conn.executemany(_upsert_sql(table, columns), [[row.get(c) for c in columns] for row in rows])
+    return len(rows)
+
+
+def replace_children(
+    conn: sqlite3.Connection, table_name: str, parent_ids: Iterable[int], rows: list[dict]
+) -> None:
+    """Make a child table hold exactly `rows` for these parents (tags removed at the source go)."""
+    table = SCHEMA[table_name]
+    ids = list(parent_ids)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        conn.execute(f'DELETE FROM "{table_name}" WHERE "{table.parent_key}" IN ({marks})', chunk)
+    upsert(conn, table_name, rows)
+
+
+def save_records(
+    conn: sqlite3.Connection,
+    parent_table: str,
+    rows: dict[str, list[dict]],
+    child_tables: Iterable[str],
+) -> None:
+    """Write one batch of parent rows and replace their children. The caller owns the commit."""
+    parents = rows.get(parent_table, [])
+    upsert(conn, parent_table, parents)
+    ids = [r["id"] for r in parents]
+    for child in child_tables:
+        replace_children(conn, child, ids, rows.get(child, []))
+
+
+def mark_deleted(
+    conn: sqlite3.Connection, table_name: str, present_ids: set[int], when: str, where: str = ""
+) -> list[int]:
+    """Set `deleted_at` on rows not seen at the source; rows are kept, never dropped."""
+    query = f'SELECT id FROM "{table_name}" WHERE deleted_at IS NULL {where}'
+    gone = [row[0] for row in conn.execute(query) if row[0] not in present_ids]
+    conn.executemany(
+        f'UPDATE "{table_name}" SET deleted_at = ? WHERE id = ?', [(when, i) for i in gone]
+    )
+    return gone
+
+
+# -- cursors and runs ------------------------------------------------------------------------
+
+
+def get_cursor(conn: sqlite3.Connection, resource: str) -> str | None:
+    row = conn.execute("SELECT value FROM etl_cursors WHERE resource = ?", (resource,)).fetchone()
+    return row[0] if row else None
+
+
+def set_cursor(conn: sqlite3.Connection, resource: str, value: str | None) -> None:
+    """Store a cursor, never moving it backwards (timestamps compare as text)."""
+    if value is None:
+        return
+    current = get_cursor(conn, resource)
+    if current is not None and current >= value:
+        return
+    conn.execute(
+        "INSERT INTO etl_cursors (resource, value, updated_at) VALUES (?, ?, ?) "
+        "ON CONFLICT(resource) DO UPDATE SET value = excluded.value, "
+        "updated_at = excluded.updated_at",
+        (resource, value, now_text()),
+    )
+
+
+def start_run(conn: sqlite3.Connection, command: str, full: bool) -> int:
+    with conn:
+        cursor = conn.execute(
+            "INSERT INTO etl_runs (command, started_at, status, full, counts, requests, errors) "
+            "VALUES (?, ?, 'running', ?, '{}', 0, '[]')",
+            (command, now_text(), int(full)),
+        )
+    return cursor.lastrowid
+
+
+def finish_run(
+    conn: sqlite3.Connection,
+    run_id: int,
+    status: str,
+    counts: dict[str, int],
+    requests: int,
+    errors: list[str],
+) -> None:
+    with conn:
+        conn.execute(
+            "UPDATE etl_runs SET ended_at = ?, status = ?, counts = ?, requests = ?, errors = ? "
+            "WHERE id = ?",
+            (now_text(), status, json.dumps(counts), requests, json.dumps(errors), run_id),
+        )
+
+
+def recent_runs(conn: sqlite3.Connection, limit: int = 10) -> list[dict[str, Any]]:
+    cursor = conn.execute("SELECT * FROM etl_runs ORDER BY id DESC LIMIT ?", (limit,))
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def row_counts(db: sqlite_utils.Database) -> dict[str, int]:
+    return {t.name: db[t.name].count for t in TABLES if not t.name.startswith("etl_")}
+
+
+# -- the single-writer lock ------------------------------------------------------------------
+
+
+@contextmanager
+def writer_lock(db_path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock beside the database; a second writer fails at once.
+
+    An OS lock (flock) is released by the kernel when the process dies, even on kill -9, so a
+    crashed sync never leaves a stale lock behind.
+    """
+    if str(db_path) == ":memory:":
+        yield
+        return
+    lock_path = Path(f"{db_path}.lock")
+    handle = open(lock_path, "a+")  # noqa: SIM115 - held for the lifetime of the lock
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            who = f" (pid {holder})" if holder else ""
+            raise LockedError(
+                f"another etl process is writing {db_path}{who}; wait for it to finish"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()

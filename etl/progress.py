@@ -1,0 +1,43 @@
+"""One place for progress output: tqdm bars on a terminal, silence under --quiet or in a pipe."""
+
+from __future__ import annotations
+
+import sys
+
+from tqdm import tqdm
+
+
+class Bar:
+    """A tqdm bar (count and rate) that can learn its total after the first page."""
+
+    def __init__(self, name: str, total: int | None, enabled: bool):
+        self._bar = tqdm(
+            total=total,
+            desc=f"{name:<14}",
+            unit=" rec",
+            disable=not enabled,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            leave=True,
+        )
+
+    def set_total(self, total: int | None) -> None:
+        if total is not None and not self._bar.disable:
+            self._bar.total = total
+            self._bar.refresh()
+
+    def update(self, n: int = 1) -> None:
+        self._bar.update(n)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+def bars(quiet: bool):
+    """A progress factory for library calls: bars only when not quiet and stderr is a terminal."""
+    enabled = not quiet and sys.stderr.isatty()
+
+    def make(name: str, total: int | None = None) -> Bar:
+        return Bar(name, total, enabled)
+
+    return make

@@ -1,0 +1,262 @@
+"""Pure functions: one API record in, the mirror's rows out (table name -> list of row dicts).
+
+Column names are the snake_case of the API's field names; nested objects become `<name>_id`
+(and an email where a person is named); lists become JSON text; the record itself is kept in
+`raw_json` for fidelity.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from etl.client import format_timestamp, parse_timestamp
+
+Rows = dict[str, list[dict[str, Any]]]
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
+
+
+def snake(name: str) -> str:
+    """`customerWaitingSince` -> `customer_waiting_since`."""
+    return _CAMEL.sub(r"_\1", name).lower()
+
+
+def as_json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def timestamp(value: Any) -> str | None:
+    """The API's UTC timestamp as canonical ISO 8601 text (some endpoints write `13-24-01Z`)."""
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        return format_timestamp(parse_timestamp(value))
+    except ValueError:
+        return value
+
+
+def _id(obj: Any) -> Any:
+    return obj.get("id") if isinstance(obj, dict) else obj
+
+
+def _email(obj: Any) -> Any:
+    return obj.get("email") if isinstance(obj, dict) else None
+
+
+def _embedded(record: dict, key: str) -> Any:
+    return (record.get("_embedded") or {}).get(key)
+
+
+def conversation_rows(record: dict) -> Rows:
+    """A conversation (with embedded threads, tags, timelogs) as rows of six tables."""
+    cid = record["id"]
+    waiting = record.get("customerWaitingSince") or {}
+    source = record.get("source") or {}
+    threads = _embedded(record, "threads") or []
+    kept = dict(record)
+    if "_embedded" in kept:
+        kept["_embedded"] = {k: v for k, v in kept["_embedded"].items() if k != "threads"}
+    count = record.get("threadsCount", record.get("threads"))
+    rows: Rows = {
+        "conversations": [
+            {
+                "id": cid,
+                "number": record.get("number"),
+                "threads_count": count if isinstance(count, int) else len(threads),
+                "type": record.get("type"),
+                "folder_id": record.get("folderId"),
+                "status": record.get("status"),
+                "state": record.get("state"),
+                "subject": record.get("subject"),
+                "preview": record.get("preview"),
+                "mailbox_id": record.get("mailboxId"),
+                "assignee_id": _id(record.get("assignee")),
+                "assignee_email": _email(record.get("assignee")),
+                "customer_id": _id(record.get("customer")),
+                "customer_email": _email(record.get("customer")),
+                "created_by_id": _id(record.get("createdBy")),
+                "created_by_type": (record.get("createdBy") or {}).get("type"),
+                "created_at": timestamp(record.get("createdAt")),
+                "updated_at": timestamp(record.get("updatedAt")),
+                "closed_by": _id(record.get("closedBy")),
+                "closed_at": timestamp(record.get("closedAt")),
+                "user_updated_at": timestamp(record.get("userUpdatedAt")),
+                "customer_waiting_since": timestamp(waiting.get("time")),
+                "latest_reply_from": waiting.get("latestReplyFrom"),
+                "source_type": source.get("type"),
+                "source_via": source.get("via"),
+                "cc": as_json(record.get("cc")),
+                "bcc": as_json(record.get("bcc")),
+                "deleted_at": None,
+                "raw_json": as_json(kept),
+            }
+        ],
+        "threads": [],
+        "attachments": [],
+        "conversation_tags": [],
+        "conversation_custom_fields": [],
+        "timelogs": [],
+    }
+    # Threads come newest first; `position` counts from the oldest so ORDER BY reads naturally.
+    for position, thread in enumerate(reversed(threads)):
+        rows["threads"].append(thread_row(thread, cid, position))
+        for attachment in _embedded(thread, "attachments") or []:
+            rows["attachments"].append(
+                {
+                    "id": attachment.get("id"),
+                    "thread_id": thread["id"],
+                    "conversation_id": cid,
+                    "file_name": attachment.get("fileName"),
+                    "file_url": attachment.get("fileUrl"),
+                    "mime_type": attachment.get("mimeType"),
+                    "size": attachment.get("size"),
+                }
+            )
+    for tag in _embedded(record, "tags") or []:
+        rows["conversation_tags"].append(
+            {"conversation_id": cid, "tag_id": tag.get("id"), "name": tag.get("name")}
+        )
+    for custom in record.get("customFields") or []:
+        rows["conversation_custom_fields"].append(
+            {
+                "conversation_id": cid,
+                "field_id": custom.get("id"),
+                "name": custom.get("name"),
+                "value": _text(custom.get("value")),
+                "text": custom.get("text"),
+            }
+        )
+    for log in _embedded(record, "timelogs") or []:
+        rows["timelogs"].append(timelog_row(log, cid))
+    return rows
+
+
+def _text(value: Any) -> Any:
+    return as_json(value) if isinstance(value, list | dict) else value
+
+
+def thread_row(thread: dict, conversation_id: int, position: int) -> dict[str, Any]:
+    action = thread.get("action") or {}
+    source = thread.get("source") or {}
+    created_by = thread.get("createdBy") or {}
+    return {
+        "id": thread["id"],
+        "conversation_id": conversation_id,
+        "position": position,
+        "type": thread.get("type"),
+        "status": thread.get("status"),
+        "state": thread.get("state"),
+        "action_type": action.get("type"),
+        "action_text": action.get("text"),
+        "body": thread.get("body"),
+        "source_type": source.get("type"),
+        "source_via": source.get("via"),
+        "customer_id": _id(thread.get("customer")),
+        "customer_email": _email(thread.get("customer")),
+        "created_by_id": _id(created_by),
+        "created_by_type": created_by.get("type") if isinstance(created_by, dict) else None,
+        "created_by_email": _email(created_by),
+        "assigned_to_id": _id(thread.get("assignedTo")),
+        "to": as_json(thread.get("to")),
+        "cc": as_json(thread.get("cc")),
+        "bcc": as_json(thread.get("bcc")),
+        "created_at": timestamp(thread.get("createdAt")),
+        "opened_at": timestamp(thread.get("openedAt")),
+        "raw_json": as_json(thread),
+    }
+
+
+def timelog_row(log: dict, conversation_id: int) -> dict[str, Any]:
+    return {
+        "id": log.get("id"),
+        "conversation_id": log.get("conversationId") or conversation_id,
+        "conversation_status": log.get("conversationStatus"),
+        "user_id": log.get("userId"),
+        "time_spent": log.get("timeSpent"),
+        "paused": log.get("paused"),
+        "finished": log.get("finished"),
+        "created_at": timestamp(log.get("createdAt")),
+        "updated_at": timestamp(log.get("updatedAt")),
+        "raw_json": as_json(log),
+    }
+
+
+def customer_rows(record: dict) -> Rows:
+    """A customer with its emails, phones, social profiles, websites, address and fields."""
+    cid = record["id"]
+    emails = _embedded(record, "emails") or []
+    phones = _embedded(record, "phones") or []
+    address = _embedded(record, "address") or {}
+    rows: Rows = {
+        "customers": [
+            {
+                "id": cid,
+                "first_name": record.get("firstName"),
+                "last_name": record.get("lastName"),
+                "email": emails[0].get("value") if emails else None,
+                "phone": phones[0].get("value") if phones else None,
+                "company": record.get("company"),
+                "job_title": record.get("jobTitle"),
+                "photo_type": record.get("photoType"),
+                "photo_url": record.get("photoUrl"),
+                "notes": record.get("notes"),
+                "address": address.get("address"),
+                "city": address.get("city"),
+                "state": address.get("state"),
+                "zip": address.get("zip"),
+                "country": address.get("country"),
+                "created_at": timestamp(record.get("createdAt")),
+                "updated_at": timestamp(record.get("updatedAt")),
+                "deleted_at": None,
+                "raw_json": as_json(record),
+            }
+        ],
+        "customer_emails": _entries(cid, emails),
+        "customer_phones": _entries(cid, phones),
+        "customer_social_profiles": _entries(cid, _embedded(record, "social_profiles") or []),
+        "customer_websites": _entries(cid, _embedded(record, "websites") or []),
+        "customer_fields": [
+            {
+                "customer_id": cid,
+                "field_id": f.get("id"),
+                "name": f.get("name"),
+                "value": _text(f.get("value")),
+                "text": f.get("text"),
+            }
+            for f in record.get("customerFields") or []
+        ],
+    }
+    return rows
+
+
+def _entries(customer_id: int, entries: Iterable[dict]) -> list[dict[str, Any]]:
+    return [
+        {
+            "customer_id": customer_id,
+            "position": position,
+            "value": entry.get("value"),
+            "type": entry.get("type"),
+        }
+        for position, entry in enumerate(entries)
+    ]
+
+
+def flat_row(record: dict, **extra: Any) -> dict[str, Any]:
+    """Users, mailboxes, folders, custom fields, tags: scalar fields snake_cased, JSON kept."""
+    row: dict[str, Any] = {"id": record["id"], **extra}
+    for key, value in record.items():
+        if key in ("id", "_embedded", "_links"):
+            continue
+        column = snake(key)
+        if key.endswith("At"):
+            row[column] = timestamp(value)
+        elif isinstance(value, dict | list):
+            row[column] = as_json(value)
+        else:
+            row[column] = value
+    row["deleted_at"] = None
+    row["raw_json"] = as_json(record)
+    return row

@@ -1,0 +1,214 @@
+"""Extract: API pages -> mirror rows, one transaction per page, cursor written with the rows.
+
+Incremental resources (customers, conversations) are walked in `updatedAt` order with a keyset
+on `updatedSince` (see `client.iter_pages`), starting one second before the stored cursor so
+records sharing the cursor's second are read again rather than missed; upserts make the
+re-read harmless. Small resources are read whole on every run.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from etl import mirror, records
+from etl.client import Client, iter_pages, one_second_before
+from etl.errors import EtlError
+from etl.resources import ALL, Resource, with_timelogs
+
+CHILDREN = {
+    "conversations": [
+        "threads",
+        "attachments",
+        "conversation_tags",
+        "conversation_custom_fields",
+    ],
+    "customers": [
+        "customer_emails",
+        "customer_phones",
+        "customer_social_profiles",
+        "customer_websites",
+        "customer_fields",
+    ],
+}
+
+
+@dataclass
+class SyncOptions:
+    full: bool = False
+    timelogs: bool = False
+    page_size: int = 100
+    resources: tuple[str, ...] = ()  # empty: all
+
+
+@dataclass
+class SyncResult:
+    run_id: int
+    counts: dict[str, int] = field(default_factory=dict)
+    deleted: dict[str, int] = field(default_factory=dict)
+    requests: int = 0
+    status: str = "running"
+
+
+# A progress reporter: (resource name, total or None) -> object with update(n) and close().
+ProgressFactory = Callable[[str, int | None], object]
+
+
+class _NoProgress:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_total(self, total: int | None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def no_progress(name: str, total: int | None = None) -> _NoProgress:
+    return _NoProgress()
+
+
+def rows_for(resource: Resource, record: dict, mailbox_id: int | None = None):
+    """The mirror rows of one API record of this resource."""
+    if resource.name == "conversations":
+        return records.conversation_rows(record)
+    if resource.name == "customers":
+        return records.customer_rows(record)
+    extra = {"mailbox_id": mailbox_id} if resource.per_mailbox else {}
+    return {resource.name: [records.flat_row(record, **extra)]}
+
+
+def merge(batches: Iterable[dict[str, list[dict]]]) -> dict[str, list[dict]]:
+    merged: dict[str, list[dict]] = {}
+    for batch in batches:
+        for table, rows in batch.items():
+            merged.setdefault(table, []).extend(rows)
+    return merged
+
+
+def sync(
+    client: Client,
+    conn: sqlite3.Connection,
+    options: SyncOptions | None = None,
+    progress: ProgressFactory = no_progress,
+    command: str = "sync",
+) -> SyncResult:
+    """Mirror every resource. Records the run; re-raises failures after recording them."""
+    options = options or SyncOptions()
+    selected = [r for r in ALL if not options.resources or r.name in options.resources]
+    result = SyncResult(run_id=mirror.start_run(conn, command, options.full))
+    first_request = client.requests_made
+    errors: list[str] = []
+    try:
+        for resource in selected:
+            if resource.name == "conversations" and options.timelogs:
+                resource = with_timelogs(resource)
+            if resource.incremental:
+                _sync_incremental(client, conn, resource, options, progress, result)
+            else:
+                _sync_whole(client, conn, resource, options, progress, result)
+        result.status = "completed"
+    except KeyboardInterrupt:
+        result.status = "interrupted"
+        errors.append("interrupted")
+        raise
+    except EtlError as exc:
+        result.status = "failed"
+        errors.append(str(exc))
+        raise
+    except Exception as exc:
+        result.status = "failed"
+        errors.append(f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        result.requests = client.requests_made - first_request
+        counts = dict(result.counts)
+        counts.update({f"{k}_deleted": v for k, v in result.deleted.items()})
+        mirror.finish_run(conn, result.run_id, result.status, counts, result.requests, errors)
+    return result
+
+
+def _sync_whole(client, conn, resource: Resource, options, progress, result: SyncResult) -> None:
+    """Read a small resource completely; rows missing at the source get `deleted_at`."""
+    synced_at = mirror.now_text()
+    if resource.per_mailbox:
+        scopes = [row[0] for row in conn.execute("SELECT id FROM mailboxes ORDER BY id")]
+    else:
+        scopes = [None]
+    bar = progress(resource.name, None)
+    batches = []
+    try:
+        for mailbox_id in scopes:
+            pages = iter_pages(
+                client,
+                resource.path_for(mailbox_id),
+                resource.key,
+                resource.params,
+                page_size=options.page_size,
+            )
+            for page in pages:
+                batches.extend(rows_for(resource, r, mailbox_id) for r in page.items)
+                bar.update(len(page.items))
+    finally:
+        bar.close()
+    rows = merge(batches).get(resource.name, [])
+    with conn:
+        mirror.upsert(conn, resource.name, rows)
+        where = ""
+        if resource.per_mailbox and scopes:
+            where = f"AND mailbox_id IN ({', '.join(str(int(m)) for m in scopes)})"
+        gone = mirror.mark_deleted(conn, resource.name, {r["id"] for r in rows}, synced_at, where)
+    result.counts[resource.name] = len(rows)
+    if gone:
+        result.deleted[resource.name] = len(gone)
+
+
+def _sync_incremental(
+    client, conn, resource: Resource, options, progress, result: SyncResult
+) -> None:
+    """Keyset-walk a resource from its cursor, committing rows and cursor per page."""
+    started_at = mirror.now_text()
+    cursor = None if options.full else mirror.get_cursor(conn, resource.name)
+    params = dict(resource.params)
+    if cursor:
+        params[resource.since_param] = one_second_before(cursor)
+    children = list(CHILDREN.get(resource.name, []))
+    if "timelogs" in params.get("embed", ""):
+        children.append("timelogs")
+    seen: set[int] = set()
+    written = 0
+    bar = progress(resource.name, None)
+    try:
+        pages = iter_pages(
+            client,
+            resource.path,
+            resource.key,
+            params,
+            page_size=options.page_size,
+            keyset=(resource.cursor_field, resource.since_param),
+        )
+        for page in pages:
+            if page.request_number == 1:
+                bar.set_total(page.total)
+            if not page.items:
+                continue
+            rows = merge(rows_for(resource, r) for r in page.items)
+            newest = max(r["updated_at"] or "" for r in rows[resource.name]) or None
+            with conn:
+                mirror.save_records(conn, resource.name, rows, children)
+                mirror.set_cursor(conn, resource.name, newest)
+            seen.update(r["id"] for r in page.items)
+            written += len(page.items)
+            bar.update(len(page.items))
+    finally:
+        bar.close()
+    result.counts[resource.name] = written
+    if options.full:
+        # A completed full scan saw every record that exists; the rest were deleted at the
+        # source. Keep them, marked, because a backup keeps what the source lost.
+        with conn:
+            gone = mirror.mark_deleted(conn, resource.name, seen, started_at)
+        if gone:
+            result.deleted[resource.name] = len(gone)
