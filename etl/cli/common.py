@@ -1,0 +1,66 @@
+"""Options shared by commands, and the small helpers that turn settings into library objects."""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+from etl.client import Client, insecure_url_warning
+
+DEFAULT_DB = "smarticks.db"
+
+
+def connection_options(func):
+    """--url / --api-key with their SMARTICKS_* variables; a flag wins over the variable."""
+
+    @click.option(
+        "--url", envvar="SMARTICKS_URL", metavar="URL", help="API base URL [env SMARTICKS_URL]"
+    )
+    @click.option(
+        "--api-key",
+        envvar="SMARTICKS_API_KEY",
+        metavar="KEY",
+        help="API key [env SMARTICKS_API_KEY]",
+    )
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def db_option(func):
+    return click.option(
+        "--db",
+        envvar="SMARTICKS_DB",
+        default=DEFAULT_DB,
+        show_default=True,
+        metavar="PATH",
+        help="Mirror database [env SMARTICKS_DB]",
+    )(func)
+
+
+def quiet_option(func):
+    return click.option(
+        "--quiet", "-q", is_flag=True, help="No progress or summary; errors only (for cron)."
+    )(func)
+
+
+def make_client(url: str | None, api_key: str | None, **kwargs) -> Client:
+    """A client for the given settings, warning on stderr if the key would travel unencrypted."""
+    client = Client(url or "", api_key or "", **kwargs)
+    warning = insecure_url_warning(client.url)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+    return client
+
+
+def say(quiet: bool, message: str = "") -> None:
+    if not quiet:
+        click.echo(message)
+
+
+def stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()

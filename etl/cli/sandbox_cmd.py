@@ -1,0 +1,74 @@
+"""`etl sandbox` (a local Smarticks server) and `etl demo` (sync it into a fresh mirror)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from etl import mirror
+from etl.cli.common import make_client, quiet_option, say
+from etl.cli.sync_cmd import run_sync, summary_lines
+from etl.sync import SyncOptions
+
+
+@click.command("sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8025, show_default=True, help="0 picks a free port.")
+@click.option("--api-key", default="sandbox-key", show_default=True)
+@click.option("--seed", default=1, show_default=True, help="Same seed, same data.")
+@click.option("--conversations", default=200, show_default=True)
+@click.option("--customers", type=int, default=None, help="Default: 40% of conversations.")
+@click.option("--empty", is_flag=True, help="Only mailboxes, users and field definitions.")
+@click.option("--latency", default=0.0, help="Seconds added to every request.")
+@click.option("--error-rate", default=0.0, help="Share of requests answered 5xx.")
+@click.option("--rate-limit-every", default=0, help="Answer every Nth request 429.")
+@click.option("--drop-rate", default=0.0, help="Share of requests whose connection is dropped.")
+def sandbox_command(**options):
+    """Serve a local Smarticks API with realistic seeded data, until Ctrl-C.
+
+    \b
+    Example:
+      etl sandbox --port 8025 --conversations 1000
+      SMARTICKS_URL=http://127.0.0.1:8025 SMARTICKS_API_KEY=sandbox-key etl sync
+    """
+    from etl.sandbox import serve_forever
+
+    serve_forever(**options)
+
+
+@click.command("demo")
+@click.option("--db", default="smarticks-demo.db", show_default=True, help="Fresh mirror path.")
+@click.option("--conversations", default=500, show_default=True)
+@quiet_option
+def demo_command(db, conversations, quiet):
+    """Start the sandbox, mirror it into a fresh SQLite file and show what was mirrored.
+
+    \b
+    Example:
+      etl demo && sqlite3 smarticks-demo.db "select status, count(*) from conversations group by 1"
+    """
+    from etl.sandbox import Sandbox
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(db + suffix).unlink(missing_ok=True)
+    say(quiet, f"Starting the sandbox with {conversations} conversations ...")
+    with Sandbox(seed=1, conversations=conversations) as sandbox:
+        say(quiet, f"Sandbox at {sandbox.url}")
+        client = make_client(sandbox.url, sandbox.api_key)
+        started = time.monotonic()
+        result = run_sync(client, db, SyncOptions(timelogs=True), quiet, command="demo")
+        seconds = time.monotonic() - started
+    say(quiet, f"\nMirrored the sandbox into {Path(db).resolve()}")
+    for line in summary_lines(result, seconds):
+        say(quiet, "  " + line)
+    database = mirror.open_mirror(db)
+    by_status = database.conn.execute(
+        "SELECT status, count(*) FROM conversations GROUP BY status ORDER BY status"
+    ).fetchall()
+    say(quiet, "  conversations by status: " + ", ".join(f"{s} {n}" for s, n in by_status))
+    say(quiet, f"\nLook around:  etl status --db {db}")
+
+
+COMMANDS = [sandbox_command, demo_command]
