@@ -1,0 +1,48 @@
+"""Unit tests of the client's pure helpers."""
+
+import random
+from datetime import UTC, datetime
+
+from etl.client import (
+    Client,
+    RetryPolicy,
+    insecure_url_warning,
+    parse_retry_after,
+    parse_timestamp,
+)
+
+
+def test_retry_after_in_seconds_and_as_http_date():
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after("Thu, 01 Jan 2026 12:00:30 GMT", now=now) == 30.0
+    assert parse_retry_after("Thu, 01 Jan 2026 11:00:00 GMT", now=now) == 0.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+
+
+def test_backoff_grows_exponentially_within_the_cap():
+    policy = RetryPolicy(base_delay=1, max_delay=10)
+    rng = random.Random(1)
+    samples = [max(policy.backoff(5, rng) for _ in range(200))]
+    assert all(s <= 10 for s in samples)
+    assert max(policy.backoff(1, rng) for _ in range(200)) <= 1
+
+
+def test_plain_http_warning_only_off_loopback():
+    assert insecure_url_warning("http://127.0.0.1:8000") is None
+    assert insecure_url_warning("http://localhost:8000") is None
+    assert insecure_url_warning("http://[::1]:8000") is None
+    assert insecure_url_warning("https://help.example.org") is None
+    assert "unencrypted" in insecure_url_warning("http://help.example.org")
+
+
+def test_dash_timestamps_from_users_endpoint_parse():
+    assert parse_timestamp("2021-04-21T13-24-01Z") == datetime(2021, 4, 21, 13, 24, 1, tzinfo=UTC)
+    assert parse_timestamp("2021-04-21T13:24:01Z") == datetime(2021, 4, 21, 13, 24, 1, tzinfo=UTC)
+
+
+def test_the_key_is_not_in_the_clients_repr():
+    client = Client("http://127.0.0.1:1", "s3cret-key")
+    assert "s3cret-key" not in repr(client)
+    assert client.session.headers["X-Smarticks-API-Key"] == "s3cret-key"

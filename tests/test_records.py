@@ -1,0 +1,90 @@
+"""Unit tests: API records become the mirror's rows (snake_case columns, raw JSON kept)."""
+
+import json
+
+from etl import mirror, records
+
+CONVERSATION = {
+    "id": 1,
+    "number": 3,
+    "threads": 2,
+    "type": "email",
+    "folderId": 11,
+    "status": "closed",
+    "state": "published",
+    "subject": "Refund",
+    "mailboxId": 15,
+    "assignee": {"id": 9, "type": "user", "email": "johndoe@example.org"},
+    "createdBy": {"id": 11, "type": "customer", "email": "customer@example.org"},
+    "createdAt": "2020-03-15T22:46:22Z",
+    "updatedAt": "2020-03-15T22:46:22Z",
+    "closedBy": 14,
+    "closedAt": "2020-03-16T14:07:23Z",
+    "customerWaitingSince": {"time": "2020-07-24T20:18:33Z", "latestReplyFrom": "customer"},
+    "cc": ["fox@example.org"],
+    "customer": {"id": 91, "email": "rodney@example.org"},
+    "customFields": [{"id": 23, "name": "Currency", "value": "1", "text": "USD"}],
+    "_embedded": {
+        "threads": [
+            {
+                "id": 18,
+                "type": "message",
+                "body": "newer",
+                "createdAt": "2020-03-16T10:00:00Z",
+                "createdBy": {"id": 9, "type": "user", "email": "johndoe@example.org"},
+            },
+            {
+                "id": 17,
+                "type": "customer",
+                "body": "older",
+                "createdAt": "2020-03-15T22:46:22Z",
+                "customer": {"id": 91, "email": "rodney@example.org"},
+                "_embedded": {"attachments": [{"id": 71, "fileName": "a.pdf", "size": 2331}]},
+            },
+        ],
+        "tags": [{"id": 57, "name": "overdue"}],
+    },
+}
+
+
+def test_conversation_rows_flatten_and_keep_the_original():
+    rows = records.conversation_rows(CONVERSATION)
+    conv = rows["conversations"][0]
+    assert conv["assignee_id"] == 9 and conv["customer_email"] == "rodney@example.org"
+    assert conv["threads_count"] == 2 and conv["customer_waiting_since"] == "2020-07-24T20:18:33Z"
+    assert json.loads(conv["cc"]) == ["fox@example.org"]
+    assert json.loads(conv["raw_json"])["subject"] == "Refund"
+    assert "threads" not in json.loads(conv["raw_json"])["_embedded"]
+    # newest-first threads get positions counted from the oldest
+    assert [(t["id"], t["position"]) for t in rows["threads"]] == [(17, 0), (18, 1)]
+    assert rows["attachments"][0]["thread_id"] == 17
+    assert rows["conversation_tags"] == [{"conversation_id": 1, "tag_id": 57, "name": "overdue"}]
+    assert rows["conversation_custom_fields"][0]["text"] == "USD"
+
+
+def test_dash_timestamps_are_normalised():
+    row = records.flat_row({"id": 1, "createdAt": "2018-08-09T10-08-53Z", "firstName": "J"})
+    assert row["created_at"] == "2018-08-09T10:08:53Z" and row["first_name"] == "J"
+
+
+def test_saving_twice_changes_nothing_and_replaces_children():
+    db = mirror.open_mirror(":memory:")
+    rows = records.conversation_rows(CONVERSATION)
+    children = ["threads", "attachments", "conversation_tags", "conversation_custom_fields"]
+    with db.conn:
+        mirror.save_records(db.conn, "conversations", rows, children)
+    first = {t: list(db[t].rows) for t in ["conversations", *children]}
+    with db.conn:
+        mirror.save_records(db.conn, "conversations", rows, children)
+    assert {t: list(db[t].rows) for t in ["conversations", *children]} == first
+    untagged = dict(CONVERSATION, _embedded=dict(CONVERSATION["_embedded"], tags=[]))
+    with db.conn:
+        mirror.save_records(db.conn, "conversations", records.conversation_rows(untagged), children)
+    assert db["conversation_tags"].count == 0
+
+
+def test_cursor_never_moves_backwards():
+    db = mirror.open_mirror(":memory:")
+    mirror.set_cursor(db.conn, "conversations", "2024-01-02T00:00:00Z")
+    mirror.set_cursor(db.conn, "conversations", "2024-01-01T00:00:00Z")
+    assert mirror.get_cursor(db.conn, "conversations") == "2024-01-02T00:00:00Z"
