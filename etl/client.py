@@ -320,6 +320,7 @@ def iter_pages(
     *,
     page_size: int = 100,
     keyset: tuple[str, str] | None = None,
+    stop_before: str | None = None,
     max_requests: int = 1_000_000,
 ) -> Iterator[Page]:
     """Yield every page of a list endpoint; the one paging loop for all of them.
@@ -330,6 +331,9 @@ def iter_pages(
     or vanish mid-sync: a changed record moves to the end, where the walk still reaches it.
     Records already yielded at the boundary second are dropped; when a whole page shares one
     second the walk steps page numbers inside that second until it gets past it.
+
+    `stop_before` (keyset only) ends the walk at the first record stamped at or after it: the
+    sync splits one list into segments read in parallel that way.
 
     Guards: a page identical to the previous one, or a walk that stops advancing, raises
     PagingError instead of looping forever.
@@ -356,13 +360,17 @@ def iter_pages(
             raise PagingError(path, f"the server returned the same page twice (page {page_number})")
         previous_ids = ids
         fresh = []
+        reached_end = False
         for record in records:
+            if stop_before is not None and record[field_name] >= stop_before:
+                reached_end = True
+                break
             mark = (record.get("id"), record.get(field_name) if field_name else None)
             if mark not in seen:
                 seen[mark] = None
                 fresh.append(record)
         yield Page(fresh, total, request_number)
-        if len(records) < page_size:
+        if len(records) < page_size or reached_end:
             return
         if field_name is None:
             total_pages = info.get("totalPages")

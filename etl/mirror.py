@@ -357,13 +357,31 @@ def save_records(
     parent_table: str,
     rows: dict[str, list[dict]],
     child_tables: Iterable[str],
-) -> None:
-    """Write one batch of parent rows and replace their children. The caller owns the commit."""
-    parents = rows.get(parent_table, [])
+) -> int:
+    """Write one batch of parent rows and replace their children. The caller owns the commit.
+
+    A row older (by `updated_at`) than the one already mirrored is skipped with its children:
+    pages read in parallel can arrive out of order, and a record must never go back in time.
+    Returns how many parent rows were written.
+    """
+    parents = newer_only(conn, parent_table, rows.get(parent_table, []))
     upsert(conn, parent_table, parents)
-    ids = [r["id"] for r in parents]
+    ids = {r["id"] for r in parents}
     for child in child_tables:
-        replace_children(conn, child, ids, rows.get(child, []))
+        parent_key = SCHEMA[child].parent_key
+        children = [r for r in rows.get(child, []) if r[parent_key] in ids]
+        replace_children(conn, child, ids, children)
+    return len(parents)
+
+
+def newer_only(conn: sqlite3.Connection, table_name: str, rows: list[dict]) -> list[dict]:
+    """Drop rows whose `updated_at` is older than the mirrored copy's."""
+    if not rows or "updated_at" not in rows[0]:
+        return rows
+    marks = ", ".join("?" for _ in rows)
+    query = f'SELECT id, updated_at FROM "{table_name}" WHERE id IN ({marks})'
+    mirrored = dict(conn.execute(query, [r["id"] for r in rows]).fetchall())
+    return [r for r in rows if (r["updated_at"] or "") >= (mirrored.get(r["id"]) or "")]
 
 
 def mark_deleted(

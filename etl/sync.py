@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from etl import mirror, records
 from etl.client import Client, iter_pages, one_second_before
 from etl.errors import EtlError
+from etl.parallel import interleave
 from etl.resources import ALL, Resource, with_timelogs
 
 CHILDREN = {
@@ -39,6 +40,7 @@ class SyncOptions:
     full: bool = False
     timelogs: bool = False
     page_size: int = 100
+    workers: int = 4
     resources: tuple[str, ...] = ()  # empty: all
 
 
@@ -165,40 +167,106 @@ def _sync_whole(client, conn, resource: Resource, options, progress, result: Syn
         result.deleted[resource.name] = len(gone)
 
 
+class CursorTracker:
+    """The newest cursor that is safe to store while segments of one list are read in parallel.
+
+    Segment j covers records stamped from `starts[j]` up to `starts[j + 1]`. Everything before
+    the first unfinished segment is mirrored, and inside it everything before its progress.
+    """
+
+    def __init__(self, starts: list[str | None]):
+        self.starts = starts
+        self.progress: list[str | None] = [None] * len(starts)
+        self.done = [False] * len(starts)
+
+    def advance(self, segment: int, newest: str | None) -> None:
+        if newest and (self.progress[segment] or "") < newest:
+            self.progress[segment] = newest
+
+    def finish(self, segment: int) -> None:
+        self.done[segment] = True
+
+    def safe_cursor(self) -> str | None:
+        for start, progress, done in zip(self.starts, self.progress, self.done, strict=True):
+            if not done:
+                return progress or start
+        return max((p for p in self.progress if p), default=None)
+
+
+def plan_segments(
+    client: Client, resource: Resource, params: dict, since: str | None, options: SyncOptions
+) -> tuple[list[tuple[str | None, str | None]], int | None]:
+    """Split the list into up to `workers` segments at sampled `updatedAt` boundaries.
+
+    Returns [(since, stop_before), ...] and the server's total. Boundaries only need to be
+    ordered, not exact: each segment is its own keyset walk, so records moving mid-sync cannot
+    fall between segments.
+    """
+    query = {**params, "page": 1, "pageSize": 1}
+    if since:
+        query[resource.since_param] = since
+    probe = client.get(resource.path, query) or {}
+    total = (probe.get("page") or {}).get("totalElements")
+    if options.workers <= 1 or not total or total < options.page_size * options.workers * 2:
+        return [(since, None)], total
+    bounds: list[str] = []
+    for j in range(1, options.workers):
+        sample = client.get(resource.path, {**query, "page": j * total // options.workers + 1})
+        items = ((sample or {}).get("_embedded") or {}).get(resource.key) or []
+        if items and (not bounds or items[0][resource.cursor_field] > bounds[-1]):
+            bounds.append(items[0][resource.cursor_field])
+    starts = [since, *(one_second_before(b) for b in bounds)]
+    return list(zip(starts, [*bounds, None], strict=True)), total
+
+
 def _sync_incremental(
     client, conn, resource: Resource, options, progress, result: SyncResult
 ) -> None:
     """Keyset-walk a resource from its cursor, committing rows and cursor per page."""
     started_at = mirror.now_text()
     cursor = None if options.full else mirror.get_cursor(conn, resource.name)
+    since = one_second_before(cursor) if cursor else None
     params = dict(resource.params)
-    if cursor:
-        params[resource.since_param] = one_second_before(cursor)
     children = list(CHILDREN.get(resource.name, []))
     if "timelogs" in params.get("embed", ""):
         children.append("timelogs")
-    seen: set[int] = set()
-    written = 0
     bar = progress(resource.name, None)
-    try:
-        pages = iter_pages(
+    segments, total = plan_segments(client, resource, params, since, options)
+    bar.set_total(total)
+    # A segment's first record is at or after its boundary, so the tracker starts each segment
+    # (after the first) at the boundary itself.
+    tracker = CursorTracker([cursor if since else None, *(stop for _, stop in segments[:-1])])
+
+    def walker(segment_since: str | None, stop_before: str | None):
+        query = dict(params)
+        if segment_since:
+            query[resource.since_param] = segment_since
+        return lambda: iter_pages(
             client,
             resource.path,
             resource.key,
-            params,
+            query,
             page_size=options.page_size,
             keyset=(resource.cursor_field, resource.since_param),
+            stop_before=stop_before,
         )
-        for page in pages:
-            if page.request_number == 1:
-                bar.set_total(page.total)
+
+    seen: set[int] = set()
+    written = 0
+    try:
+        for segment, page in interleave([walker(a, b) for a, b in segments]):
+            if page is None:
+                tracker.finish(segment)
+                with conn:
+                    mirror.set_cursor(conn, resource.name, tracker.safe_cursor())
+                continue
             if not page.items:
                 continue
             rows = merge(rows_for(resource, r) for r in page.items)
-            newest = max(r["updated_at"] or "" for r in rows[resource.name]) or None
+            tracker.advance(segment, max(r["updated_at"] or "" for r in rows[resource.name]))
             with conn:
                 mirror.save_records(conn, resource.name, rows, children)
-                mirror.set_cursor(conn, resource.name, newest)
+                mirror.set_cursor(conn, resource.name, tracker.safe_cursor())
             seen.update(r["id"] for r in page.items)
             written += len(page.items)
             bar.update(len(page.items))
