@@ -1,0 +1,50 @@
+"""Unit tests of the sync's pure pieces: the cursor tracker and the page interleaver."""
+
+import threading
+
+import pytest
+
+from etl.parallel import interleave
+from etl.sync import CursorTracker
+
+
+def test_cursor_stays_at_the_first_unfinished_segment():
+    tracker = CursorTracker([None, "2024-01-05T00:00:00Z", "2024-01-09T00:00:00Z"])
+    assert tracker.safe_cursor() is None
+    tracker.advance(2, "2024-01-10T00:00:00Z")
+    tracker.advance(0, "2024-01-02T00:00:00Z")
+    assert tracker.safe_cursor() == "2024-01-02T00:00:00Z"
+    tracker.finish(0)
+    assert tracker.safe_cursor() == "2024-01-05T00:00:00Z"  # segment 1 has not read anything
+    tracker.finish(1)
+    assert tracker.safe_cursor() == "2024-01-10T00:00:00Z"
+    tracker.finish(2)
+    assert tracker.safe_cursor() == "2024-01-10T00:00:00Z"
+
+
+def test_interleave_yields_every_item_and_an_end_marker_per_source():
+    sources = [lambda n=n: iter(range(n * 10, n * 10 + 5)) for n in range(3)]
+    got = list(interleave(sources))
+    items = sorted(item for _, item in got if item is not None)
+    assert items == sorted(x for n in range(3) for x in range(n * 10, n * 10 + 5))
+    assert sorted(i for i, item in got if item is None) == [0, 1, 2]
+
+
+def test_interleave_reraises_a_fetchers_error_and_stops_the_others():
+    stopped = threading.Event()
+
+    def endless():
+        try:
+            while True:
+                yield 1
+        finally:
+            stopped.set()
+
+    def failing():
+        yield 1
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        for _ in interleave([endless, failing]):
+            pass
+    assert stopped.wait(5)
