@@ -45,8 +45,11 @@ def summary_lines(result, seconds: float) -> list[str]:
     help="Sync only these resources (repeatable).",
 )
 @click.option("--page-size", default=100, show_default=True, type=click.IntRange(1, 1000))
+@click.option(
+    "--workers", default=4, show_default=True, type=click.IntRange(1, 16), help="Parallel requests."
+)
 @quiet_option
-def sync_command(url, api_key, db, full, timelogs, only, page_size, quiet):
+def sync_command(url, api_key, db, full, timelogs, only, page_size, workers, quiet):
     """Mirror the helpdesk into SQLite, fetching only what changed since the last run.
 
     \b
@@ -56,7 +59,9 @@ def sync_command(url, api_key, db, full, timelogs, only, page_size, quiet):
       etl sync --full                    # rescan, detect deletions
     """
     client = make_client(url, api_key)
-    options = SyncOptions(full=full, timelogs=timelogs, page_size=page_size, resources=only)
+    options = SyncOptions(
+        full=full, timelogs=timelogs, page_size=page_size, workers=workers, resources=only
+    )
     started = time.monotonic()
     result = run_sync(client, db, options, quiet)
     say(quiet, f"Synced {client.url} into {db}")
