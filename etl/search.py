@@ -1,0 +1,251 @@
+"""Full-text search over the mirror: conversation subjects, thread text, customer names and emails.
+
+One FTS5 table, `search_index`, holds a document per conversation (its subject), per thread
+(its body as plain text) and per customer (name and every email). Triggers on the mirror's
+tables keep it current through every write a sync makes: upserts fire UPDATE triggers, and a
+re-synced conversation's threads are deleted and inserted again. A document's rowid encodes
+what it is, `id * 4 + kind`, so a hit leads back to its row without a lookup table.
+
+Thread bodies are HTML; the triggers index their text through `etl_html_text_v1`, a function
+the schema hook registers on every connection `mirror.open_mirror` makes. A writer that opens
+the database some other way cannot change `threads` ("no such function"): open it with
+`open_mirror`. Readers (datasette, sqlite3, a snapshot) need nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from typing import Any
+
+import sqlite_utils
+
+from etl.errors import EtlError
+from etl.htmltext import html_to_text
+
+INDEX = "search_index"
+# The version is part of the function name, so changing how text is extracted changes the
+# trigger SQL, and the next open rebuilds the index with the new extraction.
+TEXT_FUNCTION = "etl_html_text_v1"
+CONVERSATION, THREAD, CUSTOMER = 1, 2, 3
+
+
+def thread_text_sql(alias: str) -> str:
+    """SQL for a thread's plain-text body, read back from the index (for the sheet views)."""
+    return f"(SELECT s.body FROM {INDEX} s WHERE s.rowid = {alias}.id * 4 + {THREAD})"
+
+
+def _doc(kind: int, name: str, ref: str, title: str, body: str) -> str:
+    return (
+        f"DELETE FROM {INDEX} WHERE rowid = {ref} * 4 + {kind};\n"
+        f"  INSERT INTO {INDEX} (rowid, kind, ref_id, title, body) "
+        f"VALUES ({ref} * 4 + {kind}, '{name}', {ref}, {title}, {body});"
+    )
+
+
+def _drop(kind: int, ref: str) -> str:
+    return f"DELETE FROM {INDEX} WHERE rowid = {ref} * 4 + {kind};"
+
+
+def _customer_doc(ref: str) -> str:
+    return (
+        f"DELETE FROM {INDEX} WHERE rowid = {ref} * 4 + {CUSTOMER};\n"
+        f"  INSERT INTO {INDEX} (rowid, kind, ref_id, title, body)\n"
+        f"  SELECT cu.id * 4 + {CUSTOMER}, 'customer', cu.id, "
+        "trim(coalesce(cu.first_name, '') || ' ' || coalesce(cu.last_name, '')), "
+        "trim(coalesce(cu.email, '') || ' ' || coalesce((SELECT group_concat(e.value, ' ') "
+        "FROM customer_emails e WHERE e.customer_id = cu.id), ''))\n"
+        f"  FROM customers cu WHERE cu.id = {ref};"
+    )
+
+
+def _trigger(name: str, when: str, body: str) -> tuple[str, str]:
+    return name, f"CREATE TRIGGER {name} {when}\nBEGIN\n  {body}\nEND"
+
+
+TABLE_SQL = (
+    f"CREATE VIRTUAL TABLE {INDEX} USING fts5("
+    "kind UNINDEXED, ref_id UNINDEXED, title, body, tokenize = 'unicode61 remove_diacritics 2')"
+)
+_conversation = _doc(CONVERSATION, "conversation", "new.id", "new.subject", "NULL")
+_thread = _doc(THREAD, "thread", "new.id", "NULL", f"{TEXT_FUNCTION}(new.body)")
+TRIGGERS = dict(
+    (
+        _trigger("search_conversation_insert", "AFTER INSERT ON conversations", _conversation),
+        _trigger(
+            "search_conversation_update",
+            "AFTER UPDATE OF subject ON conversations WHEN old.subject IS NOT new.subject",
+            _conversation,
+        ),
+        _trigger(
+            "search_conversation_delete",
+            "AFTER DELETE ON conversations",
+            _drop(CONVERSATION, "old.id"),
+        ),
+        _trigger("search_thread_insert", "AFTER INSERT ON threads", _thread),
+        _trigger(
+            "search_thread_update",
+            "AFTER UPDATE OF body ON threads WHEN old.body IS NOT new.body",
+            _thread,
+        ),
+        _trigger("search_thread_delete", "AFTER DELETE ON threads", _drop(THREAD, "old.id")),
+        _trigger("search_customer_insert", "AFTER INSERT ON customers", _customer_doc("new.id")),
+        _trigger(
+            "search_customer_update",
+            "AFTER UPDATE OF first_name, last_name, email ON customers",
+            _customer_doc("new.id"),
+        ),
+        _trigger("search_customer_delete", "AFTER DELETE ON customers", _drop(CUSTOMER, "old.id")),
+        _trigger(
+            "search_email_insert",
+            "AFTER INSERT ON customer_emails",
+            _customer_doc("new.customer_id"),
+        ),
+        _trigger(
+            "search_email_update",
+            "AFTER UPDATE ON customer_emails",
+            _customer_doc("new.customer_id"),
+        ),
+        _trigger(
+            "search_email_delete",
+            "AFTER DELETE ON customer_emails",
+            _customer_doc("old.customer_id"),
+        ),
+    )
+)
+
+REBUILD = (
+    f"DELETE FROM {INDEX}",
+    f"INSERT INTO {INDEX} (rowid, kind, ref_id, title, body) "
+    f"SELECT id * 4 + {CONVERSATION}, 'conversation', id, subject, NULL FROM conversations",
+    f"INSERT INTO {INDEX} (rowid, kind, ref_id, title, body) "
+    f"SELECT id * 4 + {THREAD}, 'thread', id, NULL, {TEXT_FUNCTION}(body) FROM threads",
+    f"INSERT INTO {INDEX} (rowid, kind, ref_id, title, body) "
+    f"SELECT cu.id * 4 + {CUSTOMER}, 'customer', cu.id, "
+    "trim(coalesce(cu.first_name, '') || ' ' || coalesce(cu.last_name, '')), "
+    "trim(coalesce(cu.email, '') || ' ' || coalesce((SELECT group_concat(e.value, ' ') "
+    "FROM customer_emails e WHERE e.customer_id = cu.id), '')) FROM customers cu",
+)
+
+
+def register_functions(conn: sqlite3.Connection) -> None:
+    conn.create_function(TEXT_FUNCTION, 1, html_to_text, deterministic=True)
+
+
+def _current(conn: sqlite3.Connection) -> dict[str, str]:
+    rows = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE (type = 'trigger' AND name LIKE 'search\\_%' "
+        "ESCAPE '\\') OR name = ?",
+        (INDEX,),
+    )
+    return dict(rows)
+
+
+def install(db: sqlite_utils.Database) -> bool:
+    """Schema hook: register the text function; create (and fill) the index if missing or stale.
+
+    Returns True when the index was (re)built. Building reads every thread once, inside one
+    transaction, so a mirror that already holds rows is searchable as soon as it opens.
+    """
+    conn = db.conn
+    register_functions(conn)
+    wanted = {INDEX: TABLE_SQL, **TRIGGERS}
+    if _current(conn) == wanted:
+        return False
+    conn.execute("SAVEPOINT etl_search_install")
+    try:
+        for name in _current(conn):
+            kind = "TABLE" if name == INDEX else "TRIGGER"
+            conn.execute(f"DROP {kind} IF EXISTS {name}")
+        conn.execute(TABLE_SQL)
+        for sql in TRIGGERS.values():
+            conn.execute(sql)
+        rebuild(conn)
+    except BaseException:
+        conn.execute("ROLLBACK TO etl_search_install")
+        conn.execute("RELEASE etl_search_install")
+        raise
+    conn.execute("RELEASE etl_search_install")
+    return True
+
+
+def rebuild(conn: sqlite3.Connection) -> None:
+    """Refill the index from the mirror's rows (the caller owns the transaction)."""
+    for sql in REBUILD:
+        conn.execute(sql)
+
+
+# -- queries ----------------------------------------------------------------------------------
+
+_TERM = re.compile(r'"([^"]*)"?|(\S+)')
+_WORD = re.compile(r"\w", re.UNICODE)
+
+
+def fts_terms(query: str) -> list[str]:
+    """Each word or "quoted phrase" of a query as an FTS5 phrase; a trailing * matches prefixes.
+
+    Quoting every term means punctuation (emails, `refund-policy`, `C++`) is searched as words
+    rather than parsed as FTS5 syntax, so no query can be a syntax error.
+    """
+    terms = []
+    for phrase, word in _TERM.findall(query):
+        text = phrase if phrase else word
+        prefix = text.endswith("*") and not phrase
+        text = text.rstrip("*") if prefix else text
+        if not _WORD.search(text):
+            continue
+        fts = '"' + text.replace('"', '""') + '"'
+        terms.append(f"{fts} *" if prefix else fts)
+    return terms
+
+
+def search(
+    conn: sqlite3.Connection, query: str, limit: int = 50, include_deleted: bool = False
+) -> list[dict[str, Any]]:
+    """Conversations where every term appears in the subject, a thread, or the customer.
+
+    Terms may match different documents of the same conversation (subject and a reply).
+    Best matches first (BM25), newest first among equals.
+    """
+    terms = fts_terms(query)
+    if not terms:
+        raise EtlError(f"nothing to search for in {query!r}: give at least one word")
+    hits = "\n    UNION ALL\n    ".join(
+        f"SELECT {i} AS term, rowid, rank FROM {INDEX} WHERE {INDEX} MATCH ?"
+        for i in range(len(terms))
+    )
+    deleted = "" if include_deleted else "WHERE c.deleted_at IS NULL"
+    sql = f"""
+WITH hits AS (
+    {hits}
+),
+matched AS (
+    SELECT rowid >> 2 AS conversation_id, term, rank FROM hits WHERE rowid % 4 = {CONVERSATION}
+    UNION ALL
+    SELECT t.conversation_id, h.term, h.rank FROM hits h JOIN threads t ON t.id = h.rowid >> 2
+    WHERE h.rowid % 4 = {THREAD}
+    UNION ALL
+    SELECT c.id, h.term, h.rank FROM hits h JOIN conversations c ON c.customer_id = h.rowid >> 2
+    WHERE h.rowid % 4 = {CUSTOMER}
+),
+best AS (
+    SELECT conversation_id, min(rank) AS rank FROM matched
+    GROUP BY conversation_id HAVING count(DISTINCT term) = {len(terms)}
+)
+SELECT c.id, c.number, c.subject,
+    NULLIF(trim(coalesce(cu.first_name, '') || ' ' || coalesce(cu.last_name, '')), '') AS name,
+    COALESCE(c.customer_email, cu.email) AS email,
+    c.status, c.updated_at, c.deleted_at
+FROM best JOIN conversations c ON c.id = best.conversation_id
+LEFT JOIN customers cu ON cu.id = c.customer_id
+{deleted}
+ORDER BY best.rank, c.updated_at DESC, c.id DESC
+LIMIT ?"""
+    cursor = conn.execute(sql, [*terms, limit])
+    names = ["id", "number", "subject", "customer_name", "customer_email", "status"]
+    names += ["updated_at", "deleted_at"]
+    results = [dict(zip(names, row, strict=True)) for row in cursor]
+    if not include_deleted:
+        for row in results:
+            row.pop("deleted_at")
+    return results

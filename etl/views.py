@@ -1,0 +1,354 @@
+"""Spreadsheet-shaped tables: one row per thing a person thinks in, as SQL.
+
+The same `Sheet` definitions become views in the mirror (`conversations_sheet`, ...) for
+datasette and sqlite-utils, and the queries `etl export` streams, so the two cannot drift.
+Custom-field columns depend on the fields defined in the helpdesk, so the SQL is generated;
+the views are refreshed whenever the mirror is opened and its field definitions changed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import sqlite_utils
+
+from etl import mirror, search
+
+INT, TEXT, TIME = "int", "text", "time"
+SHEET_NAMES = ("conversations", "threads", "customers", "users", "mailboxes")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    sql: str
+    kind: str = TEXT  # int | text | time: how typed formats (xlsx, parquet) store it
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """A spreadsheet-shaped query: columns over a base table, plus the columns filters use."""
+
+    name: str
+    columns: tuple[Column, ...]
+    base: str  # FROM clause holding every column a filter names (used for counts too)
+    joins: str  # further LEFT JOINs the display columns need
+    order_by: str
+    filters: dict[str, str] = field(default_factory=dict)  # since|mailbox|status|deleted -> SQL
+
+    @property
+    def view_name(self) -> str:
+        return f"{self.name}_sheet"
+
+    def visible(self, include_deleted: bool) -> tuple[Column, ...]:
+        if include_deleted:
+            return self.columns
+        return tuple(c for c in self.columns if c.name != "deleted_at")
+
+    def select(self, where: Sequence[str] = (), include_deleted: bool = True) -> str:
+        cols = ",\n  ".join(f"{c.sql} AS {quote(c.name)}" for c in self.visible(include_deleted))
+        clause = f"\nWHERE {' AND '.join(where)}" if where else ""
+        return f"SELECT\n  {cols}\nFROM {self.base}\n{self.joins}{clause}\nORDER BY {self.order_by}"
+
+    def count(self, where: Sequence[str] = ()) -> str:
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        return f"SELECT count(*) FROM {self.base}{clause}"
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _name(first: str, last: str) -> str:
+    return f"NULLIF(trim(coalesce({first}, '') || ' ' || coalesce({last}, '')), '')"
+
+
+def _joined(json_text: str) -> str:
+    """A JSON list column (`["a@x", "b@x"]`) as `a@x, b@x`."""
+    return (
+        f"CASE WHEN json_valid({json_text}) AND json_type({json_text}) = 'array' THEN "
+        f"(SELECT group_concat(j.value, ', ') FROM json_each({json_text}) j) "
+        f"ELSE {json_text} END"
+    )
+
+
+def field_label(value_alias: str, field_alias: str) -> str:
+    """A custom field's value as a person reads it: a dropdown's option label, else the value."""
+    v, f = value_alias, field_alias
+    return (
+        f"COALESCE(NULLIF({v}.text, ''), CASE WHEN {f}.type = 'dropdown' "
+        f"AND json_valid({f}.options) AND json_type({f}.options) = 'object' THEN "
+        f"(SELECT o.value FROM json_each({f}.options) o WHERE o.key = {v}.value) END, {v}.value)"
+    )
+
+
+def _pivot_names(pairs: Sequence[tuple[str, int]], taken: set[str]) -> list[tuple[str, list[int]]]:
+    """Group field ids by name (several mailboxes may share one) and give each a free column."""
+    by_name: dict[str, list[int]] = {}
+    for name, field_id in pairs:
+        by_name.setdefault(name or f"field {field_id}", []).append(field_id)
+    out = []
+    used = {t.lower() for t in taken}
+    for name, ids in by_name.items():
+        column = name
+        while column.lower() in used:
+            column = f"{column} (field)"
+        used.add(column.lower())
+        out.append((column, ids))
+    return out
+
+
+def conversation_field_columns(conn: sqlite3.Connection, taken: set[str]) -> list[Column]:
+    pairs = conn.execute(
+        "SELECT name, id FROM custom_fields "
+        "ORDER BY deleted_at IS NOT NULL, sort_order, mailbox_id, id"
+    ).fetchall()
+    columns = []
+    for name, ids in _pivot_names(pairs, taken):
+        id_list = ", ".join(str(int(i)) for i in ids)
+        sql = (
+            f"(SELECT {field_label('v', 'f')} FROM conversation_custom_fields v "
+            f"LEFT JOIN custom_fields f ON f.id = v.field_id "
+            f"WHERE v.conversation_id = c.id AND v.field_id IN ({id_list}) LIMIT 1)"
+        )
+        columns.append(Column(name, sql))
+    return columns
+
+
+def customer_field_columns(conn: sqlite3.Connection, taken: set[str]) -> list[Column]:
+    # Customer fields have no definitions endpoint: their names come from the values seen.
+    pairs = conn.execute(
+        "SELECT name, field_id FROM customer_fields GROUP BY field_id ORDER BY field_id"
+    ).fetchall()
+    columns = []
+    for name, ids in _pivot_names(pairs, taken):
+        id_list = ", ".join(str(int(i)) for i in ids)
+        sql = (
+            "(SELECT COALESCE(NULLIF(v.text, ''), v.value) FROM customer_fields v "
+            f"WHERE v.customer_id = cu.id AND v.field_id IN ({id_list}) LIMIT 1)"
+        )
+        columns.append(Column(name, sql))
+    return columns
+
+
+def _conversations(conn: sqlite3.Connection) -> Sheet:
+    fixed = [
+        Column("id", "c.id", INT),
+        Column("number", "c.number", INT),
+        Column("subject", "c.subject"),
+        Column("status", "c.status"),
+        Column("type", "c.type"),
+        Column("mailbox", "m.name"),
+        Column(
+            "customer_name",
+            _name(
+                "COALESCE(cu.first_name, json_extract(c.raw_json, '$.customer.firstName'))",
+                "COALESCE(cu.last_name, json_extract(c.raw_json, '$.customer.lastName'))",
+            ),
+        ),
+        Column("customer_email", "COALESCE(c.customer_email, cu.email)"),
+        Column("assignee_name", _name("u.first_name", "u.last_name")),
+        Column("assignee_email", "COALESCE(c.assignee_email, u.email)"),
+        Column("created_at", "c.created_at", TIME),
+        Column("updated_at", "c.updated_at", TIME),
+        Column("closed_at", "c.closed_at", TIME),
+        Column("thread_count", "c.threads_count", INT),
+        Column(
+            "tags",
+            "(SELECT group_concat(name, ', ') FROM (SELECT ct.name FROM conversation_tags ct "
+            "WHERE ct.conversation_id = c.id ORDER BY ct.name))",
+        ),
+    ]
+    taken = {c.name for c in fixed} | {"deleted_at"}
+    columns = [*fixed, *conversation_field_columns(conn, taken)]
+    columns.append(Column("deleted_at", "c.deleted_at", TIME))
+    return Sheet(
+        "conversations",
+        tuple(columns),
+        base="conversations c",
+        joins=(
+            "LEFT JOIN mailboxes m ON m.id = c.mailbox_id\n"
+            "LEFT JOIN customers cu ON cu.id = c.customer_id\n"
+            "LEFT JOIN users u ON u.id = c.assignee_id"
+        ),
+        order_by="c.id",
+        filters=CONVERSATION_FILTERS,
+    )
+
+
+CONVERSATION_FILTERS = {
+    "since": "c.updated_at",
+    "mailbox": "c.mailbox_id",
+    "status": "c.status",
+    "deleted": "c.deleted_at",
+}
+
+# A thread's author: the user who wrote it, or for customer threads the customer.
+_IS_USER = (
+    "COALESCE(t.created_by_type, CASE WHEN t.type = 'customer' THEN 'customer' ELSE 'user' END)"
+    " = 'user'"
+)
+
+
+def _threads() -> Sheet:
+    columns = (
+        Column("id", "t.id", INT),
+        Column("conversation_id", "t.conversation_id", INT),
+        Column("conversation_number", "c.number", INT),
+        Column("conversation_subject", "c.subject"),
+        Column("type", "t.type"),
+        Column("author_type", f"CASE WHEN {_IS_USER} THEN 'user' ELSE 'customer' END"),
+        Column(
+            "author_name",
+            f"CASE WHEN {_IS_USER} THEN {_name('au.first_name', 'au.last_name')} "
+            f"ELSE {_name('ac.first_name', 'ac.last_name')} END",
+        ),
+        Column(
+            "author_email",
+            f"CASE WHEN {_IS_USER} THEN COALESCE(au.email, t.created_by_email) "
+            "ELSE COALESCE(t.customer_email, ac.email, t.created_by_email) END",
+        ),
+        Column("created_at", "t.created_at", TIME),
+        Column("body", f"COALESCE(NULLIF({search.thread_text_sql('t')}, ''), t.action_text)"),
+        Column("to", _joined('t."to"')),
+        Column("cc", _joined("t.cc")),
+        Column("bcc", _joined("t.bcc")),
+        Column(
+            "attachments",
+            "(SELECT group_concat(a.file_name, ', ') FROM attachments a WHERE a.thread_id = t.id)",
+        ),
+        Column("deleted_at", "c.deleted_at", TIME),
+    )
+    return Sheet(
+        "threads",
+        columns,
+        base="threads t JOIN conversations c ON c.id = t.conversation_id",
+        joins=(
+            f"LEFT JOIN users au ON {_IS_USER} AND au.id = t.created_by_id\n"
+            f"LEFT JOIN customers ac ON NOT ({_IS_USER}) "
+            "AND ac.id = COALESCE(t.customer_id, t.created_by_id)"
+        ),
+        order_by="t.conversation_id, t.position, t.id",
+        filters=CONVERSATION_FILTERS,
+    )
+
+
+def _customers(conn: sqlite3.Connection) -> Sheet:
+    fixed = [
+        Column("id", "cu.id", INT),
+        Column("name", _name("cu.first_name", "cu.last_name")),
+        Column("email", "cu.email"),
+        Column("phone", "cu.phone"),
+        Column(
+            "emails",
+            "(SELECT group_concat(value, ', ') FROM (SELECT e.value FROM customer_emails e "
+            "WHERE e.customer_id = cu.id ORDER BY e.position))",
+        ),
+        Column("company", "cu.company"),
+        Column("job_title", "cu.job_title"),
+        Column("address", "cu.address"),
+        Column("city", "cu.city"),
+        Column("state", "cu.state"),
+        Column("zip", "cu.zip"),
+        Column("country", "cu.country"),
+        Column("created_at", "cu.created_at", TIME),
+        Column("updated_at", "cu.updated_at", TIME),
+    ]
+    taken = {c.name for c in fixed} | {"deleted_at"}
+    columns = [*fixed, *customer_field_columns(conn, taken)]
+    columns.append(Column("deleted_at", "cu.deleted_at", TIME))
+    return Sheet(
+        "customers",
+        tuple(columns),
+        base="customers cu",
+        joins="",
+        order_by="cu.id",
+        filters={"since": "cu.updated_at", "deleted": "cu.deleted_at"},
+    )
+
+
+def _users() -> Sheet:
+    columns = (
+        Column("id", "u.id", INT),
+        Column("name", _name("u.first_name", "u.last_name")),
+        Column("email", "u.email"),
+        Column("role", "u.role"),
+        Column("job_title", "u.job_title"),
+        Column("phone", "u.phone"),
+        Column("alternate_emails", "u.alternate_emails"),
+        Column("timezone", "u.timezone"),
+        Column("created_at", "u.created_at", TIME),
+        Column("updated_at", "u.updated_at", TIME),
+        Column("deleted_at", "u.deleted_at", TIME),
+    )
+    return Sheet(
+        "users",
+        columns,
+        base="users u",
+        joins="",
+        order_by="u.id",
+        filters={"since": "u.updated_at", "deleted": "u.deleted_at"},
+    )
+
+
+def _mailboxes() -> Sheet:
+    columns = (
+        Column("id", "m.id", INT),
+        Column("name", "m.name"),
+        Column("email", "m.email"),
+        Column("created_at", "m.created_at", TIME),
+        Column("updated_at", "m.updated_at", TIME),
+        Column("deleted_at", "m.deleted_at", TIME),
+    )
+    return Sheet(
+        "mailboxes",
+        columns,
+        base="mailboxes m",
+        joins="",
+        order_by="m.id",
+        filters={"mailbox": "m.id", "deleted": "m.deleted_at"},
+    )
+
+
+def sheets(conn: sqlite3.Connection) -> dict[str, Sheet]:
+    """Every spreadsheet shape, with custom-field columns for the fields defined now."""
+    return {
+        "conversations": _conversations(conn),
+        "threads": _threads(),
+        "customers": _customers(conn),
+        "users": _users(),
+        "mailboxes": _mailboxes(),
+    }
+
+
+def view_sql(sheet: Sheet) -> str:
+    return f"CREATE VIEW {sheet.view_name} AS\n{sheet.select()}"
+
+
+def refresh_views(conn: sqlite3.Connection) -> list[str]:
+    """(Re)create the `<table>_sheet` views whose SQL changed; returns the names rewritten."""
+    current = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'"))
+    changed = []
+    for sheet in sheets(conn).values():
+        sql = view_sql(sheet)
+        if current.get(sheet.view_name) == sql:
+            continue
+        conn.execute(f"DROP VIEW IF EXISTS {sheet.view_name}")
+        conn.execute(sql)
+        changed.append(sheet.view_name)
+    return changed
+
+
+def install(db: sqlite_utils.Database) -> None:
+    """Schema hook: the search index (thread text lives there), then the sheet views."""
+    search.install(db)
+    refresh_views(db.conn)
+
+
+mirror.SCHEMA_HOOKS.append(install)
