@@ -444,10 +444,11 @@ class Store:
             for item in reversed(spec["threads"]):  # the request lists newest first
                 thread_at = item.get("createdAt") if imported and item.get("createdAt") else now
                 self._new_thread(conv, item, thread_at, status)
-            oldest = self.threads[conv.thread_ids[-1]] if conv.thread_ids else None
-            if oldest is not None:
-                conv.created_by = oldest.author
-                conv.source_via = "customer" if oldest.author[0] == "customer" else "user"
+            oldest = min(
+                (self.threads[t] for t in conv.thread_ids), key=lambda t: (t.created_at, t.id)
+            )
+            conv.created_by = oldest.author
+            conv.source_via = "customer" if oldest.author[0] == "customer" else "user"
             for item in reversed(spec["threads"]):
                 for key in ("cc", "bcc"):
                     for address in item.get(key) or ():
