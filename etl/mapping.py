@@ -28,6 +28,7 @@ The format, in brief (the shipped `mappings/*.toml` are commented examples):
     customer = { email = "requester.email", name = "requester.name" }   # or firstName/lastName
     assignee = "assignee.email"         # an agent's email, matched to the target's users
     mailbox = "mailbox.name"            # a target mailbox name, email or id (--mailbox wins)
+    skip = { path = "state", map = "skip" }   # non-empty (a reason): the record is not loaded
     tags = { path = "tags", split = "," }
     cc = "cc"
     custom_fields = { "Priority" = "priority" }   # target field name = spec; dropdown by label
@@ -100,6 +101,7 @@ SECTIONS = {
     "source": {"system", "format", "records", "encoding", "timezone", "date_formats", "sheet"},
     "conversation": {
         "id",
+        "skip",
         "threads",
         "threads_order",
         "subject",
@@ -605,6 +607,7 @@ class SourceConversation:
     custom_fields: dict[str, str] = field(default_factory=dict)
     threads: list[SourceThread] = field(default_factory=list)  # oldest first
     skipped_threads: int = 0
+    skip_reason: str | None = None
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -744,6 +747,9 @@ def _conversation_fields(ev, mapping, conv: SourceConversation, records, row: in
     def problem(key: str, kind: str, reason: str) -> None:
         conv.problems.append(Problem(_field_label(spec.get(key), key), kind, reason, row))
 
+    skip = get("skip")
+    if not is_empty(skip) and as_bool(skip) is not False:
+        conv.skip_reason = "skipped" if as_bool(skip) else text(skip)
     conv.subject = text(get("subject"))
     status = text(get("status")).strip().lower()
     conv.status = status
