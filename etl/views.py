@@ -190,9 +190,15 @@ CONVERSATION_FILTERS = {
 }
 
 # A thread's author: the user who wrote it, or for customer threads the customer.
-_IS_USER = (
+IS_USER_AUTHOR = (
     "COALESCE(t.created_by_type, CASE WHEN t.type = 'customer' THEN 'customer' ELSE 'user' END)"
     " = 'user'"
+)
+
+THREAD_AUTHOR_JOINS = (
+    f"LEFT JOIN users au ON {IS_USER_AUTHOR} AND au.id = t.created_by_id\n"
+    f"LEFT JOIN customers ac ON NOT ({IS_USER_AUTHOR}) "
+    "AND ac.id = COALESCE(t.customer_id, t.created_by_id)"
 )
 
 
@@ -203,15 +209,15 @@ def _threads() -> Sheet:
         Column("conversation_number", "c.number", INT),
         Column("conversation_subject", "c.subject"),
         Column("type", "t.type"),
-        Column("author_type", f"CASE WHEN {_IS_USER} THEN 'user' ELSE 'customer' END"),
+        Column("author_type", f"CASE WHEN {IS_USER_AUTHOR} THEN 'user' ELSE 'customer' END"),
         Column(
             "author_name",
-            f"CASE WHEN {_IS_USER} THEN {_name('au.first_name', 'au.last_name')} "
+            f"CASE WHEN {IS_USER_AUTHOR} THEN {_name('au.first_name', 'au.last_name')} "
             f"ELSE {_name('ac.first_name', 'ac.last_name')} END",
         ),
         Column(
             "author_email",
-            f"CASE WHEN {_IS_USER} THEN COALESCE(au.email, t.created_by_email) "
+            f"CASE WHEN {IS_USER_AUTHOR} THEN COALESCE(au.email, t.created_by_email) "
             "ELSE COALESCE(t.customer_email, ac.email, t.created_by_email) END",
         ),
         Column("created_at", "t.created_at", TIME),
@@ -229,11 +235,7 @@ def _threads() -> Sheet:
         "threads",
         columns,
         base="threads t JOIN conversations c ON c.id = t.conversation_id",
-        joins=(
-            f"LEFT JOIN users au ON {_IS_USER} AND au.id = t.created_by_id\n"
-            f"LEFT JOIN customers ac ON NOT ({_IS_USER}) "
-            "AND ac.id = COALESCE(t.customer_id, t.created_by_id)"
-        ),
+        joins=THREAD_AUTHOR_JOINS,
         order_by="t.conversation_id, t.position, t.id",
         filters=CONVERSATION_FILTERS,
     )

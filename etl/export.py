@@ -1,0 +1,622 @@
+"""Mirror -> CSV, XLSX, JSON, JSONL and Parquet, streamed in chunks so memory stays flat.
+
+Rows come from the sheet queries in `etl.views` (the same SQL as the mirror's `*_sheet` views),
+read with a cursor in chunks inside one read transaction, so an export is a consistent
+point-in-time picture even while a sync writes. Each format's writer appends as rows arrive
+and works on a `.part` file that is renamed into place only when the table is complete.
+
+JSON and JSONL conversations are nested, self-contained records (threads, tags, custom fields
+by name, customer and assignee with emails) in the shape `etl load conversations` reads back.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from etl import views
+from etl.errors import ConfigError, EtlError
+from etl.resources import ALL_STATUSES
+from etl.views import INT, TEXT, TIME, Column, Sheet
+
+FORMATS = ("csv", "xlsx", "json", "jsonl", "parquet")
+TABLES = views.SHEET_NAMES
+STATUSES = tuple(ALL_STATUSES.split(","))
+
+EXCEL_MAX_ROWS = 1_048_576  # including the header row
+EXCEL_MAX_CHARS = 32_767
+# OWASP CSV injection: a cell starting with one of these is read as a formula by spreadsheets.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+class ExportError(EtlError):
+    """Writing an export failed part-way (disk full, file removed...)."""
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    tables: tuple[str, ...] = TABLES
+    since: str | None = None  # canonical UTC text, compared with `updated_at`
+    mailboxes: tuple[int, ...] = ()
+    statuses: tuple[str, ...] = ()
+    include_deleted: bool = False
+    excel: bool = False  # csv only: BOM, CRLF, neutralised formula-lookalikes
+    chunk_size: int = 1000
+
+
+@dataclass
+class ExportSummary:
+    files: list[Path] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+# A progress factory: (name, total) -> object with update(n) and close() (see etl.progress).
+Progress = Callable[[str, int | None], Any]
+
+
+class _Silent:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _no_progress(name: str, total: int | None = None) -> _Silent:
+    return _Silent()
+
+
+def parse_since(text: str) -> str:
+    """`2024-01-31`, `2024-01-31T10:00`, `...Z` or with an offset -> `2024-01-31T10:00:00Z`."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigError(
+            f"--since {text!r} is not a date: use YYYY-MM-DD or YYYY-MM-DDThh:mm:ssZ"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def check_tables(names: Iterable[str]) -> tuple[str, ...]:
+    """Validate table names (comma-separated entries allowed); empty means all."""
+    tables = [n.strip() for name in names for n in name.split(",") if n.strip()]
+    unknown = [t for t in tables if t not in TABLES]
+    if unknown:
+        raise ConfigError(f"unknown table {unknown[0]!r}: choose from {', '.join(TABLES)}")
+    return tuple(dict.fromkeys(tables)) or TABLES
+
+
+def conditions(sheet: Sheet, options: ExportOptions) -> tuple[list[str], list[Any]]:
+    """The WHERE terms and parameters the options ask of this sheet (unused filters skipped)."""
+    where: list[str] = []
+    params: list[Any] = []
+    f = sheet.filters
+    if options.since and "since" in f:
+        where.append(f"{f['since']} >= ?")
+        params.append(options.since)
+    if options.mailboxes and "mailbox" in f:
+        where.append(f"{f['mailbox']} IN ({', '.join('?' for _ in options.mailboxes)})")
+        params.extend(options.mailboxes)
+    if options.statuses and "status" in f:
+        where.append(f"{f['status']} IN ({', '.join('?' for _ in options.statuses)})")
+        params.extend(options.statuses)
+    if not options.include_deleted and "deleted" in f:
+        where.append(f"{f['deleted']} IS NULL")
+    return where, params
+
+
+def _chunks(cursor: sqlite3.Cursor, size: int) -> Iterator[list[tuple]]:
+    while rows := cursor.fetchmany(size):
+        yield rows
+
+
+# -- conversations as nested records -----------------------------------------------------------
+
+
+def _person(kind: str | None, pid, email, first, last) -> dict[str, Any]:
+    person = {"id": pid, "email": email, "firstName": first, "lastName": last}
+    return {"type": kind, **person} if kind else person
+
+
+def _list(text: str | None) -> list:
+    if not text:
+        return []
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return [text]
+    return value if isinstance(value, list) else [value]
+
+
+def _in(ids: Sequence[int]) -> str:
+    return ", ".join(str(int(i)) for i in ids)
+
+
+_RECORD_SQL = """SELECT c.id, c.number, c.subject, c.status, c.state, c.type,
+  c.mailbox_id, m.name, m.email,
+  c.customer_id, COALESCE(c.customer_email, cu.email),
+  COALESCE(cu.first_name, json_extract(c.raw_json, '$.customer.firstName')),
+  COALESCE(cu.last_name, json_extract(c.raw_json, '$.customer.lastName')),
+  c.assignee_id, COALESCE(c.assignee_email, u.email),
+  COALESCE(u.first_name, json_extract(c.raw_json, '$.assignee.firstName')),
+  COALESCE(u.last_name, json_extract(c.raw_json, '$.assignee.lastName')),
+  c.created_at, c.updated_at, c.closed_at, c.cc, c.bcc, c.deleted_at
+FROM conversations c
+LEFT JOIN mailboxes m ON m.id = c.mailbox_id
+LEFT JOIN customers cu ON cu.id = c.customer_id
+LEFT JOIN users u ON u.id = c.assignee_id"""
+
+_THREAD_SQL = f"""SELECT t.conversation_id, t.id, t.type, t.body, t.created_at, t.status,
+  t."to", t.cc, t.bcc,
+  CASE WHEN {views.IS_USER_AUTHOR} THEN 'user' ELSE 'customer' END,
+  CASE WHEN {views.IS_USER_AUTHOR} THEN t.created_by_id
+       ELSE COALESCE(t.customer_id, t.created_by_id) END,
+  CASE WHEN {views.IS_USER_AUTHOR} THEN COALESCE(au.email, t.created_by_email)
+       ELSE COALESCE(t.customer_email, ac.email, t.created_by_email) END,
+  CASE WHEN {views.IS_USER_AUTHOR} THEN au.first_name ELSE ac.first_name END,
+  CASE WHEN {views.IS_USER_AUTHOR} THEN au.last_name ELSE ac.last_name END
+FROM threads t
+{views.THREAD_AUTHOR_JOINS}
+WHERE t.conversation_id IN ({{ids}})
+ORDER BY t.conversation_id, t.position, t.id"""
+
+_FIELDS_SQL = f"""SELECT v.conversation_id, COALESCE(f.name, v.name), {views.field_label("v", "f")}
+FROM conversation_custom_fields v LEFT JOIN custom_fields f ON f.id = v.field_id
+WHERE v.conversation_id IN ({{ids}})
+ORDER BY v.conversation_id, f.sort_order, v.field_id"""
+
+
+def conversation_records(
+    conn: sqlite3.Connection, where: Sequence[str], params: Sequence[Any], chunk_size: int = 100
+) -> Iterator[list[dict[str, Any]]]:
+    """Chunks of self-contained conversation records, threads oldest first (the load format)."""
+    clause = f"\nWHERE {' AND '.join(where)}" if where else ""
+    cursor = conn.execute(f"{_RECORD_SQL}{clause}\nORDER BY c.id", list(params))
+    for rows in _chunks(cursor, chunk_size):
+        ids = _in([r[0] for r in rows])
+        attachments: dict[int, list] = {}
+        for thread_id, name, mime, size, url in conn.execute(
+            "SELECT thread_id, file_name, mime_type, size, file_url FROM attachments "
+            f"WHERE conversation_id IN ({ids}) ORDER BY thread_id, id"
+        ):
+            attachments.setdefault(thread_id, []).append(
+                {"fileName": name, "mimeType": mime, "size": size, "fileUrl": url}
+            )
+        threads: dict[int, list] = {}
+        for row in conn.execute(_THREAD_SQL.format(ids=ids)):
+            cid, tid, kind, body, created, status, to, cc, bcc, *author = row
+            threads.setdefault(cid, []).append(
+                {
+                    "id": tid,
+                    "type": kind,
+                    "body": body,
+                    "createdAt": created,
+                    "author": _person(*author),
+                    "to": _list(to),
+                    "cc": _list(cc),
+                    "bcc": _list(bcc),
+                    "status": status,
+                    "attachments": attachments.get(tid, []),
+                }
+            )
+        tags: dict[int, list] = {}
+        for cid, name in conn.execute(
+            "SELECT conversation_id, name FROM conversation_tags "
+            f"WHERE conversation_id IN ({ids}) ORDER BY conversation_id, name"
+        ):
+            tags.setdefault(cid, []).append(name)
+        fields: dict[int, dict] = {}
+        for cid, name, value in conn.execute(_FIELDS_SQL.format(ids=ids)):
+            fields.setdefault(cid, {})[name] = value
+        yield [_conversation_record(row, threads, tags, fields) for row in rows]
+
+
+def _conversation_record(row, threads, tags, fields) -> dict[str, Any]:
+    (cid, number, subject, status, state, kind, mailbox_id, mailbox, mailbox_email) = row[:9]
+    customer, assignee = row[9:13], row[13:17]
+    created, updated, closed, cc, bcc, deleted = row[17:]
+    return {
+        "id": cid,
+        "number": number,
+        "subject": subject,
+        "status": status,
+        "state": state,
+        "type": kind,
+        "mailbox": {"id": mailbox_id, "name": mailbox, "email": mailbox_email},
+        "customer": _person(None, *customer),
+        "assignee": _person(None, *assignee) if assignee[0] is not None else None,
+        "createdAt": created,
+        "updatedAt": updated,
+        "closedAt": closed,
+        "cc": _list(cc),
+        "bcc": _list(bcc),
+        "tags": tags.get(cid, []),
+        "customFields": fields.get(cid, {}),
+        "threads": threads.get(cid, []),
+        "deletedAt": deleted,
+    }
+
+
+# -- value conversions ---------------------------------------------------------------------------
+
+
+def parse_time(text: Any) -> datetime | None:
+    """The mirror's `YYYY-MM-DDThh:mm:ssZ` as an aware UTC datetime; None if it is not one."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def neutralise(value: str) -> str:
+    """OWASP CSV-injection defence: a leading quote makes a spreadsheet read the cell as text."""
+    return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
+
+
+# -- writers -------------------------------------------------------------------------------------
+
+
+class Writer:
+    """One output format. `table()` writes one table from chunks and returns its row count."""
+
+    suffix = ""
+
+    def __init__(self, out: Path, options: ExportOptions):
+        self.out = out
+        self.options = options
+        self.files: list[Path] = []
+        self.warnings: Counter[str] = Counter()  # what -> how many times
+        self.notes: list[str] = []  # one-off warnings
+
+    def path_for(self, table: str) -> Path:
+        return self.out / f"{table}{self.suffix}"
+
+    def table(
+        self, name: str, columns: Sequence[Column] | None, chunks: Iterable[list]
+    ) -> int:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Called once after every table (the workbook is saved here)."""
+
+
+def _part(path: Path) -> Path:
+    return path.with_name(path.name + ".part")
+
+
+@contextmanager
+def _writing(path: Path) -> Iterator[Path]:
+    """Write to `<path>.part` and rename it into place only when complete."""
+    part = _part(path)
+    try:
+        yield part
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    os.replace(part, path)
+
+
+class CsvWriter(Writer):
+    suffix = ".csv"
+
+    def table(self, name, columns, chunks) -> int:
+        excel = self.options.excel
+        path = self.path_for(name)
+        text_columns = [i for i, c in enumerate(columns) if c.kind == TEXT]
+        count = 0
+        encoding = "utf-8-sig" if excel else "utf-8"
+        with _writing(path) as part, open(part, "w", encoding=encoding, newline="") as handle:
+            writer = csv.writer(
+                handle,
+                lineterminator="\r\n" if excel else "\n",
+                quoting=csv.QUOTE_ALL if excel else csv.QUOTE_MINIMAL,
+            )
+            header = [c.name for c in columns]
+            writer.writerow([neutralise(h) for h in header] if excel else header)
+            for rows in chunks:
+                if excel:
+                    rows = [list(row) for row in rows]
+                    for row in rows:
+                        for i in text_columns:
+                            if isinstance(row[i], str):
+                                row[i] = neutralise(row[i])
+                writer.writerows(rows)
+                count += len(rows)
+        self.files.append(path)
+        return count
+
+
+class JsonWriter(Writer):
+    """`.json`: one array, a record per line; `.jsonl`: a record per line."""
+
+    def __init__(self, out: Path, options: ExportOptions, lines: bool):
+        super().__init__(out, options)
+        self.lines = lines
+        self.suffix = ".jsonl" if lines else ".json"
+
+    def table(self, name, columns, chunks) -> int:
+        path = self.path_for(name)
+        names = [c.name for c in columns] if columns is not None else None
+        count = 0
+        with _writing(path) as part, open(part, "w", encoding="utf-8", newline="\n") as handle:
+            if not self.lines:
+                handle.write("[")
+            for rows in chunks:
+                for row in rows:
+                    record = dict(zip(names, row, strict=True)) if names else row
+                    text = json.dumps(record, ensure_ascii=False)
+                    if self.lines:
+                        handle.write(text + "\n")
+                    else:
+                        handle.write(("\n" if count == 0 else ",\n") + text)
+                    count += 1
+            if not self.lines:
+                handle.write("\n]\n" if count else "]\n")
+        self.files.append(path)
+        return count
+
+
+class ParquetWriter(Writer):
+    """One file per table; ids as int64, times as timestamp[s, UTC], the rest as strings."""
+
+    suffix = ".parquet"
+
+    def table(self, name, columns, chunks) -> int:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        types = {INT: pa.int64(), TIME: pa.timestamp("s", tz="UTC"), TEXT: pa.string()}
+        schema = pa.schema([pa.field(c.name, types[c.kind]) for c in columns])
+        path = self.path_for(name)
+        count = 0
+        with _writing(path) as part, pq.ParquetWriter(part, schema, compression="zstd") as writer:
+            for rows in chunks:
+                arrays = [
+                    pa.array(self._values(c, [row[i] for row in rows]), type=types[c.kind])
+                    for i, c in enumerate(columns)
+                ]
+                writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+                count += len(rows)
+        self.files.append(path)
+        return count
+
+    def _values(self, column: Column, values: list) -> list:
+        if column.kind == TEXT:
+            return [v if v is None or isinstance(v, str) else str(v) for v in values]
+        out: list = []
+        for value in values:
+            if value is None:
+                out.append(None)
+                continue
+            converted = parse_time(value) if column.kind == TIME else _int(value)
+            if converted is None:
+                self.warnings[f"{column.name}: values that are not {column.kind}s left empty"] += 1
+            out.append(converted)
+        return out
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, int):
+        return value
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class XlsxWriter(Writer):
+    """One sheet per table (continued on `name (2)` past Excel's row limit), in one workbook."""
+
+    def __init__(
+        self,
+        out: Path,
+        options: ExportOptions,
+        max_rows: int = EXCEL_MAX_ROWS,
+        max_chars: int = EXCEL_MAX_CHARS,
+    ):
+        from openpyxl import Workbook
+
+        super().__init__(out, options)
+        self.workbook = Workbook(write_only=True)
+        self.max_rows = max_rows
+        self.max_chars = max_chars
+
+    def table(self, name, columns, chunks) -> int:
+        count = 0
+        part = 1
+        sheet, rows_in_sheet = None, 0
+        for rows in chunks:
+            for row in rows:
+                if sheet is None or rows_in_sheet >= self.max_rows:
+                    if sheet is not None:
+                        self._close_sheet(sheet, columns, rows_in_sheet)
+                        part += 1
+                        self.notes.append(
+                            f"{name}: more than {self.max_rows - 1:,} rows, continued on "
+                            f"sheet '{name} ({part})'"
+                        )
+                    title = name if part == 1 else f"{name} ({part})"
+                    sheet = self._open_sheet(title, columns, rows)
+                    rows_in_sheet = 1
+                sheet.append([self._cell(sheet, c, v) for c, v in zip(columns, row, strict=True)])
+                rows_in_sheet += 1
+                count += 1
+        if sheet is None:
+            sheet, rows_in_sheet = self._open_sheet(name, columns, []), 1
+        self._close_sheet(sheet, columns, rows_in_sheet)
+        return count
+
+    def _open_sheet(self, title: str, columns: Sequence[Column], sample: list):
+        from openpyxl.cell import WriteOnlyCell
+        from openpyxl.styles import Font
+        from openpyxl.utils import get_column_letter
+
+        sheet = self.workbook.create_sheet(title=title)
+        sheet.freeze_panes = "A2"
+        for i, column in enumerate(columns):
+            sheet.column_dimensions[get_column_letter(i + 1)].width = _width(column, i, sample)
+        header = []
+        for column in columns:
+            cell = WriteOnlyCell(sheet, value=column.name)
+            cell.data_type = "s"
+            cell.font = Font(bold=True)
+            header.append(cell)
+        sheet.append(header)
+        return sheet
+
+    def _close_sheet(self, sheet, columns: Sequence[Column], rows: int) -> None:
+        from openpyxl.utils import get_column_letter
+        from openpyxl.worksheet.filters import AutoFilter
+
+        sheet.auto_filter = AutoFilter(ref=f"A1:{get_column_letter(len(columns))}{rows}")
+
+    def _cell(self, sheet, column: Column, value: Any) -> Any:
+        from openpyxl.cell import WriteOnlyCell
+        from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+        if value is None:
+            return None
+        if column.kind == TIME:
+            moment = parse_time(value)
+            if moment is not None:
+                return moment.replace(tzinfo=None)  # Excel has no time zones: these are UTC
+            self.warnings[f"{column.name}: values that are not times kept as text"] += 1
+        elif column.kind == INT and isinstance(value, int):
+            return value
+        text = value if isinstance(value, str) else str(value)
+        if ILLEGAL_CHARACTERS_RE.search(text):
+            text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", text)
+            self.warnings["cells with control characters Excel forbids (shown as \ufffd)"] += 1
+        if len(text) > self.max_chars:
+            marker = f" [… cut: {len(text):,} characters in full; CSV/JSON/Parquet keep all]"
+            text = text[: self.max_chars - len(marker)] + marker
+            self.warnings[
+                f"cells over Excel's {self.max_chars:,}-character limit cut (marked '[… cut')"
+            ] += 1
+        cell = WriteOnlyCell(sheet, value=text)
+        cell.data_type = "s"  # helpdesk text is text, never a formula or an error code
+        return cell
+
+    def finish(self) -> None:
+        with _writing(self.out) as part:
+            self.workbook.save(part)
+        self.files.append(self.out)
+
+
+def _width(column: Column, index: int, sample: list) -> float:
+    if column.kind == TIME:
+        return 20
+    if column.kind == INT:
+        return max(8, len(column.name) + 3)
+    longest = len(column.name)
+    for row in sample[:200]:
+        value = row[index]
+        if isinstance(value, str):
+            longest = max(longest, len(value.split("\n", 1)[0][:100]))
+    return min(60, max(10, longest + 2))
+
+
+def make_writer(fmt: str, out: Path, options: ExportOptions) -> Writer:
+    if fmt == "csv":
+        return CsvWriter(out, options)
+    if fmt == "xlsx":
+        return XlsxWriter(out, options)
+    if fmt in ("json", "jsonl"):
+        return JsonWriter(out, options, lines=fmt == "jsonl")
+    if fmt == "parquet":
+        return ParquetWriter(out, options)
+    raise ConfigError(f"unknown format {fmt!r}: choose from {', '.join(FORMATS)}")
+
+
+def prepare_output(fmt: str, out: str | os.PathLike) -> Path:
+    """The file (xlsx) or directory (others) to write, created and checked writable up front."""
+    path = Path(out)
+    try:
+        if fmt == "xlsx":
+            if path.is_dir():
+                path = path / "smarticks.xlsx"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            probe = _part(path)
+        else:
+            if path.exists() and not path.is_dir():
+                raise ConfigError(f"--out {path} is a file: {fmt} export writes a directory")
+            path.mkdir(parents=True, exist_ok=True)
+            probe = path / ".etl-write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot write to {path}: {exc.strerror or exc}") from None
+    return path
+
+
+# -- the export ----------------------------------------------------------------------------------
+
+
+def export(
+    conn: sqlite3.Connection,
+    fmt: str,
+    out: str | os.PathLike,
+    options: ExportOptions | None = None,
+    progress: Progress = _no_progress,
+) -> ExportSummary:
+    """Write the selected tables of the mirror in one format; returns files, rows and warnings."""
+    options = options or ExportOptions()
+    options = ExportOptions(**{**options.__dict__, "tables": check_tables(options.tables)})
+    if options.excel and fmt != "csv":
+        raise ConfigError("--excel applies to --format csv only")
+    writer = make_writer(fmt, prepare_output(fmt, out), options)
+    summary = ExportSummary()
+    began = not conn.in_transaction
+    if began:
+        conn.execute("BEGIN")  # one read snapshot for every table
+    try:
+        sheets = views.sheets(conn)
+        for name in options.tables:
+            summary.rows[name] = _export_table(conn, fmt, writer, sheets[name], options, progress)
+        writer.finish()
+    except OSError as exc:
+        raise ExportError(f"writing the {fmt} export failed: {exc}") from None
+    finally:
+        if began:
+            conn.rollback()
+    summary.files = writer.files
+    summary.warnings = [f"{n:,} {what}" for what, n in writer.warnings.items()] + writer.notes
+    return summary
+
+
+def _export_table(conn, fmt, writer: Writer, sheet: Sheet, options, progress) -> int:
+    where, params = conditions(sheet, options)
+    total = conn.execute(sheet.count(where), params).fetchone()[0]
+    bar = progress(sheet.name, total)
+    try:
+        if fmt in ("json", "jsonl") and sheet.name == "conversations":
+            chunks = conversation_records(conn, where, params, min(options.chunk_size, 100))
+            columns = None
+        else:
+            columns = sheet.visible(options.include_deleted)
+            query = sheet.select(where, options.include_deleted)
+            chunks = _chunks(conn.execute(query, params), options.chunk_size)
+        return writer.table(sheet.name, columns, _counted(chunks, bar))
+    finally:
+        bar.close()
+
+
+def _counted(chunks: Iterable[list], bar) -> Iterator[list]:
+    for chunk in chunks:
+        yield chunk
+        bar.update(len(chunk))
