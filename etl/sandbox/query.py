@@ -201,18 +201,27 @@ SORT_KEYS = {
 }
 
 
+def _combined(preds: list):
+    """One predicate for all (the common single-filter case avoids a generator per record)."""
+    if len(preds) == 1:
+        return preds[0]
+    return lambda record: all(p(record) for p in preds)
+
+
 def run(records: dict, indexes: dict, plan: ListQuery, page: int, size: int):
     """Return (ids of the page, total matches). `indexes` maps sort fields to SortedIndex."""
-    preds = plan.predicates
     index = indexes.get(plan.sort_field)
     if index is not None:
         keys, lo, hi = index.window(plan.descending, plan.since)
-        if not preds:
+        if not plan.predicates:
             start = lo + (page - 1) * size
             return [k[1] for k in keys[start : min(start + size, hi)]], max(hi - lo, 0)
-        matched = [k[1] for k in keys[lo:hi] if all(p(records[k[1]]) for p in preds)]
+        keep = _combined(plan.predicates)
+        matched = [i for _, i in keys[lo:hi] if keep(records[i])]
         return page_slice(matched, page, size), len(matched)
-    matched = [r for r in records.values() if all(p(r) for p in preds)]
+    matched = list(records.values())
+    if plan.predicates:
+        matched = list(filter(_combined(plan.predicates), matched))
     matched.sort(key=lambda r: r.id)
     matched.sort(key=SORT_KEYS[plan.sort_field], reverse=plan.descending)  # stable: id asc ties
     return [r.id for r in page_slice(matched, page, size)], len(matched)

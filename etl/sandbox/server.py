@@ -99,6 +99,9 @@ class _Handler(BaseHTTPRequestHandler):
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             self.close_connection = True
             raise ApiFailure(411, "Send a Content-Length; chunked bodies are not supported")
+        kind = (self.headers.get("Content-Type") or "").lower()
+        if self.command in ("POST", "PUT") and kind and "json" not in kind:
+            raise ApiFailure(415, f"Send JSON (Content-Type: application/json), not {kind}")
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
             self.close_connection = True

@@ -658,6 +658,11 @@ class Store:
         """Delete a conversation forever, with its threads, attachments and timelogs."""
         with self.lock:
             conv = self._conv(conv_id)
+            linked = {conv.customer_id} | {
+                self.threads[t].author[1]
+                for t in conv.thread_ids
+                if self.threads[t].author[0] == "customer"
+            }
             for thread_id in conv.thread_ids:
                 thread = self.threads.pop(thread_id)
                 for attachment_id in thread.attachment_ids:
@@ -666,8 +671,8 @@ class Store:
                 self.timelogs.pop(timelog_id, None)
             for tag_id in conv.tag_ids:
                 self.tags[tag_id].counter -= 1
-            for ids in self.customer_convs.values():
-                ids.discard(conv_id)
+            for customer_id in linked:
+                self.customer_convs.get(customer_id, set()).discard(conv_id)
             self.conv_updated.remove(conv.updated_at, conv.id)
             self.conv_created.remove(conv.created_at, conv.id)
             self._conv_cache.pop(conv_id, None)
