@@ -1,5 +1,6 @@
 """The in-memory helpdesk: records, indexes and every mutation, behind one lock."""
 
+import json
 import threading
 import time
 from collections import defaultdict
@@ -280,14 +281,16 @@ class Store:
     def get_conversation(self, conv_id: int, embed=("threads",)) -> dict | None:
         """A conversation as the API shows it (threads embedded), or None if missing."""
         with self.lock:
-            conv = self.conversations.get(conv_id)
-            return None if conv is None else render.conversation(self, conv, embed)
+            if conv_id not in self.conversations:
+                return None
+            return json.loads(self.conversation_json(conv_id, embed))
 
     def get_customer(self, customer_id: int) -> dict | None:
         """A customer as the API shows it, or None if missing."""
         with self.lock:
-            customer = self.customers.get(customer_id)
-            return None if customer is None else render.customer(self, customer)
+            if customer_id not in self.customers:
+                return None
+            return json.loads(self.customer_json(customer_id))
 
     def find_customer(self, email: str) -> int | None:
         """The id of the customer owning an email (case-insensitive)."""
