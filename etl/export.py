@@ -426,15 +426,15 @@ class XlsxWriter(Writer):
         self,
         out: Path,
         options: ExportOptions,
-        max_rows: int = EXCEL_MAX_ROWS,
-        max_chars: int = EXCEL_MAX_CHARS,
+        max_rows: int | None = None,
+        max_chars: int | None = None,
     ):
         from openpyxl import Workbook
 
         super().__init__(out, options)
         self.workbook = Workbook(write_only=True)
-        self.max_rows = max_rows
-        self.max_chars = max_chars
+        self.max_rows = max_rows or EXCEL_MAX_ROWS
+        self.max_chars = max_chars or EXCEL_MAX_CHARS
 
     def table(self, name, columns, chunks) -> int:
         count = 0

@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlite_utils
 
-from etl.errors import EtlError
+from etl.errors import ConfigError
 from etl.htmltext import html_to_text
 
 INDEX = "search_index"
@@ -209,7 +209,7 @@ def search(
     """
     terms = fts_terms(query)
     if not terms:
-        raise EtlError(f"nothing to search for in {query!r}: give at least one word")
+        raise ConfigError(f"nothing to search for in {query!r}: give at least one word")
     hits = "\n    UNION ALL\n    ".join(
         f"SELECT {i} AS term, rowid, rank FROM {INDEX} WHERE {INDEX} MATCH ?"
         for i in range(len(terms))
