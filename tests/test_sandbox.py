@@ -547,3 +547,49 @@ def test_sandbox_works_as_a_context_manager():
     with Sandbox(seed=2, conversations=3, api_key="k") as sb:
         assert requests.get(sb.url + "/api/tags", params={"api_key": "k"}).status_code == 200
     assert sb.url is None
+
+
+def test_the_updated_at_index_stays_consistent_under_churn(sandbox):
+    store, clock = sandbox.store, [2_000_000_000]
+    store.clock = lambda: clock[0]
+    ids = store.conversation_ids()
+    for step, conv_id in enumerate(ids[::3]):
+        clock[0] += step % 2  # pairs of changes share a second
+        if step % 5 == 0:
+            store.delete_conversation(conv_id)
+        elif step % 5 == 1:
+            store.add_thread(conv_id, "message", "pinged", user_id=1)
+        else:
+            store.touch_conversation(conv_id)
+    listed = all_conversations(sandbox, sortField="updatedAt", sortOrder="asc")
+    expected = sorted((c.updated_at, c.id) for c in store.conversations.values())
+    assert [(parse_time(c["updatedAt"]), c["id"]) for c in listed] == expected
+    newest = all_conversations(sandbox, updatedSince=fmt_time(2_000_000_000))
+    assert {c["id"] for c in newest} == {i for t, i in expected if t > 2_000_000_000}
+
+
+def test_customer_updates_bump_updated_at_and_reindex_emails(sandbox):
+    api, store = client(sandbox), sandbox.store
+    store.clock = lambda: 1_850_000_000
+    customer_id = store.customer_ids()[0]
+    url = sandbox.url + f"/api/customers/{customer_id}"
+    assert (
+        api.put(url, json={"lastName": "Renamed", "emails": ["fresh@example.org"]}).status_code
+        == 204
+    )
+    shown = get(sandbox, f"/api/customers/{customer_id}")
+    assert shown["lastName"] == "Renamed" and shown["updatedAt"] == fmt_time(1_850_000_000)
+    assert [e["value"] for e in shown["_embedded"]["emails"]] == ["fresh@example.org"]
+    since = items(get(sandbox, "/api/customers", updatedSince=fmt_time(1_849_999_999)), "customers")
+    assert [c["id"] for c in since] == [customer_id]
+    other = store.customer_ids()[1]
+    taken = api.put(sandbox.url + f"/api/customers/{other}", json={"emails": ["fresh@example.org"]})
+    assert taken.status_code == 409
+    field = store.customer_field_defs()[0]
+    put = api.put(
+        url + "/customer_fields", json={"customerFields": [{"id": field.id, "value": "41"}]}
+    )
+    assert put.status_code == 204
+    assert {"id": field.id, "name": field.name, "value": "41", "text": ""} in get(
+        sandbox, f"/api/customers/{customer_id}"
+    )["customerFields"]
