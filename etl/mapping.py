@@ -28,7 +28,8 @@ The format, in brief (the shipped `mappings/*.toml` are commented examples):
     customer = { email = "requester.email", name = "requester.name" }   # or firstName/lastName
     assignee = "assignee.email"         # an agent's email, matched to the target's users
     mailbox = "mailbox.name"            # a target mailbox name, email or id (--mailbox wins)
-    skip = { path = "state", map = "skip" }   # non-empty (a reason): the record is not loaded
+    skip = { "deleted at the source" = "deletedAt" }   # reason = spec: not loaded when the
+                              #     value is non-empty and not false/no/0
     tags = { path = "tags", split = "," }
     cc = "cc"
     custom_fields = { "Priority" = "priority" }   # target field name = spec; dropdown by label
@@ -47,7 +48,7 @@ The format, in brief (the shipped `mappings/*.toml` are commented examples):
     email = "email"           # or emails = { path = "emails", value = "value", type = "type" }
     firstName = "first_name"
 
-    [values.status]           # value maps, matched case-insensitively
+    [values.status]           # value maps, matched case-insensitively; "*" matches the rest
     solved = "closed"
 
     [lookups.users]           # another file beside the input, indexed by `key`
@@ -56,8 +57,8 @@ The format, in brief (the shipped `mappings/*.toml` are commented examples):
 
 A *spec* is a column name or dotted JSON path (`requester.email`, `emails.0.value`; `^.x`
 reads the parent record from inside a nested thread), a list of specs (the first non-empty
-wins), or a table: `{ path, map, default, split, lookup, field }`, `{ value = "constant" }`,
-`{ first = [...] }` or `{ join = [...], sep = " " }`.
+wins), or a table: `{ path, map, default, split, lookup, field, strip_html, truncate }`,
+`{ value = "constant" }`, `{ first = [...] }` or `{ join = [...], sep = " " }`.
 """
 
 from __future__ import annotations
@@ -153,7 +154,20 @@ SECTIONS = {
     "values": None,
     "lookups": None,
 }
-SPEC_KEYS = {"path", "map", "default", "split", "lookup", "field", "value", "first", "join", "sep"}
+SPEC_KEYS = {
+    "path",
+    "map",
+    "default",
+    "split",
+    "lookup",
+    "field",
+    "value",
+    "first",
+    "join",
+    "sep",
+    "strip_html",
+    "truncate",
+}
 PERSON_KEYS = {"email", "name", "firstName", "lastName", "type", "phone"}
 ATTACHMENT_KEYS = {"path", "split", "fileName", "url", "file", "mimeType", "size"}
 
@@ -279,6 +293,12 @@ def _check_spec(spec: Any, where: str, values: dict, key: str) -> None:
                 raise MappingError(f"{where}.{sub}: unknown key (use {sorted(PERSON_KEYS)})")
             _check_spec(value, f"{where}.{sub}", values, sub)
         return
+    if key == "skip":
+        if not isinstance(spec, dict):
+            raise MappingError(f"{where}: a table of reason = spec")
+        for sub, value in spec.items():
+            _check_spec(value, f"{where}.{sub}", values, sub)
+        return
     if key == "custom_fields" and isinstance(spec, dict):
         for sub, value in spec.items():
             _check_spec(value, f"{where}.{sub}", values, sub)
@@ -366,6 +386,10 @@ class Evaluator:
             out = get_path(found, spec["field"]) if found and spec.get("field") else found
         if "split" in spec and isinstance(out, str):
             out = [p.strip() for p in out.split(spec["split"]) if p.strip()]
+        if spec.get("strip_html") and isinstance(out, str):
+            out = html_to_text(out)
+        if spec.get("truncate") and isinstance(out, str) and len(out) > spec["truncate"]:
+            out = out[: spec["truncate"] - 1].rstrip() + "…"
         if "map" in spec and not is_empty(out):
             out = self.mapped(spec["map"], out)
         if is_empty(out) and "default" in spec:
@@ -383,12 +407,12 @@ class Evaluator:
         entries = self.mapping.values.get(table, {}) if isinstance(table, str) else table
         entries = {_key(k): v for k, v in entries.items()}
         if isinstance(value, list):
-            return [entries.get(_key(v), v) for v in value]
+            return [entries.get(_key(v), entries.get("*", v)) for v in value]
         if isinstance(value, bool):
             key = "true" if value else "false"
         else:
             key = _key(text(value))
-        return entries.get(key, value)
+        return entries.get(key, entries.get("*", value))
 
     def lookup(self, name: str, key: Any) -> Any:
         if name not in self._lookups:
@@ -416,6 +440,14 @@ def text(value: Any) -> str:
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False)
     return str(value)
+
+
+_TAG = re.compile(r"<[^>]+>")
+
+
+def html_to_text(value: str) -> str:
+    """Tags dropped, entities decoded, whitespace collapsed (for subjects made from bodies)."""
+    return " ".join(html.unescape(_TAG.sub(" ", value)).split())
 
 
 def as_list(value: Any, sep: str = ",") -> list[str]:
@@ -747,9 +779,11 @@ def _conversation_fields(ev, mapping, conv: SourceConversation, records, row: in
     def problem(key: str, kind: str, reason: str) -> None:
         conv.problems.append(Problem(_field_label(spec.get(key), key), kind, reason, row))
 
-    skip = get("skip")
-    if not is_empty(skip) and as_bool(skip) is not False:
-        conv.skip_reason = "skipped" if as_bool(skip) else text(skip)
+    for reason, rule in (spec.get("skip") or {}).items():
+        value = _first_value(ev, rule, records)
+        if not is_empty(value) and as_bool(value) is not False:
+            conv.skip_reason = reason
+            break
     conv.subject = text(get("subject"))
     status = text(get("status")).strip().lower()
     conv.status = status
