@@ -90,6 +90,9 @@ def test_unknown_route_is_404_and_wrong_method_is_405(sandbox):
     wrong = api.delete(sandbox.url + "/api/tags")
     assert wrong.status_code == 405 and "GET" in wrong.headers["Allow"]
     assert api.get(sandbox.url + "/api/conversations/999999").status_code == 404
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert api.post(sandbox.url + "/api/customers", data="a=b", headers=form).status_code == 415
+    assert api.get(sandbox.url + "/api/tags").status_code == 200  # the kept-alive link is clean
 
 
 # ----- paging, status default, filters --------------------------------------------------

@@ -162,7 +162,7 @@ def create_customer(req: Request) -> Response:
     store = req.store
     body = req.json()
     with store.lock:
-        data = validate.customer(store, body, creating=True)
+        data = validate.customer(body)
         emails = _email_values(data.get("emails"))
         taken = store.email_owner_conflicts(None, emails)
         if emails and len(taken) == len(emails):
@@ -200,7 +200,7 @@ def update_customer(req: Request) -> Response:
         customer_id = req.params["id"]
         if customer_id not in store.customers:
             raise not_found("Customer")
-        data = validate.customer(store, body, creating=False)
+        data = validate.customer(body)
         emails = _email_values(data.get("emails")) + _email_values(data.get("emails_add"))
         taken = store.email_owner_conflicts(customer_id, emails)
         if taken:

@@ -99,14 +99,15 @@ class _Handler(BaseHTTPRequestHandler):
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             self.close_connection = True
             raise ApiFailure(411, "Send a Content-Length; chunked bodies are not supported")
-        kind = (self.headers.get("Content-Type") or "").lower()
-        if self.command in ("POST", "PUT") and kind and "json" not in kind:
-            raise ApiFailure(415, f"Send JSON (Content-Type: application/json), not {kind}")
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
             self.close_connection = True
             raise ApiFailure(413)
-        return self.rfile.read(length) if length > 0 else b""
+        body = self.rfile.read(length) if length > 0 else b""
+        kind = (self.headers.get("Content-Type") or "").lower()
+        if self.command in ("POST", "PUT") and kind and "json" not in kind:
+            raise ApiFailure(415, f"Send JSON (Content-Type: application/json), not {kind}")
+        return body
 
     def _handle(self):
         sandbox = self.server.sandbox
@@ -117,6 +118,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = self._read_body()
         except (ValueError, ApiFailure) as exc:
+            if not isinstance(exc, ApiFailure):
+                self.close_connection = True
             failure = exc if isinstance(exc, ApiFailure) else ApiFailure(400, "Bad Content-Length")
             self._send_failure(failure)
             return
