@@ -372,7 +372,7 @@ class JsonWriter(Writer):
 
 
 class ParquetWriter(Writer):
-    """One file per table; ids as int64, times as timestamp[s, UTC], the rest as strings."""
+    """One file per table; ids as int64, times as timestamp[ms, UTC], the rest as strings."""
 
     suffix = ".parquet"
 
@@ -380,7 +380,7 @@ class ParquetWriter(Writer):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        types = {INT: pa.int64(), TIME: pa.timestamp("s", tz="UTC"), TEXT: pa.string()}
+        types = {INT: pa.int64(), TIME: pa.timestamp("ms", tz="UTC"), TEXT: pa.string()}
         schema = pa.schema([pa.field(c.name, types[c.kind]) for c in columns])
         path = self.path_for(name)
         count = 0

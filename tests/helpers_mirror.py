@@ -1,0 +1,30 @@
+"""Mirrors for export, search and backup tests: synced from the sandbox over loopback HTTP."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from etl import mirror, views  # noqa: F401 - views registers the search and view schema hook
+from etl.client import Client
+from etl.sync import SyncOptions, sync
+
+
+def sync_into(sandbox, path, **options) -> None:
+    """Sync the sandbox into the mirror at `path` (created if needed) and close it."""
+    db = mirror.open_mirror(path)
+    try:
+        sync(Client(sandbox.url, sandbox.api_key), db.conn, SyncOptions(**options))
+    finally:
+        db.conn.close()
+
+
+def rows(path, sql: str, params=()) -> list[tuple]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def scalar(path, sql: str, params=()):
+    return rows(path, sql, params)[0][0]
