@@ -1,0 +1,181 @@
+"""Full-text search and the sheet views, kept current by syncs from the sandbox."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers_mirror import rows, scalar, sync_into
+
+from etl import mirror, search, views
+from etl.cli import main
+from etl.htmltext import html_to_text
+
+
+def numbers(path, query, **options):
+    db = mirror.open_mirror(path)
+    try:
+        return [r["number"] for r in search.search(db.conn, query, limit=1000, **options)]
+    finally:
+        db.conn.close()
+
+
+def number_of(path, conversation_id):
+    return scalar(path, "SELECT number FROM conversations WHERE id = ?", (conversation_id,))
+
+
+def test_finds_a_word_that_appears_only_in_a_thread_body_and_not_in_markup(sandbox, tmp_path):
+    path = tmp_path / "m.db"
+    sandbox.store.add_thread(
+        7,
+        "customer",
+        '<p class="blorptastic">My <b>xylophone</b>&nbsp;arrived <a href="https://'
+        'zorblax.example/x">broken</a></p><style>.quixotry{}</style>',
+    )
+    sync_into(sandbox, path)
+    everywhere = "SELECT count(*) FROM conversations WHERE subject LIKE ?"
+    assert scalar(path, everywhere, ("%xylophone%",)) == 0
+    assert numbers(path, "xylophone") == [number_of(path, 7)]
+    assert numbers(path, "XYLOPHONE arrived") == [number_of(path, 7)]  # any case, every word
+    assert numbers(path, "xylo*") == [number_of(path, 7)]
+    assert numbers(path, "blorptastic") == []  # attribute values are markup, not text
+    assert numbers(path, "quixotry") == []  # so are styles
+
+
+def test_after_a_subject_changes_the_new_words_are_found_and_the_old_ones_are_not(
+    sandbox, tmp_path
+):
+    path = tmp_path / "m.db"
+    sandbox.store.update_conversation(3, subject="Zanzibar invoice question")
+    sync_into(sandbox, path)
+    number = number_of(path, 3)
+    assert numbers(path, "zanzibar") == [number]
+    sandbox.store.update_conversation(3, subject="Quantum marmalade shipment")
+    sync_into(sandbox, path)  # incremental: the upsert fires the update trigger
+    assert scalar(path, "SELECT subject FROM conversations WHERE id = 3") == (
+        "Quantum marmalade shipment"
+    )
+    assert numbers(path, "marmalade") == [number]
+    assert numbers(path, '"quantum marmalade"') == [number]
+    assert numbers(path, "zanzibar") == []
+    # the re-synced conversation's threads were deleted and inserted again: still one doc each
+    assert scalar(path, "SELECT count(*) FROM search_index WHERE kind = 'thread'") == scalar(
+        path, "SELECT count(*) FROM threads"
+    )
+
+
+def test_words_of_one_conversation_may_come_from_subject_thread_and_customer(sandbox, tmp_path):
+    path = tmp_path / "m.db"
+    sandbox.store.update_conversation(9, subject="Wombat delivery")
+    sandbox.store.add_thread(9, "message", "<p>Your <i>platypus</i> is on its way.</p>")
+    sync_into(sandbox, path)
+    email = scalar(path, "SELECT customer_email FROM conversations WHERE id = 9")
+    assert email
+    assert numbers(path, "wombat platypus") == [number_of(path, 9)]
+    by_email = numbers(path, email)
+    expected = rows(
+        path,
+        "SELECT c.number FROM conversations c JOIN customer_emails e "
+        "ON e.customer_id = c.customer_id WHERE e.value = ?",
+        (email,),
+    )
+    assert sorted(by_email) == sorted(r[0] for r in expected)
+
+
+def test_an_index_created_on_a_mirror_with_rows_is_filled(sandbox, tmp_path, monkeypatch):
+    path = tmp_path / "m.db"
+    monkeypatch.setattr(mirror, "SCHEMA_HOOKS", [])  # a mirror made before search existed
+    sync_into(sandbox, path)
+    assert not rows(path, "SELECT name FROM sqlite_master WHERE name = 'search_index'")
+    monkeypatch.setattr(mirror, "SCHEMA_HOOKS", [views.install])
+    mirror.open_mirror(path).conn.close()
+    expected = sum(scalar(path, f"SELECT count(*) FROM {t}") for t in SEARCHED)
+    assert scalar(path, "SELECT count(*) FROM search_index") == expected
+    assert numbers(path, "refund")
+
+
+SEARCHED = ("conversations", "threads", "customers")
+
+
+def test_deleted_conversations_are_found_only_when_asked(sandbox, tmp_path):
+    path = tmp_path / "m.db"
+    sandbox.store.update_conversation(4, subject="Capybara complaint")
+    sync_into(sandbox, path)
+    number = number_of(path, 4)
+    sandbox.store.delete_conversation(4)
+    sync_into(sandbox, path, full=True)
+    assert numbers(path, "capybara") == []
+    assert numbers(path, "capybara", include_deleted=True) == [number]
+
+
+def test_queries_are_words_never_fts_syntax_errors():
+    assert search.fts_terms('refund-policy "late delivery" C++ AND ( x* @@') == [
+        '"refund-policy"',
+        '"late delivery"',
+        '"C++"',
+        '"AND"',
+        '"x" *',
+    ]
+
+
+def test_the_sheet_views_match_the_export_columns_and_show_text(sandbox, tmp_path):
+    path = tmp_path / "m.db"
+    sync_into(sandbox, path)
+    mirror.open_mirror(path).conn.close()  # fields defined by the sync now have columns
+    db = mirror.open_mirror(path)
+    try:
+        for name, sheet in views.sheets(db.conn).items():
+            columns = [r[1] for r in db.conn.execute(f"PRAGMA table_info({name}_sheet)")]
+            assert columns == [c.name for c in sheet.columns]
+            count = db.conn.execute(f"SELECT count(*) FROM {name}_sheet").fetchone()[0]
+            assert count == db.conn.execute(sheet.count()).fetchone()[0]
+        assert "Priority" in [
+            r[1] for r in db.conn.execute("PRAGMA table_info(conversations_sheet)")
+        ]
+        bodies = db.conn.execute(
+            "SELECT t.body, s.body FROM threads t JOIN threads_sheet s "
+            "USING (id) WHERE t.body LIKE '<%'"
+        ).fetchall()
+        assert bodies
+        for html, text in bodies:
+            assert text == html_to_text(html) and "<p>" not in text
+    finally:
+        db.conn.close()
+
+
+def test_html_to_text_keeps_paragraphs_lists_links_and_drops_markup():
+    html = (
+        "<p>Hello&nbsp;<b>Zoë</b> &amp; team,</p><ul><li>one</li><li>two</li></ul>"
+        '<p>See <a href="https://x.example/help">the help</a><br>Thanks</p>'
+        "<script>alert(1)</script><style>p{}</style>"
+    )
+    assert html_to_text(html) == (
+        "Hello Zoë & team,\n\n- one\n- two\n\nSee the help (https://x.example/help)\nThanks"
+    )
+    assert html_to_text("plain\ntext, 3 < 4") == "plain\ntext, 3 < 4"
+    assert html_to_text(None) is None
+
+
+def test_cli_search_prints_a_table_and_json(sandbox, tmp_path, capsys):
+    path = tmp_path / "m.db"
+    sandbox.store.update_conversation(2, subject="Aardvark subscription")
+    sync_into(sandbox, path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["search", "aardvark", "--db", str(path)])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    assert out.splitlines()[0].split() == ["number", "subject", "customer", "status", "updated"]
+    assert "Aardvark subscription" in out.splitlines()[1]
+    with pytest.raises(SystemExit):
+        main(["search", "aardvark", "--json", "--db", str(path)])
+    found = json.loads(capsys.readouterr().out)
+    assert [r["subject"] for r in found] == ["Aardvark subscription"]
+    assert set(found[0]) == {
+        "id", "number", "subject", "customer_name", "customer_email", "status", "updated_at",
+    }  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        main(["search", "@@", "--db", str(path)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: nothing to search for in '@@': give at least one word"
+    )
