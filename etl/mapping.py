@@ -543,14 +543,12 @@ def parse_date(value: Any, formats: Iterable[str] = (), timezone: str | None = N
             )
         zone = ZoneInfo(timezone)
         early = parsed.replace(tzinfo=zone, fold=0)
-        late = parsed.replace(tzinfo=zone, fold=1)
-        if early.utcoffset() != late.utcoffset():
-            raise DateProblem("bad_date", f"{raw!r} is ambiguous in {timezone} (clocks go back)")
-        back = early.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
-        if back != parsed:
+        if early.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != parsed:
             raise DateProblem(
                 "bad_date", f"{raw!r} does not exist in {timezone} (clocks go forward)"
             )
+        if early.utcoffset() != parsed.replace(tzinfo=zone, fold=1).utcoffset():
+            raise DateProblem("bad_date", f"{raw!r} is ambiguous in {timezone} (clocks go back)")
         parsed = early
     return _utc(parsed)
 
@@ -1136,7 +1134,8 @@ def _customer(ev: Evaluator, spec: dict, row: SourceRow) -> SourceCustomer:
     problems: list[Problem] = []
     emails = _entries(ev, spec.get("emails"), data) if "emails" in spec else []
     single = text(get("email")).strip()
-    if single and single.lower() not in {e["value"].lower() for e in emails}:
+    if single:  # the email column is the primary address
+        emails = [e for e in emails if e["value"].casefold() != single.casefold()]
         emails.insert(0, {"value": single, "type": "work"})
     phones = _entries(ev, spec.get("phones"), data) if "phones" in spec else []
     phone = text(get("phone")).strip()
@@ -1317,18 +1316,18 @@ def draft_mapping(file_name: str, records: list[dict[str, Any]], kind: str = "co
 
             for key, value in flatten(record).items():
                 columns.setdefault(key, value)
-    by_norm: dict[str, str] = {}
+    by_norm: dict[str, list[str]] = {}
     for key in columns:
-        by_norm.setdefault(_norm(key), key)
-        by_norm.setdefault(_norm(key.rsplit(".", 1)[-1]), key)
+        for name in {_norm(key), _norm(key.rsplit(".", 1)[-1])}:
+            by_norm.setdefault(name, []).append(key)
     used: set[str] = set()
 
     def guess(target: str) -> str | None:
         for candidate in GUESSES.get(target, ()):
-            found = by_norm.get(candidate)
-            if found and found not in used:
-                used.add(found)
-                return found
+            for found in by_norm.get(candidate, []):
+                if found not in used and (kind == "customers" or ".0." not in found):
+                    used.add(found)
+                    return found
         return None
 
     lines = [
@@ -1361,15 +1360,14 @@ def draft_mapping(file_name: str, records: list[dict[str, Any]], kind: str = "co
             ("country", ("country", "countrycode")),
         ):
             found = next(
-                (by_norm[n] for n in names if n in by_norm and by_norm[n] not in used), None
+                (k for n in names for k in by_norm.get(n, []) if k not in used and "." not in k),
+                None,
             )
             if found:
                 used.add(found)
                 lines.append(f"{key} = {json.dumps(found)}")
     else:
         threads = guess("threads")
-        if threads:
-            used.update(k for k in columns if k.startswith(threads + "."))
         lines.append("[conversation]")
         for key, target in (
             ("id", "id"),
@@ -1414,7 +1412,7 @@ def draft_mapping(file_name: str, records: list[dict[str, Any]], kind: str = "co
             by_norm,
             GUESSES["thread.createdAt"] + GUESSES["createdAt"],
             prefix,
-            used if not threads else set(),
+            used if threads else set(),
         )
         author = _guess_in(by_norm, GUESSES["thread.author.email"], prefix, used)
         kind_col = _guess_in(by_norm, GUESSES["thread.type"], prefix, used)
@@ -1447,17 +1445,23 @@ def draft_mapping(file_name: str, records: list[dict[str, Any]], kind: str = "co
         if kind_col:
             lines += ["", "[values.thread_type]   # = customer | message | note | skip"]
             lines.append('# "agent" = "message"   # TODO')
-    rest = [k for k in columns if k not in used and not isinstance(columns[k], list)]
+    inner = f"{threads}." if kind != "customers" and threads else "\0"
+    rest = [
+        k
+        for k in columns
+        if k not in used and not isinstance(columns[k], list) and not k.startswith(inner)
+    ]
     if rest:
         lines += ["", "# Columns not used above:"]
         lines += [f"#   {k}" for k in rest[:80]]
     return "\n".join(lines) + "\n"
 
 
-def _guess_in(by_norm: dict[str, str], names: tuple[str, ...], prefix: str, used: set[str]):
+def _guess_in(by_norm: dict[str, list[str]], names: tuple[str, ...], prefix: str, used: set[str]):
     for name in names:
-        for norm, key in by_norm.items():
-            if norm == name and key.startswith(prefix) and key not in used:
+        for key in by_norm.get(name, []):
+            inside = key.startswith(prefix) and "." not in key[len(prefix) :]
+            if inside and key not in used:
                 used.add(key)
                 return key[len(prefix) :] if prefix else key
     return None
