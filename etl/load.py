@@ -41,6 +41,7 @@ from etl.resources import ALL_STATUSES
 CONVERSATIONS = "conversations"
 CUSTOMERS = "customers"
 RECOVERY_ATTEMPTS = 3
+RETRY_PAUSE = 1.0  # seconds before looking up a create whose outcome is unknown (x attempt)
 NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 
@@ -166,7 +167,7 @@ class Report:
             where = f"sent to {self.fallback_user}" if self.fallback_user else "rows rejected"
             out.append(f"  unmapped agents ({where}):")
             for email, count in self.unmapped_agents.most_common():
-                out.append(f"    {email}  ({count} rows)")
+                out.append(f"    {email}  ({count} references)")
         for source_id, file, row in self.changed[:20]:
             out.append(f"  changed: {file} row {row} (id {source_id})")
         if len(self.changed) > 20:
@@ -600,7 +601,7 @@ class Sender:
     ledger: Ledger
     report: Report
     run_id: int | None
-    retry_pause: float = 1.0
+    retry_pause: float = field(default_factory=lambda: RETRY_PAUSE)
     stop: threading.Event = field(default_factory=threading.Event)
     recovery: threading.Lock = field(default_factory=threading.Lock)
     counts_lock: threading.Lock = field(default_factory=threading.Lock)
