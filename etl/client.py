@@ -264,7 +264,8 @@ def _status_error(method: str, path: str, response: requests.Response) -> ApiErr
     detail, errors = error_detail(response)
     status = response.status_code
     if status in (401, 403):
-        return AuthError(status, method, path, detail or "the API key was refused")
+        why = "the API key was refused" + (f" ({detail})" if detail else "")
+        return AuthError(status, method, path, why)
     if status == 400:
         return ValidationFailed(method, path, detail, errors)
     if status == 404:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from etl import mirror, records
 from etl.client import Client, iter_pages, one_second_before
 from etl.errors import EtlError
+from etl.interrupt import StopFlag, deferred_interrupt
 from etl.parallel import interleave
 from etl.resources import ALL, Resource, with_timelogs
 
@@ -104,13 +105,13 @@ def sync(
     first_request = client.requests_made
     errors: list[str] = []
     try:
-        for resource in selected:
-            if resource.name == "conversations" and options.timelogs:
-                resource = with_timelogs(resource)
-            if resource.incremental:
-                _sync_incremental(client, conn, resource, options, progress, result)
-            else:
-                _sync_whole(client, conn, resource, options, progress, result)
+        with deferred_interrupt() as stop:
+            for resource in selected:
+                if resource.name == "conversations" and options.timelogs:
+                    resource = with_timelogs(resource)
+                sync_one = _sync_incremental if resource.incremental else _sync_whole
+                sync_one(client, conn, resource, options, progress, result, stop)
+                stop.check()
         result.status = "completed"
     except KeyboardInterrupt:
         result.status = "interrupted"
@@ -132,7 +133,9 @@ def sync(
     return result
 
 
-def _sync_whole(client, conn, resource: Resource, options, progress, result: SyncResult) -> None:
+def _sync_whole(
+    client, conn, resource: Resource, options, progress, result: SyncResult, stop: StopFlag
+) -> None:
     """Read a small resource completely; rows missing at the source get `deleted_at`."""
     synced_at = mirror.now_text()
     if resource.per_mailbox:
@@ -153,6 +156,7 @@ def _sync_whole(client, conn, resource: Resource, options, progress, result: Syn
             for page in pages:
                 batches.extend(rows_for(resource, r, mailbox_id) for r in page.items)
                 bar.update(len(page.items))
+                stop.check()
     finally:
         bar.close()
     rows = merge(batches).get(resource.name, [])
@@ -220,7 +224,7 @@ def plan_segments(
 
 
 def _sync_incremental(
-    client, conn, resource: Resource, options, progress, result: SyncResult
+    client, conn, resource: Resource, options, progress, result: SyncResult, stop: StopFlag
 ) -> None:
     """Keyset-walk a resource from its cursor, committing rows and cursor per page."""
     started_at = mirror.now_text()
@@ -261,6 +265,7 @@ def _sync_incremental(
                     mirror.set_cursor(conn, resource.name, tracker.safe_cursor())
                 continue
             if not page.items:
+                stop.check()
                 continue
             rows = merge(rows_for(resource, r) for r in page.items)
             tracker.advance(segment, max(r["updated_at"] or "" for r in rows[resource.name]))
@@ -270,6 +275,7 @@ def _sync_incremental(
             seen.update(r["id"] for r in page.items)
             written += len(page.items)
             bar.update(len(page.items))
+            stop.check()
     finally:
         bar.close()
     result.counts[resource.name] = written

@@ -1,4 +1,4 @@
-"""The `etl` command: a thin click layer over the library; `main()` owns errors and exit codes.
+"""The `etl` command: a thin click layer over the library; the group owns errors and exit codes.
 
 Exit codes: 0 done, 1 failed, 2 usage or settings, 3 finished with rejected rows, 4 API key
 refused, 5 another etl process holds the mirror, 130 interrupted.
@@ -17,9 +17,41 @@ from etl.errors import EtlError
 INTERRUPTED = 130
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class CommandFailed(click.ClickException):
+    """An expected failure: one line on stderr and the library error's exit code."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True, file=file)
+
+
+class EtlGroup(click.Group):
+    """Turns library errors and Ctrl-C into CommandFailed, unless --debug asks for tracebacks."""
+
+    def invoke(self, ctx: click.Context):
+        debug = ctx.params.get("debug", False)
+        try:
+            return super().invoke(ctx)
+        except EtlError as exc:
+            if debug:
+                raise
+            raise CommandFailed(str(exc), exc.exit_code) from exc
+        except KeyboardInterrupt as exc:
+            if debug:
+                raise
+            raise CommandFailed(
+                "Interrupted: everything committed so far is kept; run the command again to go on.",
+                INTERRUPTED,
+            ) from exc
+
+
+@click.group(cls=EtlGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="smarticks-etl")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+def cli(debug: bool) -> None:
     """Back up, export and migrate a Smarticks helpdesk.
 
     \b
@@ -39,34 +71,14 @@ for module in (sync_cmd, sandbox_cmd, export_cmd, load_cmd):
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI: expected failures become one line on stderr and a meaningful exit code."""
+    """Run the CLI; `--debug` may stand anywhere on the command line."""
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args
-    args = [a for a in args if a != "--debug"]
+    if "--debug" in args:
+        args = ["--debug", *(a for a in args if a != "--debug")]
     try:
-        code = cli.main(args=args, prog_name="etl", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("Interrupted.", err=True)
-        sys.exit(INTERRUPTED)
-    except KeyboardInterrupt:
-        if debug:
-            raise
-        click.echo(
-            "Interrupted: everything committed so far is kept; run the command again to go on.",
-            err=True,
-        )
-        sys.exit(INTERRUPTED)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except EtlError as exc:
-        if debug:
-            raise
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # an unexpected failure still gets one line unless --debug
-        if debug:
+        cli.main(args=args, prog_name="etl")
+    except Exception as exc:  # not an expected failure: still one line unless --debug
+        if "--debug" in args:
             raise
         click.echo(f"error: {type(exc).__name__}: {exc} (run with --debug for details)", err=True)
         sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)

@@ -5,6 +5,7 @@ import binascii
 import logging
 import random
 import socket
+import sys
 import threading
 import time
 from collections import Counter, deque
@@ -62,6 +63,13 @@ class _Server(ThreadingHTTPServer):
         with self.sockets_lock:
             self.open_sockets.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request, client_address):
+        """A client hanging up mid-request is normal (a killed sync): say nothing about it."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
 
     def close_connections(self) -> None:
         """Cut every kept-alive connection so no handler serves after stop()."""
