@@ -122,10 +122,20 @@ def conversation_field_columns(conn: sqlite3.Connection, taken: set[str]) -> lis
 
 
 def customer_field_columns(conn: sqlite3.Connection, taken: set[str]) -> list[Column]:
-    # Customer fields have no definitions endpoint: their names come from the values seen.
-    pairs = conn.execute(
-        "SELECT name, field_id FROM customer_fields GROUP BY field_id ORDER BY field_id"
-    ).fetchall()
+    # Customer fields have no definitions endpoint: their names come from the values seen,
+    # found with one index seek per distinct field rather than a scan of every value.
+    pairs = []
+    last = None
+    while True:
+        row = conn.execute(
+            "SELECT name, field_id FROM customer_fields WHERE field_id > ? "
+            "ORDER BY field_id LIMIT 1",
+            (-(2**63) if last is None else last,),
+        ).fetchone()
+        if row is None:
+            break
+        pairs.append(row)
+        last = row[1]
     columns = []
     for name, ids in _pivot_names(pairs, taken):
         id_list = ", ".join(str(int(i)) for i in ids)
@@ -350,6 +360,9 @@ def refresh_views(conn: sqlite3.Connection) -> list[str]:
 def install(db: sqlite_utils.Database) -> None:
     """Schema hook: the search index (thread text lives there), then the sheet views."""
     search.install(db)
+    db.conn.execute(
+        "CREATE INDEX IF NOT EXISTS sheet_customer_fields_field ON customer_fields (field_id)"
+    )
     refresh_views(db.conn)
 
 

@@ -75,7 +75,12 @@ def _tables(ctx, param, values):
     help="Only conversations (and their threads) and customers updated since DATE (UTC).",
 )
 @click.option(
-    "--mailbox", "mailboxes", type=int, multiple=True, metavar="ID", help="Only this mailbox."
+    "--mailbox",
+    "mailboxes",
+    type=int,
+    multiple=True,
+    metavar="ID",
+    help="Only this mailbox's conversations and threads (repeatable).",
 )
 @click.option(
     "--status",
@@ -213,8 +218,8 @@ def backup_command(url, api_key, db, directory, keep, full, no_sync, quiet):
         say(quiet, f"Synced {client.url} into {db}")
         for line in summary_lines(result, time.monotonic() - started):
             say(quiet, "  " + line)
-    elif not Path(db).is_file():
-        raise click.ClickException(f"no mirror at {db}: run `etl sync` first")
+    # Opening runs the schema hooks: views gain columns for custom fields the sync just met.
+    open_existing(db).conn.close()
     path, removed = backup.backup(db, directory, keep)
     say(quiet, f"Snapshot {path} ({path.stat().st_size / 1e6:.1f} MB)")
     for old in removed:

@@ -1,0 +1,68 @@
+"""Unit tests of export's pure parts, on hand-written API records in an in-memory mirror."""
+
+from __future__ import annotations
+
+import pytest
+
+from etl import export as exporting
+from etl import mirror, records, views
+from etl.errors import ConfigError
+
+
+def test_since_accepts_dates_and_times_and_rejects_the_rest():
+    assert exporting.parse_since("2024-01-31") == "2024-01-31T00:00:00Z"
+    assert exporting.parse_since("2024-01-31T10:00") == "2024-01-31T10:00:00Z"
+    assert exporting.parse_since("2024-01-31T10:00:00Z") == "2024-01-31T10:00:00Z"
+    assert exporting.parse_since("2024-01-31T12:00:00+02:00") == "2024-01-31T10:00:00Z"
+    with pytest.raises(ConfigError, match="is not a date"):
+        exporting.parse_since("yesterday")
+
+
+def test_neutralise_prefixes_exactly_the_owasp_trigger_characters():
+    for text in ("=1+1", "+44", "-5", "@SUM(A1)", "\tx", "\rx"):
+        assert exporting.neutralise(text) == "'" + text
+    for text in ("plain", "", "'quoted", " =spaced", "a=b"):
+        assert exporting.neutralise(text) == text
+
+
+def test_tables_are_checked_and_comma_lists_accepted():
+    assert exporting.check_tables(["threads,customers", "threads"]) == ("threads", "customers")
+    assert exporting.check_tables([]) == exporting.TABLES
+    with pytest.raises(ConfigError, match="unknown table 'tickets'"):
+        exporting.check_tables(["tickets"])
+
+
+def test_custom_field_columns_are_named_by_field_and_never_clash():
+    db = mirror.open_mirror(":memory:")
+    fields = [
+        {"id": 1, "name": "Priority", "type": "dropdown", "options": {"1": "Low", "2": "Hïgh"}},
+        {"id": 2, "name": "status", "type": "singleline", "options": ""},
+        {"id": 3, "name": "Priority", "type": "dropdown", "options": {"7": "Urgent"}},
+    ]
+    conversation = {
+        "id": 10,
+        "number": 1,
+        "subject": "s",
+        "status": "active",
+        "customer": {"id": 4, "email": "a@b.org"},
+        "customFields": [
+            {"id": 1, "name": "Priority", "value": "2", "text": ""},  # label from definition
+            {"id": 2, "name": "status", "value": "=cmd", "text": ""},
+        ],
+    }
+    with db.conn:
+        mirror.upsert(
+            db.conn,
+            "custom_fields",
+            [records.flat_row(f, mailbox_id=1 if f["id"] < 3 else 2) for f in fields],
+        )
+        rows = records.conversation_rows(conversation)
+        mirror.save_records(db.conn, "conversations", rows, ["conversation_custom_fields"])
+    sheet = views.sheets(db.conn)["conversations"]
+    names = [c.name for c in sheet.columns]
+    assert names[-3:] == ["Priority", "status (field)", "deleted_at"]  # one column per name
+    row = dict(zip(names, db.conn.execute(sheet.select()).fetchone(), strict=True))
+    assert row["Priority"] == "Hïgh" and row["status (field)"] == "=cmd"
+    assert row["status"] == "active"
+    views.refresh_views(db.conn)
+    assert db.conn.execute('SELECT "Priority" FROM conversations_sheet').fetchone() == ("Hïgh",)
