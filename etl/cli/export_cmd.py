@@ -201,16 +201,16 @@ def backup_command(url, api_key, db, directory, keep, full, no_sync, quiet):
     """Sync, then write a consistent snapshot of the mirror named by UTC time.
 
     Snapshots are SQLite files (`<db name>-YYYYMMDDThhmmssZ.db`) made with VACUUM INTO, safe
-    while other processes read or write the mirror. To restore, open a snapshot as the
-    mirror (`etl export --db SNAPSHOT ...`, `datasette SNAPSHOT`) or copy it over the mirror
-    while no etl command runs.
+    while other processes read or write the mirror. To restore, use a snapshot as the mirror
+    (`etl export --db SNAPSHOT ...`, `datasette SNAPSHOT`), or copy it to the mirror's path
+    while no etl command runs, removing the old mirror's -wal and -shm files.
 
     \b
     Example:
       etl backup --dir backups/ --keep 14
-      # nightly at 02:30 (crontab -e):
-      30 2 * * * cd /srv/helpdesk && SMARTICKS_URL=... SMARTICKS_API_KEY=... etl backup --dir backups --keep 14 --quiet
-    """  # noqa: E501 - a cron line does not wrap
+      # nightly at 02:30 (crontab -e); etl.env (chmod 600) exports SMARTICKS_URL/_API_KEY:
+      30 2 * * * cd /srv/helpdesk && . ./etl.env && etl backup --dir backups --keep 14 -q
+    """
     if not no_sync:
         client = make_client(url, api_key)
         started = time.monotonic()
