@@ -40,7 +40,7 @@ from etl.resources import ALL_STATUSES
 
 CONVERSATIONS = "conversations"
 CUSTOMERS = "customers"
-RECOVERY_ATTEMPTS = 3
+RECOVERY_ATTEMPTS = 8
 RETRY_PAUSE = 1.0  # seconds before looking up a create whose outcome is unknown (x attempt)
 NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
@@ -691,6 +691,13 @@ class Sender:
             if found is not None:
                 self.ledger.done(item.source_id, found)
                 self._count("recovered")
+                return
+        # The API creates a customer when only some of the emails are known: look first.
+        for email in item.payload.get("emails", []):
+            found = find_customer(self.client, email["value"])
+            if found is not None:
+                self.ledger.done(item.source_id, found, existing=True)
+                self._count("reused")
                 return
         self.ledger.intend(
             item.source_id, item.fingerprint, item.expected, item.file, item.row, self.run_id
