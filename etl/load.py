@@ -148,7 +148,11 @@ class Report:
             if self.reused:
                 line("existing, reused", self.reused)
             if self.recovered:
-                line("found on the target", self.recovered, "(created before an interruption)")
+                line(
+                    "created before a stop",
+                    self.recovered,
+                    "(found on the target or in the ledger)",
+                )
             if self.not_attempted:
                 line("not attempted", self.not_attempted, "(--limit or a stop)")
         if self.changed:
@@ -638,7 +642,8 @@ class Sender:
             raise Stop
         target_id = None
         if entry is not None and entry.state == "created":
-            target_id = entry.target_id
+            target_id = entry.target_id  # created before a stop; only the tags may be missing
+            self._count("recovered")
         elif entry is not None and entry.state == "sending":
             # A previous run recorded the intent and stopped before recording the outcome.
             target_id = self._recover_conversation(item)
