@@ -487,3 +487,6 @@ def writer_lock(db_path: str | os.PathLike) -> Iterator[None]:
         yield
     finally:
         handle.close()
+
+
+from etl import views  # noqa: E402, F401 - registers the search index and sheet views (SCHEMA_HOOKS)
