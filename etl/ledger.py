@@ -21,6 +21,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from etl.mirror import now_text
 
@@ -72,6 +73,17 @@ class Entry:
     reason: str | None
 
 
+def target_key(url: str) -> str:
+    """The target as the ledger names it: scheme and host in lower case, no default port or
+    trailing slash, so `HTTPS://Help.Example.org:443/` and `https://help.example.org` match."""
+    parts = urlsplit(url.strip())
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    port = parts.port
+    if port and (scheme, port) not in (("http", 80), ("https", 443)):
+        host = f"{host}:{port}"
+    return f"{scheme}://{host}{parts.path.rstrip('/')}"
+
+
 def ensure_schema(conn: sqlite3.Connection) -> None:
     with conn:
         conn.executescript(SCHEMA)
@@ -86,7 +98,7 @@ class Ledger:
 
     def __init__(self, conn: sqlite3.Connection, target: str, system: str, kind: str):
         self.conn = conn
-        self.target, self.system, self.kind = target, system, kind
+        self.target, self.system, self.kind = target_key(target), system, kind
         self.lock = threading.RLock()
         ensure_schema(conn)
 
@@ -219,7 +231,7 @@ def loaded(
         "SELECT system, source_id, state, target_id, existing, fingerprint, expected, file, row, "
         "reason FROM etl_load_items WHERE target = ? AND kind = ? AND state IN ('done', 'created')"
     )
-    params: list[Any] = [target, kind]
+    params: list[Any] = [target_key(target), kind]
     if system:
         sql += " AND system = ?"
         params.append(system)

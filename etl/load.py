@@ -45,6 +45,15 @@ RETRY_PAUSE = 1.0  # seconds before looking up a create whose outcome is unknown
 NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 
+class LoadFailed(EtlError):
+    """Sending stopped on an error; `report` says what was done before it."""
+
+    def __init__(self, cause: EtlError, report: Report):
+        super().__init__(str(cause))
+        self.exit_code = cause.exit_code
+        self.report = report
+
+
 class UsageError(EtlError):
     """The command cannot run as asked (no mailbox to load into, an unknown fallback user)."""
 
@@ -833,7 +842,9 @@ def load(
             continue
         for problem in found:
             report.reject(file, row, source_id, problem)
-        if not options.dry_run and source_id and not source_id.startswith("\0"):
+        in_flight = entry is not None and entry.state in ("sending", "created")
+        if not options.dry_run and source_id and not source_id.startswith("\0") and not in_flight:
+            # An entry in flight keeps its state: its conversation may exist on the target.
             reason = "; ".join(f"{p.field}: {p.reason}" for p in found)
             ledger.rejected(source_id, reason, file, row, run_id)
     to_send: list[tuple[Item, Entry | None]] = []
@@ -865,6 +876,8 @@ def load(
                 bar,
             )
             status = "done"
+        except EtlError as exc:
+            raise LoadFailed(exc, report) from exc
         finally:
             if bar:
                 bar.close()
@@ -891,6 +904,15 @@ def _fallback_id(target: Target, email: str | None) -> int | None:
 
 def _plan_conversations(mapping, rows, path, target, options, fallback_id, report, entries):
     convs, row_rejects = m.conversations(mapping, rows, path.parent)
+    if (
+        options.mailbox_id is None
+        and len(target.mailboxes) > 1
+        and not any(c.mailbox for c in convs)
+    ):
+        names = ", ".join(f"{b['id']} ({b.get('name')})" for b in target.mailboxes)
+        raise UsageError(
+            f"the file names no mailbox and the target has several: pass --mailbox ID ({names})"
+        )
     for reject in row_rejects:
         report.reject(reject.file, reject.row, "", reject.problem)
     if options.retry_rejects:

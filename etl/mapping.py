@@ -95,6 +95,7 @@ LIMITS = {
     "company": 60,
     "photoUrl": 200,
     "tag": 100,
+    "fileName": 255,
 }
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 
@@ -939,7 +940,16 @@ def _attachments(ev, spec, item, parent, conv: SourceConversation, row: int) -> 
         if not where:
             continue
         attachment = _attachment(ev.base_dir, where, name, mime, conv, row)
-        if attachment:
+        if attachment and len(attachment.file_name) > LIMITS["fileName"]:
+            conv.problems.append(
+                Problem(
+                    "attachments",
+                    "too_long",
+                    f"attachment name over {LIMITS['fileName']} characters",
+                    row,
+                )
+            )
+        elif attachment:
             out.append(attachment)
     return out
 

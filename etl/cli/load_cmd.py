@@ -9,7 +9,7 @@ import click
 
 from etl import mirror
 from etl.cli.common import connection_options, db_option, make_client, quiet_option, say
-from etl.load import CONVERSATIONS, CUSTOMERS, LoadOptions, load
+from etl.load import CONVERSATIONS, CUSTOMERS, LoadFailed, LoadOptions, load
 from etl.progress import bars
 
 EXIT_REJECTED = 3
@@ -82,6 +82,10 @@ def run_load(kind: str, file: Path, url, api_key, db, quiet, **settings) -> None
         database = mirror.open_mirror(db)
         try:
             report = load(client, database.conn, file, options, progress=bars(quiet))
+        except LoadFailed as exc:
+            for line in exc.report.lines():  # what was done before the failure
+                say(quiet, line)
+            raise
         finally:
             database.conn.close()
             client.close()
