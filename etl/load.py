@@ -180,7 +180,7 @@ class Report:
             where = f"sent to {self.fallback_user}" if self.fallback_user else "rows rejected"
             out.append(f"  unmapped agents ({where}):")
             for email, count in self.unmapped_agents.most_common():
-                out.append(f"    {email}  ({count} references)")
+                out.append(f"    {email}  ({count} reference{'s' if count != 1 else ''})")
         for source_id, file, row in self.changed[:20]:
             out.append(f"  changed: {file} row {row} (id {source_id})")
         if len(self.changed) > 20:
@@ -982,6 +982,9 @@ def write_rejects(report: Report) -> None:
     if target is None:
         return
     if not report.rejects:
+        # A rejects file left by an earlier run would describe rows that are fine now.
+        if target.is_file() and _is_rejects_file(target):
+            target.unlink()
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target, "w", encoding="utf-8-sig", newline="") as handle:
@@ -989,6 +992,11 @@ def write_rejects(report: Report) -> None:
         writer.writerow(REJECT_COLUMNS)
         for r in sorted(report.rejects, key=lambda r: (r.file, r.row or 0)):
             writer.writerow([r.file, r.row, r.source_id.lstrip("\0"), r.field, r.kind, r.reason])
+
+
+def _is_rejects_file(path: Path) -> bool:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        return handle.readline().strip() == ",".join(REJECT_COLUMNS)
 
 
 def read_rejects(path: Path) -> list[dict[str, str]]:

@@ -367,6 +367,7 @@ def test_retry_rejects_loads_only_the_rows_fixed_since(empty_sandbox, tmp_path):
     result = run(empty_sandbox, *base, "--retry-rejects", db=db)
     assert figure(result.output, "created") == 2
     assert figure(result.output, "rejected") == 5
+    assert (tmp_path / "tickets.rejects.csv").read_text(encoding="utf-8-sig").count("\n") == 6
     subjects = set(conversations_by_subject(empty_sandbox))
     assert {"Now with a subject", "Bad date"} <= subjects
     assert "Never seen before" not in subjects  # not a previous reject
@@ -381,8 +382,10 @@ def test_changed_rows_are_listed_and_left_alone(empty_sandbox, tmp_path):
     assert run(empty_sandbox, *base, db=db).exit_code == 0
     rows[1] = (*rows[1][:6], "Hi! (edited after the load)", "")
     write_generic(source, rows)
+    (tmp_path / "tickets.rejects.csv").write_text("file,row,id,field,kind,reason\nold\n")
     result = run(empty_sandbox, *base, db=db)
     assert result.exit_code == 0
+    assert not (tmp_path / "tickets.rejects.csv").exists()  # a stale one is removed
     assert figure(result.output, "created") == 0
     assert figure(result.output, "changed since loaded") == 1
     assert "not updated: the API cannot rewrite threads" in result.output
