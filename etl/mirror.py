@@ -10,6 +10,7 @@ import fcntl
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -342,13 +343,23 @@ def upsert(conn: sqlite3.Connection, table_name: str, rows: list[dict[str, Any]]
 def replace_children(
     conn: sqlite3.Connection, table_name: str, parent_ids: Iterable[int], rows: list[dict]
 ) -> None:
-    """Make a child table hold exactly `rows` for these parents (tags removed at the source go)."""
+    """Make a child table hold exactly `rows` for these parents (tags removed at the source go).
+
+    Children with their own `id` (threads, attachments) are upserted and only the ones gone
+    from the source are deleted, so an unchanged thread is not rewritten or re-indexed.
+    """
     table = SCHEMA[table_name]
     ids = list(parent_ids)
+    keep = [r["id"] for r in rows] if table.pk == "id" else []
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         marks = ", ".join("?" for _ in chunk)
-        conn.execute(f'DELETE FROM "{table_name}" WHERE "{table.parent_key}" IN ({marks})', chunk)
+        sql = f'DELETE FROM "{table_name}" WHERE "{table.parent_key}" IN ({marks})'
+        if keep:
+            sql += " AND id NOT IN (SELECT value FROM json_each(?))"
+            conn.execute(sql, [*chunk, json.dumps(keep)])
+        else:
+            conn.execute(sql, chunk)
     upsert(conn, table_name, rows)
 
 
@@ -394,6 +405,34 @@ def mark_deleted(
         f'UPDATE "{table_name}" SET deleted_at = ? WHERE id = ?', [(when, i) for i in gone]
     )
     return gone
+
+
+class Checkpoints:
+    """Page writes grouped into transactions committed every `interval` seconds.
+
+    Committing each page costs more than writing it; grouping keeps the guarantee that matters,
+    since each page's rows and the cursor they justify still commit together. A write that
+    fails rolls back the uncommitted group, cursor included, so the next run reads it again.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, interval: float = 1.0):
+        self.conn = conn
+        self.interval = interval
+        self.last = time.monotonic()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        try:
+            yield
+        except BaseException:
+            self.conn.rollback()
+            raise
+        if time.monotonic() - self.last >= self.interval:
+            self.commit()
+
+    def commit(self) -> None:
+        self.conn.commit()
+        self.last = time.monotonic()
 
 
 # -- cursors and runs ------------------------------------------------------------------------

@@ -226,7 +226,7 @@ def plan_segments(
 def _sync_incremental(
     client, conn, resource: Resource, options, progress, result: SyncResult, stop: StopFlag
 ) -> None:
-    """Keyset-walk a resource from its cursor, committing rows and cursor per page."""
+    """Keyset-walk a resource from its cursor; each page's rows commit with the cursor."""
     started_at = mirror.now_text()
     cursor = None if options.full else mirror.get_cursor(conn, resource.name)
     since = one_second_before(cursor) if cursor else None
@@ -257,26 +257,27 @@ def _sync_incremental(
 
     seen: set[int] = set()
     written = 0
+    checkpoints = mirror.Checkpoints(conn)
     try:
         for segment, page in interleave([walker(a, b) for a, b in segments]):
             if page is None:
                 tracker.finish(segment)
-                with conn:
+            elif page.items:
+                rows = merge(rows_for(resource, r) for r in page.items)
+                tracker.advance(segment, max(r["updated_at"] or "" for r in rows[resource.name]))
+                with checkpoints.write():
+                    mirror.save_records(conn, resource.name, rows, children)
                     mirror.set_cursor(conn, resource.name, tracker.safe_cursor())
-                continue
-            if not page.items:
+                seen.update(r["id"] for r in page.items)
+                written += len(page.items)
+                bar.update(len(page.items))
+            if page is None or stop.requested:
+                with checkpoints.write():
+                    mirror.set_cursor(conn, resource.name, tracker.safe_cursor())
+                checkpoints.commit()
                 stop.check()
-                continue
-            rows = merge(rows_for(resource, r) for r in page.items)
-            tracker.advance(segment, max(r["updated_at"] or "" for r in rows[resource.name]))
-            with conn:
-                mirror.save_records(conn, resource.name, rows, children)
-                mirror.set_cursor(conn, resource.name, tracker.safe_cursor())
-            seen.update(r["id"] for r in page.items)
-            written += len(page.items)
-            bar.update(len(page.items))
-            stop.check()
     finally:
+        checkpoints.commit()
         bar.close()
     result.counts[resource.name] = written
     if options.full:

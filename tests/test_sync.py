@@ -20,7 +20,7 @@ from etl import mirror
 from etl.cli import cli
 from etl.cli.common import make_client
 from etl.client import Client, RetryPolicy
-from etl.errors import ApiError
+from etl.errors import ApiError, LockedError
 from etl.sync import SyncOptions, sync
 
 DATA_TABLES = [
@@ -226,6 +226,19 @@ def wait_for_rows(path, minimum, timeout=30):
     raise AssertionError("the sync never got going")
 
 
+def wait_for_lock(path, timeout=30):
+    """Until another process holds the mirror's writer lock."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with mirror.writer_lock(path):
+                pass
+        except LockedError:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the first sync never took the lock")
+
+
 @pytest.mark.parametrize("how", ["kill -9", "Ctrl-C"])
 def test_4_killed_or_interrupted_sync_then_rerun_gives_the_same_mirror(
     sandbox_factory, tmp_path, how
@@ -280,8 +293,8 @@ def test_6_a_second_sync_on_the_same_mirror_stops_with_a_clear_message(sandbox, 
     path = tmp_path / "m.db"
     sandbox.latency = 0.05
     env = {"SMARTICKS_URL": sandbox.url, "SMARTICKS_API_KEY": sandbox.api_key}
-    first = run_cli_process(["sync", "--db", str(path), "--page-size", "5"], env)
-    wait_for_rows(path, 1)
+    first = run_cli_process(["sync", "--db", str(path), "--page-size", "5", "--workers", "1"], env)
+    wait_for_lock(path)
     second = run_cli_process(["sync", "--db", str(path)], env)
     _, err = second.communicate(timeout=30)
     assert second.returncode == 5
