@@ -1,0 +1,764 @@
+"""Benchmarks for smarticks-etl against its own sandbox, with dlt's rest_api source as the peer.
+
+    .venv/bin/pip install -q -e '.[bench]' && .venv/bin/python tests/benchmarks/run.py
+
+Every sandbox runs as its own process (`python -m etl sandbox --port 0 ...`), and so does every
+measured job (`python -m etl sync|export|load ...`, `dlt_peer.py`): its wall time is taken from
+start to exit and its peak memory is the peak RSS the kernel reports for it on exit (wait4).
+The figures end in one table (scenario, figure, target, met or not), headed by the machine.
+
+Options: --conversations 50000 --customers 20000 (defaults), --quick (5,000 / 2,000),
+--skip-dlt, --out results.json (the figures as JSON too), --work DIR (keep the files there).
+Run on demand only: this is never part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+API_KEY = "sandbox-key"
+HEADERS = {"X-Smarticks-API-Key": API_KEY}
+# `etl sync`'s defaults (see `etl sync --help`), passed explicitly so the bound below holds.
+WORKERS = 4
+PAGE_SIZE = 100
+SYNC_LATENCY = 0.05
+LOAD_LATENCY = 0.02
+LOAD_WORKERS = (1, 8)
+CHANGED_SHARE = 0.01
+CEILING_SECONDS = 5.0
+TIMEOUT = 3600.0
+CONVERSATION_QUERY = {
+    "status": "active,pending,closed,spam",
+    "embed": "threads,tags",  # what `etl sync` asks for (etl/resources.py)
+    "sortField": "updatedAt",
+    "sortOrder": "asc",
+}
+
+
+# -- machine ----------------------------------------------------------------------------------
+
+
+def machine() -> dict:
+    """CPU model, cores, RAM, Python, OS, the date, and how busy the machine already was."""
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    ram = 0
+    try:
+        import psutil
+
+        ram = psutil.virtual_memory().total
+    except ImportError:
+        with contextlib.suppress(OSError, ValueError):
+            ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    system = platform.platform(terse=True)
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                system = f"{line.split('=', 1)[1].strip(chr(34))} ({platform.system()} "
+                system += f"{platform.release()})"
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gb": round(ram / 2**30, 1),
+        "python": platform.python_version(),
+        "os": system,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit or "?",
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def machine_line(m: dict) -> str:
+    return (
+        f"{m['cpu']}, {m['cores']} cores, {m['ram_gb']} GiB RAM, Python {m['python']}, "
+        f"{m['os']}; {m['date']}, commit {m['commit']}, "
+        f"load average {' '.join(str(x) for x in m['load_average'])} at start"
+    )
+
+
+# -- processes --------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One measured process."""
+
+    name: str
+    seconds: float
+    peak_mb: float
+    cpu_seconds: float
+    returncode: int
+    stdout: str = field(repr=False)
+    stderr: str = field(repr=False)
+
+    def check(self, allowed: tuple[int, ...] = (0,)) -> Run:
+        if self.returncode not in allowed:
+            lines = [x for x in self.stderr.splitlines() if x.strip()]
+            last = lines[-1] if lines else f"exit status {self.returncode}"
+            raise RuntimeError(f"{self.name} exited {self.returncode}: {last[:160]}")
+        return self
+
+
+def child_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTICKS_")}
+    env["RUNTIME__DLTHUB_TELEMETRY"] = "false"
+    return env
+
+
+def measure(name: str, args: list[str], work: Path, timeout: float = TIMEOUT) -> Run:
+    """Run `python ARGS` as its own process; wall time to exit and its peak RSS (wait4)."""
+    out_path, err_path = work / f"{name}.out", work / f"{name}.err"
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        started = time.monotonic()
+        proc = subprocess.Popen([PYTHON, *args], stdout=out, stderr=err, cwd=work, env=child_env())
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        seconds = time.monotonic() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return Run(
+        name=name,
+        seconds=seconds,
+        peak_mb=usage.ru_maxrss / 1024,  # KiB on Linux
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
+        returncode=proc.returncode,
+        stdout=out_path.read_text(errors="replace"),
+        stderr=err_path.read_text(errors="replace"),
+    )
+
+
+class SandboxProcess:
+    """`python -m etl sandbox --port 0 ...` in its own process; its URL once it answers."""
+
+    def __init__(self, name: str, work: Path, conversations: int = 0, customers: int = 0, **opts):
+        self.name, self.work = name, work
+        self.args = ["-m", "etl", "sandbox", "--port", "0", "--api-key", API_KEY]
+        if opts.get("empty"):
+            self.args.append("--empty")
+        else:
+            self.args += ["--conversations", str(conversations), "--customers", str(customers)]
+        if opts.get("latency"):
+            self.args += ["--latency", str(opts["latency"])]
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+        self.startup_seconds = 0.0
+
+    def __enter__(self) -> SandboxProcess:
+        log = self.work / f"{self.name}.log"
+        started = time.monotonic()
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [PYTHON, *self.args], stdout=out, stderr=subprocess.STDOUT, env=child_env()
+            )
+        try:
+            self._wait_ready(log, started)
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - started
+        return self
+
+    def _wait_ready(self, log: Path, started: float) -> None:
+        while time.monotonic() - started < 900:
+            if self.proc.poll() is not None:
+                tail = log.read_text(errors="replace").strip().splitlines()[-1:]
+                raise RuntimeError(f"sandbox exited {self.proc.returncode}: {' '.join(tail)}")
+            if not self.url:
+                found = re.search(r"sandbox at (http://\S+)", log.read_text(errors="replace"))
+                self.url = found.group(1) if found else ""
+            if self.url:
+                with contextlib.suppress(requests.RequestException):
+                    answer = requests.get(f"{self.url}/api/mailboxes", headers=HEADERS, timeout=5)
+                    if answer.status_code == 200:
+                        return
+            time.sleep(0.2)
+        raise RuntimeError("sandbox did not answer within 900 s")
+
+    def cpu_seconds(self) -> float:
+        """CPU time the sandbox process has used so far (0 without psutil)."""
+        try:
+            import psutil
+
+            times = psutil.Process(self.proc.pid).cpu_times()
+            return times.user + times.system
+        except (ImportError, OSError):
+            return 0.0
+
+    def rss_mb(self) -> float:
+        try:
+            import psutil
+
+            return psutil.Process(self.proc.pid).memory_info().rss / 2**20
+        except (ImportError, OSError):
+            return 0.0
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)  # `etl sandbox` stops cleanly on Ctrl-C
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+# -- the jobs ---------------------------------------------------------------------------------
+
+
+def etl(*args: str) -> list[str]:
+    return ["-m", "etl", *args]
+
+
+def sync_args(sandbox: SandboxProcess, db: Path) -> list[str]:
+    return etl(
+        "sync",
+        "--url",
+        sandbox.url,
+        "--api-key",
+        API_KEY,
+        "--db",
+        str(db),
+        "--workers",
+        str(WORKERS),
+        "--page-size",
+        str(PAGE_SIZE),
+    )
+
+
+def last_run(db: Path, work: Path) -> dict:
+    """The newest row of etl_runs, through `etl status --json`."""
+    answer = subprocess.run(
+        [PYTHON, *etl("status", "--db", str(db), "--json", "--runs", "1")],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        env=child_env(),
+        check=True,
+    )
+    report = json.loads(answer.stdout)
+    run = report["runs"][0]
+    run["counts"] = json.loads(run["counts"] or "{}")
+    run["rows"] = report["rows"]
+    return run
+
+
+@dataclass
+class SyncFigures:
+    run: Run
+    conversations: int
+    customers: int
+    requests: int
+    sandbox_cpu: float  # sandbox CPU seconds during the sync
+
+    @property
+    def conv_per_s(self) -> float:
+        return self.conversations / self.run.seconds
+
+    @property
+    def records_per_s(self) -> float:
+        return (self.conversations + self.customers) / self.run.seconds
+
+
+def timed_sync(name: str, sandbox: SandboxProcess, db: Path, work: Path) -> SyncFigures:
+    before = sandbox.cpu_seconds()
+    run = measure(name, sync_args(sandbox, db), work).check()
+    sandbox_cpu = sandbox.cpu_seconds() - before
+    info = last_run(db, work)
+    if info["status"] != "completed":
+        raise RuntimeError(f"{name}: run status {info['status']}")
+    return SyncFigures(
+        run,
+        info["counts"].get("conversations", 0),
+        info["counts"].get("customers", 0),
+        info["requests"],
+        sandbox_cpu,
+    )
+
+
+def export_rows(run: Run) -> int:
+    return sum(int(n) for n in re.findall(r"^\s+\w+\s+(\d+) rows$", run.stdout, re.M))
+
+
+def timed_export(name: str, db: Path, fmt: str, work: Path) -> tuple[Run, int]:
+    out = work / f"{name}.xlsx" if fmt == "xlsx" else work / name
+    run = measure(name, etl("export", "--db", str(db), "--format", fmt, "--out", str(out)), work)
+    run.check()
+    rows = export_rows(run)
+    if out.is_dir():
+        shutil.rmtree(out)
+    else:
+        out.unlink(missing_ok=True)
+    return run, rows
+
+
+def ceiling(url: str, total: int, clients: int, seconds: float) -> float:
+    """Pages of PAGE_SIZE conversations (threads, tags embedded) per second to plain clients."""
+    pages = max(1, total // PAGE_SIZE)
+    served = [0] * clients
+    deadline = time.monotonic() + seconds
+
+    def client(index: int) -> None:
+        session = requests.Session()
+        session.headers.update(HEADERS)
+        step = 0
+        while time.monotonic() < deadline:
+            page = 1 + (index + step * clients) * 37 % pages  # spread over the whole list
+            query = {**CONVERSATION_QUERY, "page": page, "pageSize": PAGE_SIZE}
+            answer = session.get(f"{url}/api/conversations", params=query, timeout=60)
+            answer.raise_for_status()
+            len(answer.content)
+            served[index] += 1
+            step += 1
+        session.close()
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(served) / (time.monotonic() - started)
+
+
+def change_conversations(url: str, db: Path, share: float) -> int:
+    """Retag `share` of the mirrored conversations through the API (bumps their updatedAt)."""
+    conn = sqlite3.connect(db)
+    try:
+        ids = [row[0] for row in conn.execute("SELECT id FROM conversations ORDER BY id")]
+    finally:
+        conn.close()
+    chosen = random.Random(7).sample(ids, max(1, round(len(ids) * share)))
+    with requests.Session() as session:
+        session.headers.update(HEADERS)
+        for cid in chosen:
+            answer = session.put(
+                f"{url}/api/conversations/{cid}/tags", json={"tags": ["bench-changed"]}, timeout=30
+            )
+            answer.raise_for_status()
+    return len(chosen)
+
+
+def timed_load(name: str, source: Path, count: int, workers: int, work: Path) -> tuple[Run, int]:
+    """Load `count` conversations into a fresh empty sandbox with LOAD_LATENCY, fresh ledger."""
+    ledger = work / f"{name}.db"
+    with SandboxProcess(f"{name}-sandbox", work, empty=True, latency=LOAD_LATENCY) as target:
+        args = etl(
+            "load",
+            "conversations",
+            str(source),
+            "--mapping",
+            str(ROOT / "mappings" / "smarticks.toml"),
+            "--url",
+            target.url,
+            "--api-key",
+            API_KEY,
+            "--db",
+            str(ledger),
+            "--limit",
+            str(count),
+            "--workers",
+            str(workers),
+            "--rejects",
+            str(work / f"{name}.rejects.csv"),
+        )
+        run = measure(name, args, work).check(allowed=(0, 3))  # 3: some rows rejected
+    found = re.search(r"^\s+created\s+(\d+)", run.stdout, re.M)
+    if not found:
+        raise RuntimeError(f"{name}: no 'created' count in its summary")
+    return run, int(found.group(1))
+
+
+def dlt_peer(sandbox: SandboxProcess, work: Path) -> tuple[Run, dict]:
+    db, state = work / "dlt-peer.db", work / "dlt-pipelines"
+    args = [
+        str(Path(__file__).with_name("dlt_peer.py")),
+        "--url",
+        sandbox.url,
+        "--api-key",
+        API_KEY,
+        "--db",
+        str(db),
+        "--work",
+        str(state),
+        "--page-size",
+        str(PAGE_SIZE),
+    ]
+    run = measure("dlt-peer", args, work).check()
+    lines = [x for x in run.stdout.splitlines() if x.startswith("{")]
+    if not lines:
+        raise RuntimeError("dlt peer printed no report")
+    return run, json.loads(lines[-1])
+
+
+# -- the table --------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    scenario: str
+    figure: str
+    target: str = ""
+    result: str = ""  # met, not met, failed: ..., or empty for a plain figure
+
+
+class Table:
+    def __init__(self) -> None:
+        self.rows: list[Row] = []
+        self.figures: dict[str, object] = {}
+
+    def add(self, scenario: str, figure: str, target: str = "", met: bool | None = None) -> None:
+        result = "" if met is None else ("met" if met else "NOT MET")
+        self.rows.append(Row(scenario, figure, target, result))
+
+    @contextlib.contextmanager
+    def scenario(self, name: str) -> Iterator[None]:
+        """Any failure inside becomes one 'failed' row; the benchmark goes on."""
+        try:
+            yield
+        except Exception as exc:
+            reason = " ".join(str(exc).split())[:150] or type(exc).__name__
+            self.rows.append(Row(name, f"failed: {reason}", "", "FAILED"))
+            print(f"  {name} failed: {reason}", flush=True)
+
+    def render(self) -> str:
+        heads = ("scenario", "figure", "target", "result")
+        cells = [heads, *((r.scenario, r.figure, r.target, r.result) for r in self.rows)]
+        widths = [max(len(c[i]) for c in cells) for i in range(4)]
+        line = "  ".join("-" * w for w in widths)
+        out = ["  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)), line]
+        for cell in cells[1:]:
+            out.append("  ".join(c.ljust(w) for c, w in zip(cell, widths, strict=True)).rstrip())
+        return "\n".join(out)
+
+
+def mb(value: float) -> str:
+    return f"{value:,.0f} MB"
+
+
+def pct(value: float) -> str:
+    return f"{value * 100:.0f}%" if value >= 0.1 else f"{value * 100:.1f}%"
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+
+def benchmark(args, work: Path, table: Table) -> None:
+    n, m = args.conversations, args.customers
+    small_n, small_m = max(1, n // 10), max(1, m // 10)
+    load_count = args.load
+    figures = table.figures
+    full: SyncFigures | None = None
+    dlt_result: tuple[Run, dict] | None = None
+    full_db, small_db = work / "full.db", work / "small.db"
+
+    say(f"starting the sandbox with {n:,} conversations and {m:,} customers")
+    with table.scenario("sandbox"), SandboxProcess("sandbox-full", work, n, m) as sandbox:
+        figures["sandbox_startup_s"] = round(sandbox.startup_seconds, 1)
+        say(f"sandbox ready at {sandbox.url} after {sandbox.startup_seconds:.0f} s")
+
+        with table.scenario("0 sandbox ceiling"):
+            one = ceiling(sandbox.url, n, 1, CEILING_SECONDS)
+            four = ceiling(sandbox.url, n, WORKERS, CEILING_SECONDS)
+            figures["ceiling_pages_per_s"] = {"1": round(one, 1), str(WORKERS): round(four, 1)}
+            table.add(
+                "0 sandbox ceiling",
+                f"{one:,.1f} pages/s to 1 client, {four:,.1f} to {WORKERS} "
+                f"(= {four * PAGE_SIZE:,.0f} conv/s; pages of {PAGE_SIZE} with threads)",
+            )
+            say(f"sandbox ceiling {one:.1f} / {four:.1f} pages/s")
+
+        with table.scenario("1 full sync"):
+            say("full sync")
+            full = timed_sync("sync-full", sandbox, full_db, work)
+            figures["full_sync"] = {**asdict_run(full.run), **sync_extra(full)}
+            if full.conversations != n or full.customers != m:
+                raise RuntimeError(
+                    f"mirrored {full.conversations} conversations, {full.customers} customers"
+                )
+            table.add(
+                "1 full sync",
+                f"{n:,} conv + {m:,} cust in {full.run.seconds:.1f} s: "
+                f"{full.conv_per_s:,.0f} conv/s, {full.requests:,} requests, "
+                f"peak {mb(full.run.peak_mb)}",
+            )
+            table.add(
+                "1 full sync",
+                f"CPU: sync {pct(full.run.cpu_seconds / full.run.seconds)} of a core, "
+                f"sandbox {pct(full.sandbox_cpu / full.run.seconds)}; "
+                f"sandbox ceiling {figures.get('ceiling_pages_per_s', {}).get(str(WORKERS), '?')}"
+                f" pages/s vs sync {full.requests / full.run.seconds:,.0f} requests/s",
+            )
+            say(f"full sync {full.run.seconds:.1f} s")
+
+        if args.skip_dlt:
+            table.add("6 dlt peer", "skipped (--skip-dlt)")
+        elif importlib.util.find_spec("dlt") is None:
+            table.add("6 dlt peer", "not run: dlt is not installed (pip install -e '.[bench]')")
+        else:
+            with table.scenario("6 dlt peer"):
+                say("dlt rest_api peer")
+                dlt_result = dlt_peer(sandbox, work)
+
+        with table.scenario("2 incremental"):
+            if full is None:
+                raise RuntimeError("needs the full sync")
+            changed = change_conversations(sandbox.url, full_db, CHANGED_SHARE)
+            say(f"changed {changed} conversations; incremental sync")
+            inc = timed_sync("sync-incremental", sandbox, full_db, work)
+            figures["incremental_sync"] = {**asdict_run(inc.run), **sync_extra(inc)}
+            share = inc.run.seconds / full.run.seconds
+            table.add(
+                "2 incremental",
+                f"{changed:,} changed ({pct(CHANGED_SHARE)}): {inc.run.seconds:.2f} s = "
+                f"{pct(share)} of the full sync; {inc.conversations:,} conv read, "
+                f"{inc.requests} requests",
+                "<= 5% of full",
+                share <= 0.05,
+            )
+        sandbox_rss = sandbox.rss_mb()
+        figures["sandbox_rss_mb"] = round(sandbox_rss)
+
+    with table.scenario("3 latency 50 ms"):
+        say(f"sandbox with {SYNC_LATENCY * 1000:.0f} ms latency; full sync")
+        with SandboxProcess("sandbox-latency", work, n, m, latency=SYNC_LATENCY) as sandbox:
+            slow = timed_sync("sync-latency", sandbox, work / "latency.db", work)
+        bound = WORKERS * PAGE_SIZE / SYNC_LATENCY
+        share = slow.records_per_s / bound
+        figures["latency_sync"] = {**asdict_run(slow.run), **sync_extra(slow), "bound": bound}
+        table.add(
+            "3 latency 50 ms",
+            f"{slow.records_per_s:,.0f} records/s ({slow.conv_per_s:,.0f} conv/s) in "
+            f"{slow.run.seconds:.1f} s = {pct(share)} of the bound {bound:,.0f}/s "
+            f"({WORKERS} x {PAGE_SIZE} / {SYNC_LATENCY} s)",
+            ">= 70% of bound",
+            share >= 0.70,
+        )
+
+    exports: dict[str, Run] = {}
+    for fmt in ("csv", "xlsx", "parquet"):
+        with table.scenario(f"4 export {fmt}"):
+            if not full_db.exists():
+                raise RuntimeError("needs the full sync's mirror")
+            say(f"export {fmt}")
+            run, rows = timed_export(f"export-{fmt}", full_db, fmt, work)
+            exports[fmt] = run
+            figures[f"export_{fmt}"] = {**asdict_run(run), "rows": rows}
+            table.add(
+                f"4 export {fmt}",
+                f"{rows:,} rows in {run.seconds:.1f} s: {rows / run.seconds:,.0f} rows/s, "
+                f"peak {mb(run.peak_mb)}",
+            )
+
+    say(f"memory at {small_n:,} conversations: sandbox, sync, exports")
+    with table.scenario("memory flat"):
+        with SandboxProcess("sandbox-small", work, small_n, small_m) as sandbox:
+            small = timed_sync("sync-small", sandbox, small_db, work)
+        figures["small_sync"] = {**asdict_run(small.run), **sync_extra(small)}
+        if full is not None:
+            ratio = full.run.peak_mb / small.run.peak_mb
+            table.add(
+                "memory flat",
+                f"sync peak {mb(full.run.peak_mb)} at {n:,} vs {mb(small.run.peak_mb)} at "
+                f"{small_n:,} conv: {ratio:.2f}x",
+                "<= 1.5x",
+                ratio <= 1.5,
+            )
+        for fmt in ("csv", "xlsx", "parquet"):
+            with table.scenario("memory flat"):
+                run, _ = timed_export(f"export-small-{fmt}", small_db, fmt, work)
+                figures[f"export_small_{fmt}"] = asdict_run(run)
+                if fmt in exports:
+                    ratio = exports[fmt].peak_mb / run.peak_mb
+                    table.add(
+                        "memory flat",
+                        f"export {fmt} peak {mb(exports[fmt].peak_mb)} vs {mb(run.peak_mb)}: "
+                        f"{ratio:.2f}x",
+                        "<= 1.5x",
+                        ratio <= 1.5,
+                    )
+
+    with table.scenario("5 load"):
+        source = full_db if full_db.exists() else small_db
+        if not source.exists():
+            raise RuntimeError("needs a synced mirror to export from")
+        say(f"load {load_count:,} conversations with {LOAD_WORKERS} workers")
+        dump = work / "load-source"
+        measure(
+            "export-jsonl",
+            etl("export", "--db", str(source), "--format", "jsonl", "--out", str(dump)),
+            work,
+        ).check()
+        # Enough lines that --limit, not the end of the file, stops the load (some rows are
+        # skipped or rejected: trash, no customer email).
+        lines = work / "load-conversations.jsonl"
+        with open(dump / "conversations.jsonl", "rb") as src, open(lines, "wb") as dst:
+            for number, line in enumerate(src):
+                if number >= load_count * 3 // 2:
+                    break
+                dst.write(line)
+        shutil.rmtree(dump)
+        rates = {}
+        for workers in LOAD_WORKERS:
+            with table.scenario("5 load"):
+                run, created = timed_load(f"load-{workers}", lines, load_count, workers, work)
+                rates[workers] = created / run.seconds
+                figures[f"load_{workers}"] = {**asdict_run(run), "created": created}
+                table.add(
+                    "5 load",
+                    f"{workers} worker{'s' if workers > 1 else ''}, "
+                    f"{LOAD_LATENCY * 1000:.0f} ms latency: "
+                    f"{created:,} created in {run.seconds:.1f} s = {rates[workers]:,.1f} conv/s",
+                )
+        if len(rates) == 2:
+            low, high = LOAD_WORKERS
+            speedup = rates[high] / rates[low]
+            table.add(
+                "5 load",
+                f"{high} workers vs {low}: {speedup:.1f}x faster",
+                ">= 5x",
+                speedup >= 5,
+            )
+
+    if dlt_result is not None and full is not None:
+        with table.scenario("6 dlt peer"):
+            run, report = dlt_result
+            rows = report["rows"]
+            loaded, customers = rows.get("conversations", 0), rows.get("customers", 0)
+            threads = rows.get("conversations___embedded__threads", 0)
+            figures["dlt_peer"] = {**asdict_run(run), **report}
+            complete = loaded == n and customers == m
+            table.add(
+                "6 dlt peer",
+                f"dlt {report['dlt_version']} rest_api -> sqlite: {run.seconds:.1f} s, "
+                f"{loaded / run.seconds:,.0f} conv/s, peak {mb(run.peak_mb)}",
+            )
+            table.add(
+                "6 dlt peer",
+                f"dlt loaded {loaded:,}/{n:,} conv, {customers:,}/{m:,} cust, {threads:,} "
+                f"threads: {'complete' if complete else 'INCOMPLETE'}",
+            )
+            ratio = (n / full.run.seconds) / (loaded / run.seconds) if loaded else 0.0
+            table.add(
+                "6 dlt peer",
+                f"our full sync {ratio:.1f}x dlt's throughput "
+                f"({full.conv_per_s:,.0f} vs {loaded / run.seconds:,.0f} conv/s)",
+                ">= 3x dlt",
+                ratio >= 3 and complete,
+            )
+
+
+def asdict_run(run: Run) -> dict:
+    data = asdict(run)
+    data.pop("stdout"), data.pop("stderr")
+    data["seconds"] = round(run.seconds, 3)
+    data["peak_mb"] = round(run.peak_mb, 1)
+    data["cpu_seconds"] = round(run.cpu_seconds, 2)
+    return data
+
+
+def sync_extra(figures: SyncFigures) -> dict:
+    return {
+        "conversations": figures.conversations,
+        "customers": figures.customers,
+        "requests": figures.requests,
+        "sandbox_cpu_seconds": round(figures.sandbox_cpu, 2),
+        "conv_per_s": round(figures.conv_per_s, 1),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description="Benchmark smarticks-etl against its sandbox (dlt's rest_api as the peer)."
+    )
+    parser.add_argument("--conversations", type=int, default=50_000)
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--load", type=int, help="conversations to load [5000; 500 with --quick]")
+    parser.add_argument("--quick", action="store_true", help="5,000 / 2,000: a fast check")
+    parser.add_argument("--skip-dlt", action="store_true", help="leave out the dlt peer")
+    parser.add_argument("--out", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--work", type=Path, help="keep the files here [a temporary folder]")
+    args = parser.parse_args()
+    if args.quick:
+        args.conversations, args.customers = 5_000, 2_000
+    if args.load is None:
+        args.load = 500 if args.quick else 5_000
+
+    info = machine()
+    say(f"machine: {machine_line(info)}")
+    work = args.work or Path(tempfile.mkdtemp(prefix="etl-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    work = work.resolve()
+    say(f"work folder {work}")
+    table = Table()
+    started = time.monotonic()
+    try:
+        benchmark(args, work, table)
+    except KeyboardInterrupt:
+        table.rows.append(Row("(run)", "interrupted", "", "FAILED"))
+    finally:
+        total = time.monotonic() - started
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    command = "python tests/benchmarks/run.py " + " ".join(sys.argv[1:])
+    print()
+    print(f"smarticks-etl benchmarks: {command.strip()}  ({total / 60:.1f} min)")
+    print(f"machine: {machine_line(info)}")
+    print(table.render())
+    if args.out:
+        document = {
+            "command": command.strip(),
+            "machine": info,
+            "minutes": round(total / 60, 1),
+            "rows": [asdict(r) for r in table.rows],
+            "figures": table.figures,
+        }
+        args.out.write_text(json.dumps(document, indent=2) + "\n")
+    return 1 if any(r.result == "FAILED" for r in table.rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
