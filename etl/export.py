@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from etl import views
+from etl import search, views
 from etl.errors import ConfigError, EtlError
 from etl.resources import ALL_STATUSES
 from etl.views import INT, TEXT, TIME, Column, Sheet
@@ -581,6 +581,8 @@ def export(
         raise ConfigError("--excel applies to --format csv only")
     writer = make_writer(fmt, prepare_output(fmt, out), options)
     summary = ExportSummary()
+    if not conn.in_transaction:
+        search.refresh(conn)  # thread text in the sheets is read from the search index
     began = not conn.in_transaction
     if began:
         conn.execute("BEGIN")  # one read snapshot for every table

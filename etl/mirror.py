@@ -268,6 +268,8 @@ TABLES = (
         parent_key="conversation_id",
     ),
     Table("etl_cursors", _cols("resource", "value", "updated_at"), pk="resource"),
+    # Records written since the search index last caught up (see etl.search.refresh).
+    Table("etl_changes", {"table_name": T, "id": INT}, pk=("table_name", "id")),
     Table(
         "etl_runs",
         {
@@ -378,6 +380,10 @@ def save_records(
     parents = newer_only(conn, parent_table, rows.get(parent_table, []))
     upsert(conn, parent_table, parents)
     ids = {r["id"] for r in parents}
+    conn.executemany(
+        "INSERT OR IGNORE INTO etl_changes (table_name, id) VALUES (?, ?)",
+        [(parent_table, i) for i in ids],
+    )
     for child in child_tables:
         parent_key = SCHEMA[child].parent_key
         children = [r for r in rows.get(child, []) if r[parent_key] in ids]

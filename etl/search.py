@@ -1,15 +1,19 @@
 """Full-text search over the mirror: conversation subjects, thread text, customer names and emails.
 
 One FTS5 table, `search_index`, holds a document per conversation (its subject), per thread
-(its body as plain text) and per customer (name and every email). Triggers on the mirror's
-tables keep it current through every write a sync makes: upserts fire UPDATE triggers, and a
-re-synced conversation's threads are deleted and inserted again. A document's rowid encodes
+(its body as plain text) and per customer (name and every email). A document's rowid encodes
 what it is, `id * 4 + kind`, so a hit leads back to its row without a lookup table.
 
-Thread bodies are HTML; the triggers index their text through `etl_html_text_v1`, a function
-the schema hook registers on every connection `mirror.open_mirror` makes. A writer that opens
-the database some other way cannot change `threads` ("no such function"): open it with
-`open_mirror`. Readers (datasette, sqlite3, a snapshot) need nothing.
+The index is brought up to date in bulk, not row by row: the mirror journals the ids of the
+conversations and customers each write touches (`etl_changes`, in the same transaction as the
+rows), and `refresh` re-indexes just those in one statement per kind. The sync refreshes at
+the end of every run, and search and export refresh first, so even after a killed sync the
+index never disagrees with the rows. Indexing in bulk costs about a third of what per-row
+triggers cost on a first sync. Deletes still go through triggers, which need no function.
+
+Thread bodies are HTML; `refresh` indexes their text through `etl_html_text_v1`, a function the
+schema hook registers on every connection `mirror.open_mirror` makes. Readers (datasette,
+sqlite3, a snapshot) need nothing.
 """
 
 from __future__ import annotations
@@ -35,28 +39,8 @@ def thread_text_sql(alias: str) -> str:
     return f"(SELECT s.body FROM {INDEX} s WHERE s.rowid = {alias}.id * 4 + {THREAD})"
 
 
-def _doc(kind: int, name: str, ref: str, title: str, body: str) -> str:
-    return (
-        f"DELETE FROM {INDEX} WHERE rowid = {ref} * 4 + {kind};\n"
-        f"  INSERT INTO {INDEX} (rowid, kind, ref_id, title, body) "
-        f"VALUES ({ref} * 4 + {kind}, '{name}', {ref}, {title}, {body});"
-    )
-
-
 def _drop(kind: int, ref: str) -> str:
     return f"DELETE FROM {INDEX} WHERE rowid = {ref} * 4 + {kind};"
-
-
-def _customer_doc(ref: str) -> str:
-    return (
-        f"DELETE FROM {INDEX} WHERE rowid = {ref} * 4 + {CUSTOMER};\n"
-        f"  INSERT INTO {INDEX} (rowid, kind, ref_id, title, body)\n"
-        f"  SELECT cu.id * 4 + {CUSTOMER}, 'customer', cu.id, "
-        "trim(coalesce(cu.first_name, '') || ' ' || coalesce(cu.last_name, '')), "
-        "trim(coalesce(cu.email, '') || ' ' || coalesce((SELECT group_concat(e.value, ' ') "
-        "FROM customer_emails e WHERE e.customer_id = cu.id), ''))\n"
-        f"  FROM customers cu WHERE cu.id = {ref};"
-    )
 
 
 def _trigger(name: str, when: str, body: str) -> tuple[str, str]:
@@ -67,65 +51,47 @@ TABLE_SQL = (
     f"CREATE VIRTUAL TABLE {INDEX} USING fts5("
     "kind UNINDEXED, ref_id UNINDEXED, title, body, tokenize = 'unicode61 remove_diacritics 2')"
 )
-_conversation = _doc(CONVERSATION, "conversation", "new.id", "new.subject", "NULL")
-_thread = _doc(THREAD, "thread", "new.id", "NULL", f"{TEXT_FUNCTION}(new.body)")
 TRIGGERS = dict(
     (
-        _trigger("search_conversation_insert", "AFTER INSERT ON conversations", _conversation),
-        _trigger(
-            "search_conversation_update",
-            "AFTER UPDATE OF subject ON conversations WHEN old.subject IS NOT new.subject",
-            _conversation,
-        ),
         _trigger(
             "search_conversation_delete",
             "AFTER DELETE ON conversations",
             _drop(CONVERSATION, "old.id"),
         ),
-        _trigger("search_thread_insert", "AFTER INSERT ON threads", _thread),
-        _trigger(
-            "search_thread_update",
-            "AFTER UPDATE OF body ON threads WHEN old.body IS NOT new.body",
-            _thread,
-        ),
         _trigger("search_thread_delete", "AFTER DELETE ON threads", _drop(THREAD, "old.id")),
-        _trigger("search_customer_insert", "AFTER INSERT ON customers", _customer_doc("new.id")),
-        _trigger(
-            "search_customer_update",
-            "AFTER UPDATE OF first_name, last_name, email ON customers",
-            _customer_doc("new.id"),
-        ),
         _trigger("search_customer_delete", "AFTER DELETE ON customers", _drop(CUSTOMER, "old.id")),
-        _trigger(
-            "search_email_insert",
-            "AFTER INSERT ON customer_emails",
-            _customer_doc("new.customer_id"),
-        ),
-        _trigger(
-            "search_email_update",
-            "AFTER UPDATE ON customer_emails",
-            _customer_doc("new.customer_id"),
-        ),
-        _trigger(
-            "search_email_delete",
-            "AFTER DELETE ON customer_emails",
-            _customer_doc("old.customer_id"),
-        ),
     )
 )
 
-REBUILD = (
-    f"DELETE FROM {INDEX}",
+_CONVERSATION_DOCS = (
     f"INSERT INTO {INDEX} (rowid, kind, ref_id, title, body) "
-    f"SELECT id * 4 + {CONVERSATION}, 'conversation', id, subject, NULL FROM conversations",
+    f"SELECT id * 4 + {CONVERSATION}, 'conversation', id, subject, NULL FROM conversations"
+)
+_THREAD_DOCS = (
     f"INSERT INTO {INDEX} (rowid, kind, ref_id, title, body) "
-    f"SELECT id * 4 + {THREAD}, 'thread', id, NULL, {TEXT_FUNCTION}(body) FROM threads",
+    f"SELECT id * 4 + {THREAD}, 'thread', id, NULL, {TEXT_FUNCTION}(body) FROM threads"
+)
+_CUSTOMER_DOCS = (
     f"INSERT INTO {INDEX} (rowid, kind, ref_id, title, body) "
     f"SELECT cu.id * 4 + {CUSTOMER}, 'customer', cu.id, "
     "trim(coalesce(cu.first_name, '') || ' ' || coalesce(cu.last_name, '')), "
     "trim(coalesce(cu.email, '') || ' ' || coalesce((SELECT group_concat(e.value, ' ') "
-    "FROM customer_emails e WHERE e.customer_id = cu.id), '')) FROM customers cu",
+    "FROM customer_emails e WHERE e.customer_id = cu.id), '')) FROM customers cu"
 )
+_PENDING = "(SELECT id FROM etl_changes WHERE table_name = '{}')"
+REFRESH = (
+    f"DELETE FROM {INDEX} WHERE rowid IN (SELECT id * 4 + {CONVERSATION} FROM etl_changes "
+    "WHERE table_name = 'conversations')",
+    f"DELETE FROM {INDEX} WHERE rowid IN (SELECT id * 4 + {THREAD} FROM threads "
+    f"WHERE conversation_id IN {_PENDING.format('conversations')})",
+    f"DELETE FROM {INDEX} WHERE rowid IN (SELECT id * 4 + {CUSTOMER} FROM etl_changes "
+    "WHERE table_name = 'customers')",
+    f"{_CONVERSATION_DOCS} WHERE id IN {_PENDING.format('conversations')}",
+    f"{_THREAD_DOCS} WHERE conversation_id IN {_PENDING.format('conversations')}",
+    f"{_CUSTOMER_DOCS} WHERE cu.id IN {_PENDING.format('customers')}",
+    "DELETE FROM etl_changes WHERE table_name IN ('conversations', 'customers')",
+)
+REBUILD = (f"DELETE FROM {INDEX}", _CONVERSATION_DOCS, _THREAD_DOCS, _CUSTOMER_DOCS)
 
 
 def register_functions(conn: sqlite3.Connection) -> None:
@@ -173,6 +139,24 @@ def rebuild(conn: sqlite3.Connection) -> None:
     """Refill the index from the mirror's rows (the caller owns the transaction)."""
     for sql in REBUILD:
         conn.execute(sql)
+    conn.execute("DELETE FROM etl_changes WHERE table_name IN ('conversations', 'customers')")
+
+
+def refresh(conn: sqlite3.Connection) -> int:
+    """Re-index the conversations and customers written since the last refresh; commits.
+
+    Returns how many records were re-indexed (0 on a mirror opened without the index).
+    """
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (INDEX,)).fetchone():
+        return 0
+    pending = conn.execute(
+        "SELECT count(*) FROM etl_changes WHERE table_name IN ('conversations', 'customers')"
+    ).fetchone()[0]
+    if pending:
+        with conn:
+            for sql in REFRESH:
+                conn.execute(sql)
+    return pending
 
 
 # -- queries ----------------------------------------------------------------------------------
@@ -210,6 +194,7 @@ def search(
     terms = fts_terms(query)
     if not terms:
         raise ConfigError(f"nothing to search for in {query!r}: give at least one word")
+    refresh(conn)
     hits = "\n    UNION ALL\n    ".join(
         f"SELECT {i} AS term, rowid, rank FROM {INDEX} WHERE {INDEX} MATCH ?"
         for i in range(len(terms))

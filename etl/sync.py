@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from etl import mirror, records
+from etl import mirror, records, search
 from etl.client import Client, iter_pages, one_second_before
 from etl.errors import EtlError
 from etl.interrupt import StopFlag, deferred_interrupt
@@ -106,6 +106,7 @@ def sync(
     errors: list[str] = []
     try:
         with deferred_interrupt() as stop:
+            search.refresh(conn)  # whatever a killed run left un-indexed
             for resource in selected:
                 if resource.name == "conversations" and options.timelogs:
                     resource = with_timelogs(resource)
@@ -126,6 +127,8 @@ def sync(
         errors.append(f"{type(exc).__name__}: {exc}")
         raise
     finally:
+        if result.status != "interrupted":
+            search.refresh(conn)
         result.requests = client.requests_made - first_request
         counts = dict(result.counts)
         counts.update({f"{k}_deleted": v for k, v in result.deleted.items()})
