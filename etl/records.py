@@ -24,14 +24,24 @@ def snake(name: str) -> str:
     return _CAMEL.sub(r"_\1", name).lower()
 
 
+_encode = json.JSONEncoder(ensure_ascii=False).encode  # built once: json.dumps(**kw) is not
+_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+
+
 def as_json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if value is None:
+        return None
+    if value == []:
+        return "[]"
+    return _encode(value)
 
 
 def timestamp(value: Any) -> str | None:
     """The API's UTC timestamp as canonical ISO 8601 text (some endpoints write `13-24-01Z`)."""
     if not value or not isinstance(value, str):
         return None
+    if _CANONICAL.fullmatch(value):
+        return value
     try:
         return format_timestamp(parse_timestamp(value))
     except ValueError:
