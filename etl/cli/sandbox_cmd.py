@@ -10,6 +10,8 @@ import click
 from etl import mirror
 from etl.cli.common import make_client, quiet_option, say
 from etl.cli.sync_cmd import run_sync, summary_lines
+from etl.export import export
+from etl.progress import bars
 from etl.sync import SyncOptions
 
 
@@ -40,10 +42,13 @@ def sandbox_command(**options):
 
 @click.command("demo")
 @click.option("--db", default="smarticks-demo.db", show_default=True, help="Fresh mirror path.")
+@click.option(
+    "--xlsx", default="smarticks-demo.xlsx", show_default=True, help="Spreadsheet to write."
+)
 @click.option("--conversations", default=500, show_default=True)
 @quiet_option
-def demo_command(db, conversations, quiet):
-    """Start the sandbox, mirror it into a fresh SQLite file and show what was mirrored.
+def demo_command(db, xlsx, conversations, quiet):
+    """Start the sandbox, mirror it into a fresh SQLite file, export a spreadsheet, show it all.
 
     \b
     Example:
@@ -68,7 +73,14 @@ def demo_command(db, conversations, quiet):
         "SELECT status, count(*) FROM conversations GROUP BY status ORDER BY status"
     ).fetchall()
     say(quiet, "  conversations by status: " + ", ".join(f"{s} {n}" for s, n in by_status))
-    say(quiet, f"\nLook around:  etl status --db {db}")
+    summary = export(database.conn, "xlsx", xlsx, progress=bars(quiet))
+    sheets = ", ".join(f"{name} {rows}" for name, rows in summary.rows.items())
+    say(quiet, f"\nWrote the spreadsheet {Path(xlsx).resolve()}")
+    say(quiet, f"  rows: {sheets}")
+    say(quiet, "\nLook around:")
+    say(quiet, f"  etl status --db {db}")
+    say(quiet, f'  etl search --db {db} "refund"')
+    say(quiet, f"  etl export --db {db} --format csv --out export/")
 
 
 COMMANDS = [sandbox_command, demo_command]
