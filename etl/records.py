@@ -129,19 +129,26 @@ def conversation_rows(record: dict) -> Rows:
         rows["conversation_tags"].append(
             {"conversation_id": cid, "tag_id": tag.get("id"), "name": tag.get("name")}
         )
-    for custom in record.get("customFields") or []:
-        rows["conversation_custom_fields"].append(
-            {
-                "conversation_id": cid,
-                "field_id": custom.get("id"),
-                "name": custom.get("name"),
-                "value": _text(custom.get("value")),
-                "text": custom.get("text"),
-            }
-        )
+    rows["conversation_custom_fields"] = _field_rows(
+        "conversation_id", cid, record.get("customFields")
+    )
     for log in _embedded(record, "timelogs") or []:
         rows["timelogs"].append(timelog_row(log, cid))
     return rows
+
+
+def _field_rows(parent_key: str, parent_id: int, fields: list | None) -> list[dict[str, Any]]:
+    """Custom or customer field values: id, name, value and the dropdown option's text."""
+    return [
+        {
+            parent_key: parent_id,
+            "field_id": field.get("id"),
+            "name": field.get("name"),
+            "value": _text(field.get("value")),
+            "text": field.get("text"),
+        }
+        for field in fields or []
+    ]
 
 
 def _text(value: Any) -> Any:
@@ -228,16 +235,7 @@ def customer_rows(record: dict) -> Rows:
         "customer_phones": _entries(cid, phones),
         "customer_social_profiles": _entries(cid, _embedded(record, "social_profiles") or []),
         "customer_websites": _entries(cid, _embedded(record, "websites") or []),
-        "customer_fields": [
-            {
-                "customer_id": cid,
-                "field_id": f.get("id"),
-                "name": f.get("name"),
-                "value": _text(f.get("value")),
-                "text": f.get("text"),
-            }
-            for f in record.get("customerFields") or []
-        ],
+        "customer_fields": _field_rows("customer_id", cid, record.get("customerFields")),
     }
     return rows
 
