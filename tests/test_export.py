@@ -399,7 +399,7 @@ def test_cli_unwritable_out_and_missing_mirror_are_one_line(mirror_path, tmp_pat
         capsys, "export", "--db", str(mirror_path), "--format", "csv", "--out", str(blocker)
     )
     assert code == 2
-    assert stderr.strip() == f"error: --out {blocker} is a file: csv export writes a directory"
+    assert stderr.strip() == f"Error: --out {blocker} is a file: csv export writes a directory"
     code, _, stderr = cli(
         capsys, "export", "--db", str(blocker / "sub"), "--format", "csv", "--out", str(tmp_path)
     )

@@ -177,5 +177,5 @@ def test_cli_search_prints_a_table_and_json(sandbox, tmp_path, capsys):
         main(["search", "@@", "--db", str(path)])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip() == (
-        "error: nothing to search for in '@@': give at least one word"
+        "Error: nothing to search for in '@@': give at least one word"
     )

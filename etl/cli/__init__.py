@@ -25,7 +25,7 @@ class CommandFailed(click.ClickException):
         self.exit_code = exit_code
 
     def show(self, file=None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True, file=file)
+        click.echo(f"Error: {self.format_message()}", err=True, file=file)
 
 
 class EtlGroup(click.Group):
@@ -80,5 +80,5 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # not an expected failure: still one line unless --debug
         if "--debug" in args:
             raise
-        click.echo(f"error: {type(exc).__name__}: {exc} (run with --debug for details)", err=True)
+        click.echo(f"Error: {type(exc).__name__}: {exc} (run with --debug for details)", err=True)
         sys.exit(1)
