@@ -19,13 +19,10 @@ def interleave(
 ) -> Iterator[tuple[int, Any]]:
     """Yield (source index, item) as items arrive, and (index, None) when a source is finished.
 
-    An exception in any source is re-raised here; leaving the loop early (an error, Ctrl-C)
-    tells every fetcher to stop.
+    Even a single source runs in its own thread, so the next page is being fetched while the
+    consumer writes this one. An exception in any source is re-raised here; leaving the loop
+    early (an error, Ctrl-C) tells every fetcher to stop.
     """
-    if len(sources) == 1:
-        yield from ((0, item) for item in sources[0]())
-        yield 0, None
-        return
     inbox: queue.Queue = queue.Queue(maxsize=backlog * len(sources))
     stop = threading.Event()
 

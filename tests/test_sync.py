@@ -291,7 +291,7 @@ def test_5_full_sync_marks_conversations_deleted_at_the_source(sandbox, tmp_path
 
 def test_6_a_second_sync_on_the_same_mirror_stops_with_a_clear_message(sandbox, tmp_path):
     path = tmp_path / "m.db"
-    sandbox.latency = 0.05
+    sandbox.latency = 0.3  # slow enough that the first sync is surely still running
     env = {"SMARTICKS_URL": sandbox.url, "SMARTICKS_API_KEY": sandbox.api_key}
     first = run_cli_process(["sync", "--db", str(path), "--page-size", "5", "--workers", "1"], env)
     wait_for_lock(path)
