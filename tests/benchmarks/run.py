@@ -89,6 +89,14 @@ def machine() -> dict:
         text=True,
         check=False,
     ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "etl"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if commit and dirty:
+        commit += " + uncommitted changes in etl/"
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -331,9 +339,60 @@ def timed_export(name: str, db: Path, fmt: str, work: Path) -> tuple[Run, int]:
     return run, rows
 
 
+def warm(url: str, conversations: int, customers: int, clients: int = WORKERS) -> float:
+    """Read every page of both lists once with `clients` threads; conversation pages/s.
+
+    The sandbox renders a record's JSON once and then serves it from a cache, so the first pass
+    is its cold ceiling; after it, measured runs all meet the same warm sandbox.
+    """
+    rate = read_all(url, "conversations", CONVERSATION_QUERY, pages(conversations), clients)
+    customer_query = {"sortField": "updatedAt", "sortOrder": "asc"}
+    read_all(url, "customers", customer_query, pages(customers), clients)
+    return rate
+
+
+def read_all(url: str, path: str, query: dict, count: int, clients: int) -> float:
+    """GET pages 1..count of a list with `clients` threads; pages per second."""
+    todo = iter(range(1, count + 1))
+    lock = threading.Lock()
+    failures: list[Exception] = []
+
+    def client() -> None:
+        with requests.Session() as session:
+            session.headers.update(HEADERS)
+            while not failures:
+                with lock:
+                    page = next(todo, None)
+                if page is None:
+                    return
+                try:
+                    answer = session.get(
+                        f"{url}/api/{path}",
+                        params={**query, "page": page, "pageSize": PAGE_SIZE},
+                        timeout=120,
+                    )
+                    answer.raise_for_status()
+                except requests.RequestException as exc:
+                    failures.append(exc)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise RuntimeError(f"reading every {path} page failed: {failures[0]}")
+    return count / (time.monotonic() - started)
+
+
+def pages(records: int) -> int:
+    return max(1, -(-records // PAGE_SIZE))
+
+
 def ceiling(url: str, total: int, clients: int, seconds: float) -> float:
     """Pages of PAGE_SIZE conversations (threads, tags embedded) per second to plain clients."""
-    pages = max(1, total // PAGE_SIZE)
+    count = pages(total)
     served = [0] * clients
     deadline = time.monotonic() + seconds
 
@@ -342,7 +401,7 @@ def ceiling(url: str, total: int, clients: int, seconds: float) -> float:
         session.headers.update(HEADERS)
         step = 0
         while time.monotonic() < deadline:
-            page = 1 + (index + step * clients) * 37 % pages  # spread over the whole list
+            page = 1 + (index + step * clients) * 37 % count  # spread over the whole list
             query = {**CONVERSATION_QUERY, "page": page, "pageSize": PAGE_SIZE}
             answer = session.get(f"{url}/api/conversations", params=query, timeout=60)
             answer.raise_for_status()
@@ -501,15 +560,21 @@ def benchmark(args, work: Path, table: Table) -> None:
         say(f"sandbox ready at {sandbox.url} after {sandbox.startup_seconds:.0f} s")
 
         with table.scenario("0 sandbox ceiling"):
+            cold = warm(sandbox.url, n, m)
             one = ceiling(sandbox.url, n, 1, CEILING_SECONDS)
             four = ceiling(sandbox.url, n, WORKERS, CEILING_SECONDS)
-            figures["ceiling_pages_per_s"] = {"1": round(one, 1), str(WORKERS): round(four, 1)}
+            figures["ceiling_pages_per_s"] = {
+                f"cold_{WORKERS}": round(cold, 1),
+                "1": round(one, 1),
+                str(WORKERS): round(four, 1),
+            }
             table.add(
                 "0 sandbox ceiling",
-                f"{one:,.1f} pages/s to 1 client, {four:,.1f} to {WORKERS} "
-                f"(= {four * PAGE_SIZE:,.0f} conv/s; pages of {PAGE_SIZE} with threads)",
+                f"pages of {PAGE_SIZE} conv with threads: {one:,.0f}/s to 1 client, "
+                f"{four:,.0f}/s to {WORKERS} (= {four * PAGE_SIZE:,.0f} conv/s); "
+                f"first read {cold:,.0f}/s",
             )
-            say(f"sandbox ceiling {one:.1f} / {four:.1f} pages/s")
+            say(f"sandbox ceiling cold {cold:.1f}, warm {one:.1f} / {four:.1f} pages/s")
 
         with table.scenario("1 full sync"):
             say("full sync")
@@ -528,9 +593,9 @@ def benchmark(args, work: Path, table: Table) -> None:
             table.add(
                 "1 full sync",
                 f"CPU: sync {pct(full.run.cpu_seconds / full.run.seconds)} of a core, "
-                f"sandbox {pct(full.sandbox_cpu / full.run.seconds)}; "
-                f"sandbox ceiling {figures.get('ceiling_pages_per_s', {}).get(str(WORKERS), '?')}"
-                f" pages/s vs sync {full.requests / full.run.seconds:,.0f} requests/s",
+                f"sandbox {pct(full.sandbox_cpu / full.run.seconds)}; the sync asked "
+                f"{full.requests / full.run.seconds:,.0f} requests/s of the sandbox's "
+                f"{figures.get('ceiling_pages_per_s', {}).get(str(WORKERS), 0):,.0f} pages/s",
             )
             say(f"full sync {full.run.seconds:.1f} s")
 
@@ -565,15 +630,17 @@ def benchmark(args, work: Path, table: Table) -> None:
     with table.scenario("3 latency 50 ms"):
         say(f"sandbox with {SYNC_LATENCY * 1000:.0f} ms latency; full sync")
         with SandboxProcess("sandbox-latency", work, n, m, latency=SYNC_LATENCY) as sandbox:
+            warm(sandbox.url, n, m, clients=16)  # like the first sandbox: served from cache
             slow = timed_sync("sync-latency", sandbox, work / "latency.db", work)
         bound = WORKERS * PAGE_SIZE / SYNC_LATENCY
         share = slow.records_per_s / bound
         figures["latency_sync"] = {**asdict_run(slow.run), **sync_extra(slow), "bound": bound}
         table.add(
             "3 latency 50 ms",
-            f"{slow.records_per_s:,.0f} records/s ({slow.conv_per_s:,.0f} conv/s) in "
-            f"{slow.run.seconds:.1f} s = {pct(share)} of the bound {bound:,.0f}/s "
-            f"({WORKERS} x {PAGE_SIZE} / {SYNC_LATENCY} s)",
+            f"{slow.records_per_s:,.0f} records/s ({slow.conv_per_s:,.0f} conv/s), "
+            f"{slow.run.seconds:.1f} s: {pct(share)} of bound {bound:,.0f}/s "
+            f"({WORKERS} x {PAGE_SIZE} / {SYNC_LATENCY} s); sync CPU "
+            f"{pct(slow.run.cpu_seconds / slow.run.seconds)}",
             ">= 70% of bound",
             share >= 0.70,
         )
