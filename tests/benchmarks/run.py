@@ -219,14 +219,14 @@ class SandboxProcess:
         raise RuntimeError("sandbox did not answer within 900 s")
 
     def cpu_seconds(self) -> float:
-        """CPU time the sandbox process has used so far (0 without psutil)."""
+        """CPU time the sandbox process has used so far (NaN without psutil)."""
         try:
             import psutil
 
             times = psutil.Process(self.proc.pid).cpu_times()
             return times.user + times.system
         except (ImportError, OSError):
-            return 0.0
+            return float("nan")
 
     def rss_mb(self) -> float:
         try:
@@ -521,7 +521,8 @@ class Table:
 
     def render(self) -> str:
         heads = ("scenario", "figure", "target", "result")
-        cells = [heads, *((r.scenario, r.figure, r.target, r.result) for r in self.rows)]
+        rows = sorted(self.rows, key=order)
+        cells = [heads, *((r.scenario, r.figure, r.target, r.result) for r in rows)]
         widths = [max(len(c[i]) for c in cells) for i in range(4)]
         line = "  ".join("-" * w for w in widths)
         out = ["  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)), line]
@@ -530,11 +531,21 @@ class Table:
         return "\n".join(out)
 
 
+def order(row: Row) -> float:
+    """Numbered scenarios in order, memory flatness after the exports, anything else first."""
+    first = row.scenario.split()[0]
+    if first.isdigit():
+        return float(first)
+    return 4.5 if first == "memory" else -1.0
+
+
 def mb(value: float) -> str:
     return f"{value:,.0f} MB"
 
 
 def pct(value: float) -> str:
+    if value != value:  # NaN: not measured (psutil missing)
+        return "?"
     return f"{value * 100:.0f}%" if value >= 0.1 else f"{value * 100:.1f}%"
 
 
@@ -772,7 +783,9 @@ def sync_extra(figures: SyncFigures) -> dict:
         "conversations": figures.conversations,
         "customers": figures.customers,
         "requests": figures.requests,
-        "sandbox_cpu_seconds": round(figures.sandbox_cpu, 2),
+        "sandbox_cpu_seconds": None
+        if figures.sandbox_cpu != figures.sandbox_cpu
+        else round(figures.sandbox_cpu, 2),
         "conv_per_s": round(figures.conv_per_s, 1),
     }
 
