@@ -6,6 +6,18 @@ class EtlError(Exception):
 
     exit_code = 1
 
+    def __reduce__(self):
+        # Subclasses take other constructor arguments; rebuild from args and attributes so an
+        # error raised in a child process arrives in the parent as itself.
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(cls: type, args: tuple, state: dict) -> EtlError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class ApiError(EtlError):
     """The API answered with an error status (after any retries)."""

@@ -6,10 +6,15 @@ bounded, so memory stays flat however far the fetchers could run ahead.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import queue
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
+
+from etl.errors import EtlError
 
 _DONE = object()
 
@@ -63,3 +68,88 @@ def interleave(
                 yield index, item
     finally:
         stop.set()
+
+
+def can_fork() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def interleave_processes(
+    work: Callable[[Any], Iterator[Any]], specs: list[Any], backlog: int = 2
+) -> Iterator[tuple[int, Any]]:
+    """Like `interleave`, but each spec runs `work(spec)` in a forked child process.
+
+    Children inherit nothing they use but the spec; they ignore Ctrl-C (the parent decides
+    when to stop) and leave through os._exit, so nothing inherited, such as an SQLite handle,
+    is closed from the child. A child's EtlError is raised again in the parent; any other
+    failure arrives as an EtlError naming it.
+    """
+    context = multiprocessing.get_context("fork")
+    inbox = context.Queue(maxsize=backlog * len(specs))
+    stop = context.Event()
+    children = [
+        context.Process(target=_child, args=(work, spec, i, inbox, stop, os.getpid()), daemon=True)
+        for i, spec in enumerate(specs)
+    ]
+    for child in children:
+        child.start()
+    remaining = set(range(len(specs)))
+    try:
+        while remaining:
+            try:
+                index, kind, payload = inbox.get(timeout=1.0)
+            except queue.Empty:
+                dead = [i for i in remaining if children[i].exitcode not in (None, 0)]
+                if dead:
+                    code = children[dead[0]].exitcode
+                    raise EtlError(f"a fetch process died (exit {code})") from None
+                continue
+            if kind == "error":
+                raise payload
+            if kind == "done":
+                remaining.discard(index)
+                yield index, None
+            else:
+                yield index, payload
+    finally:
+        stop.set()
+        for child in children:
+            child.join(timeout=2)
+            if child.is_alive():
+                child.terminate()
+                child.join(timeout=2)
+        inbox.close()
+        inbox.cancel_join_thread()
+
+
+def _child(work, spec, index: int, inbox, stop, parent: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Let go of the parent's terminal and pipes: a parent killed with -9 must not leave
+    # whoever reads its output waiting on a child.
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            if os.getppid() != parent:
+                os._exit(0)  # orphaned: the parent died without telling us
+            try:
+                inbox.put(entry, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    try:
+        for item in work(spec):
+            if not put((index, "item", item)):
+                return
+        put((index, "done", None))
+    except EtlError as exc:  # sent to the parent, which raises it
+        put((index, "error", exc))
+    except Exception as exc:
+        put((index, "error", EtlError(f"{type(exc).__name__}: {exc}")))
+    finally:
+        inbox.close()
+        inbox.join_thread()

@@ -9,14 +9,15 @@ re-read harmless. Small resources are read whole on every run.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from etl import mirror, records, search
+from etl import mirror, search
 from etl.client import Client, iter_pages, one_second_before
 from etl.errors import EtlError
+from etl.fetch import Segment, fetch_segment, merge, rows_for
 from etl.interrupt import StopFlag, deferred_interrupt
-from etl.parallel import interleave
+from etl.parallel import can_fork, interleave, interleave_processes
 from etl.resources import ALL, Resource, with_timelogs
 
 CHILDREN = {
@@ -42,6 +43,7 @@ class SyncOptions:
     timelogs: bool = False
     page_size: int = 100
     workers: int = 4
+    processes: bool = True  # read big lists in child processes where the OS can fork
     resources: tuple[str, ...] = ()  # empty: all
 
 
@@ -51,6 +53,7 @@ class SyncResult:
     counts: dict[str, int] = field(default_factory=dict)
     deleted: dict[str, int] = field(default_factory=dict)
     requests: int = 0
+    requests_elsewhere: int = 0  # made by child processes, which have their own clients
     status: str = "running"
 
 
@@ -71,24 +74,6 @@ class _NoProgress:
 
 def no_progress(name: str, total: int | None = None) -> _NoProgress:
     return _NoProgress()
-
-
-def rows_for(resource: Resource, record: dict, mailbox_id: int | None = None):
-    """The mirror rows of one API record of this resource."""
-    if resource.name == "conversations":
-        return records.conversation_rows(record)
-    if resource.name == "customers":
-        return records.customer_rows(record)
-    extra = {"mailbox_id": mailbox_id} if resource.per_mailbox else {}
-    return {resource.name: [records.flat_row(record, **extra)]}
-
-
-def merge(batches: Iterable[dict[str, list[dict]]]) -> dict[str, list[dict]]:
-    merged: dict[str, list[dict]] = {}
-    for batch in batches:
-        for table, rows in batch.items():
-            merged.setdefault(table, []).extend(rows)
-    return merged
 
 
 def sync(
@@ -129,7 +114,7 @@ def sync(
     finally:
         if result.status != "interrupted":
             search.refresh(conn)
-        result.requests = client.requests_made - first_request
+        result.requests = client.requests_made - first_request + result.requests_elsewhere
         counts = dict(result.counts)
         counts.update({f"{k}_deleted": v for k, v in result.deleted.items()})
         mirror.finish_run(conn, result.run_id, result.status, counts, result.requests, errors)
@@ -244,36 +229,42 @@ def _sync_incremental(
     # (after the first) at the boundary itself.
     tracker = CursorTracker([cursor if since else None, *(stop for _, stop in segments[:-1])])
 
-    def walker(segment_since: str | None, stop_before: str | None):
-        query = dict(params)
-        if segment_since:
-            query[resource.since_param] = segment_since
-        return lambda: iter_pages(
-            client,
-            resource.path,
-            resource.key,
-            query,
-            page_size=options.page_size,
-            keyset=(resource.cursor_field, resource.since_param),
-            stop_before=stop_before,
+    specs = [
+        Segment(
+            client.url,
+            client.api_key,
+            client.timeout,
+            client.retry,
+            resource,
+            params,
+            options.page_size,
+            segment_since,
+            stop_before,
         )
+        for segment_since, stop_before in segments
+    ]
+    if len(specs) > 1 and options.processes and can_fork():
+        stream = interleave_processes(fetch_segment, specs)
+    else:
+        stream = interleave([lambda spec=spec: fetch_segment(spec, client) for spec in specs])
 
     seen: set[int] = set()
     written = 0
     checkpoints = mirror.Checkpoints(conn)
     try:
-        for segment, page in interleave([walker(a, b) for a, b in segments]):
+        for segment, page in stream:
             if page is None:
                 tracker.finish(segment)
-            elif page.items:
-                rows = merge(rows_for(resource, r) for r in page.items)
-                tracker.advance(segment, max(r["updated_at"] or "" for r in rows[resource.name]))
+            elif page.ids:
+                result.requests_elsewhere += page.requests
+                parents = page.rows[resource.name]
+                tracker.advance(segment, max(r["updated_at"] or "" for r in parents))
                 with checkpoints.write():
-                    mirror.save_records(conn, resource.name, rows, children)
+                    mirror.save_records(conn, resource.name, page.rows, children)
                     mirror.set_cursor(conn, resource.name, tracker.safe_cursor())
-                seen.update(r["id"] for r in page.items)
-                written += len(page.items)
-                bar.update(len(page.items))
+                seen.update(page.ids)
+                written += len(page.ids)
+                bar.update(len(page.ids))
             if page is None or stop.requested:
                 with checkpoints.write():
                     mirror.set_cursor(conn, resource.name, tracker.safe_cursor())

@@ -1,0 +1,90 @@
+"""Fetch one keyset segment of a list and turn its pages into mirror rows.
+
+This is the part of a sync that needs no database, so it can run in a thread or in a child
+process: a first sync is CPU-bound in one Python process, and parsing and transforming pages
+in child processes leaves the parent only the SQLite writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from etl import records
+from etl.client import Client, RetryPolicy, iter_pages
+from etl.resources import Resource
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Everything needed to read one segment, picklable so a child process can take it."""
+
+    url: str
+    api_key: str = field(repr=False)
+    timeout: tuple[float, float]
+    retry: RetryPolicy
+    resource: Resource
+    params: dict[str, Any]
+    page_size: int
+    since: str | None = None
+    stop_before: str | None = None
+
+
+@dataclass
+class PageRows:
+    """One page as mirror rows, with the ids it held and the requests it took to get it."""
+
+    rows: dict[str, list[dict]]
+    ids: list[int]
+    total: int | None
+    requests: int = 0
+
+
+def rows_for(resource: Resource, record: dict, mailbox_id: int | None = None):
+    """The mirror rows of one API record of this resource."""
+    if resource.name == "conversations":
+        return records.conversation_rows(record)
+    if resource.name == "customers":
+        return records.customer_rows(record)
+    extra = {"mailbox_id": mailbox_id} if resource.per_mailbox else {}
+    return {resource.name: [records.flat_row(record, **extra)]}
+
+
+def merge(batches: Iterable[dict[str, list[dict]]]) -> dict[str, list[dict]]:
+    merged: dict[str, list[dict]] = {}
+    for batch in batches:
+        for table, rows in batch.items():
+            merged.setdefault(table, []).extend(rows)
+    return merged
+
+
+def fetch_segment(segment: Segment, client: Client | None = None) -> Iterator[PageRows]:
+    """Walk one segment; with no client given, make one and count its requests per page."""
+    own = client is None
+    client = client or Client(
+        segment.url, segment.api_key, timeout=segment.timeout, retry=segment.retry
+    )
+    resource = segment.resource
+    query = dict(segment.params)
+    if segment.since:
+        query[resource.since_param] = segment.since
+    counted = client.requests_made
+    try:
+        pages = iter_pages(
+            client,
+            resource.path,
+            resource.key,
+            query,
+            page_size=segment.page_size,
+            keyset=(resource.cursor_field, resource.since_param),
+            stop_before=segment.stop_before,
+        )
+        for page in pages:
+            rows = merge(rows_for(resource, r) for r in page.items)
+            requests = client.requests_made - counted if own else 0
+            counted = client.requests_made
+            yield PageRows(rows, [r["id"] for r in page.items], page.total, requests)
+    finally:
+        if own:
+            client.close()
