@@ -388,7 +388,7 @@ class Evaluator:
         if "split" in spec and isinstance(out, str):
             out = [p.strip() for p in out.split(spec["split"]) if p.strip()]
         if spec.get("strip_html") and isinstance(out, str):
-            out = html_to_text(out)
+            out = html_to_line(out)
         if spec.get("truncate") and isinstance(out, str) and len(out) > spec["truncate"]:
             out = out[: spec["truncate"] - 1].rstrip() + "…"
         if "map" in spec and not is_empty(out):
@@ -446,7 +446,7 @@ def text(value: Any) -> str:
 _TAG = re.compile(r"<[^>]+>")
 
 
-def html_to_text(value: str) -> str:
+def html_to_line(value: str) -> str:
     """Tags dropped, entities decoded, whitespace collapsed (for subjects made from bodies)."""
     return " ".join(html.unescape(_TAG.sub(" ", value)).split())
 

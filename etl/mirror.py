@@ -208,7 +208,9 @@ TABLES = (
             "id": INT,
             "conversation_id": INT,
             "position": INT,
-            **_cols("type", "status", "state", "action_type", "action_text", "body", "source_type"),
+            **_cols("type", "status", "state", "action_type", "action_text", "body"),
+            "body_text": T,  # the body as readable text, for search and spreadsheets
+            "source_type": T,
             "source_via": T,
             "customer_id": INT,
             "customer_email": T,
@@ -309,6 +311,11 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
                 pk=table.pk,
                 foreign_keys=[(col, other, "id") for col, other in table.foreign_keys],
             )
+        else:  # a mirror made by an older version gains the columns added since
+            have = db[table.name].columns_dict
+            for column, kind in table.columns.items():
+                if column not in have:
+                    db[table.name].add_column(column, kind)
         for columns in table.indexes:
             db[table.name].create_index(columns, if_not_exists=True)
     for hook in SCHEMA_HOOKS:

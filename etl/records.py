@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from etl.client import format_timestamp, parse_timestamp
+from etl.htmltext import html_to_text
 
 Rows = dict[str, list[dict[str, Any]]]
 
@@ -169,6 +170,7 @@ def thread_row(thread: dict, conversation_id: int, position: int) -> dict[str, A
         "action_type": action.get("type"),
         "action_text": action.get("text"),
         "body": thread.get("body"),
+        "body_text": html_to_text(thread.get("body")),
         "source_type": source.get("type"),
         "source_via": source.get("via"),
         "customer_id": _id(thread.get("customer")),

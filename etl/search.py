@@ -11,9 +11,9 @@ the end of every run, and search and export refresh first, so even after a kille
 index never disagrees with the rows. Indexing in bulk costs about a third of what per-row
 triggers cost on a first sync. Deletes still go through triggers, which need no function.
 
-Thread bodies are HTML; `refresh` indexes their text through `etl_html_text_v1`, a function the
-schema hook registers on every connection `mirror.open_mirror` makes. Readers (datasette,
-sqlite3, a snapshot) need nothing.
+Thread bodies are HTML; the index takes their readable text from `threads.body_text`, which the
+sync computes while transforming pages, so the index needs no SQL function of ours and any
+SQLite client can read or write the mirror.
 """
 
 from __future__ import annotations
@@ -25,18 +25,9 @@ from typing import Any
 import sqlite_utils
 
 from etl.errors import ConfigError
-from etl.htmltext import html_to_text
 
 INDEX = "search_index"
-# The version is part of the function name, so changing how text is extracted changes the
-# trigger SQL, and the next open rebuilds the index with the new extraction.
-TEXT_FUNCTION = "etl_html_text_v1"
 CONVERSATION, THREAD, CUSTOMER = 1, 2, 3
-
-
-def thread_text_sql(alias: str) -> str:
-    """SQL for a thread's plain-text body, read back from the index (for the sheet views)."""
-    return f"(SELECT s.body FROM {INDEX} s WHERE s.rowid = {alias}.id * 4 + {THREAD})"
 
 
 def _drop(kind: int, ref: str) -> str:
@@ -69,7 +60,7 @@ _CONVERSATION_DOCS = (
 )
 _THREAD_DOCS = (
     f"INSERT INTO {INDEX} (rowid, kind, ref_id, title, body) "
-    f"SELECT id * 4 + {THREAD}, 'thread', id, NULL, {TEXT_FUNCTION}(body) FROM threads"
+    f"SELECT id * 4 + {THREAD}, 'thread', id, NULL, body_text FROM threads"
 )
 _CUSTOMER_DOCS = (
     f"INSERT INTO {INDEX} (rowid, kind, ref_id, title, body) "
@@ -94,10 +85,6 @@ REFRESH = (
 REBUILD = (f"DELETE FROM {INDEX}", _CONVERSATION_DOCS, _THREAD_DOCS, _CUSTOMER_DOCS)
 
 
-def register_functions(conn: sqlite3.Connection) -> None:
-    conn.create_function(TEXT_FUNCTION, 1, html_to_text, deterministic=True)
-
-
 def _current(conn: sqlite3.Connection) -> dict[str, str]:
     rows = conn.execute(
         "SELECT name, sql FROM sqlite_master WHERE (type = 'trigger' AND name LIKE 'search\\_%' "
@@ -108,13 +95,12 @@ def _current(conn: sqlite3.Connection) -> dict[str, str]:
 
 
 def install(db: sqlite_utils.Database) -> bool:
-    """Schema hook: register the text function; create (and fill) the index if missing or stale.
+    """Schema hook: create (and fill) the index if missing or stale.
 
     Returns True when the index was (re)built. Building reads every thread once, inside one
     transaction, so a mirror that already holds rows is searchable as soon as it opens.
     """
     conn = db.conn
-    register_functions(conn)
     wanted = {INDEX: TABLE_SQL, **TRIGGERS}
     if _current(conn) == wanted:
         return False

@@ -231,7 +231,7 @@ def _threads() -> Sheet:
             "ELSE COALESCE(t.customer_email, ac.email, t.created_by_email) END",
         ),
         Column("created_at", "t.created_at", TIME),
-        Column("body", f"COALESCE(NULLIF({search.thread_text_sql('t')}, ''), t.action_text)"),
+        Column("body", "COALESCE(NULLIF(t.body_text, ''), t.action_text)"),
         Column("to", _joined('t."to"')),
         Column("cc", _joined("t.cc")),
         Column("bcc", _joined("t.bcc")),
