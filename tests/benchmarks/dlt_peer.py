@@ -115,7 +115,7 @@ def main() -> int:
     rows = count_rows(args.db)
     report = {
         "dlt_version": dlt.__version__,
-        "seconds": round(seconds, 2),
+        "pipeline_seconds": round(seconds, 2),
         "rows": rows,
         "failed_jobs": info.has_failed_jobs,
     }
