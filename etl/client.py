@@ -7,6 +7,7 @@ into error messages, logs or progress output, all of which name the path alone.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 import random
 import threading
@@ -330,8 +331,11 @@ def iter_pages(
     on that field), each page after the first restarts from page 1 with `since_param` set to one
     second before the last record's timestamp. Page numbers then never shift when records change
     or vanish mid-sync: a changed record moves to the end, where the walk still reaches it.
-    Records already yielded at the boundary second are dropped; when a whole page shares one
-    second the walk steps page numbers inside that second until it gets past it.
+    Records already yielded at the boundary second are dropped.
+
+    More records than a page sharing one second can only be read by page number inside that
+    second, where a change can shift one past a page boundary; so such a second is read again
+    until a pass finds nothing new.
 
     `stop_before` (keyset only) ends the walk at the first record stamped at or after it: the
     sync splits one list into segments read in parallel that way.
@@ -347,42 +351,74 @@ def iter_pages(
     previous_ids: list | None = None
     total: int | None = None
     stalled = 0
-    for request_number in range(1, max_requests + 1):
-        query = {**base, "page": page_number, "pageSize": page_size}
-        if anchor is not None:
-            query[since_param] = anchor
+    requests = 0
+    block: str | None = None  # the second being read by page number, if any
+
+    def fetch(since: str | None, number: int) -> tuple[list[dict], dict]:
+        nonlocal requests
+        requests += 1
+        if requests > max_requests:
+            raise PagingError(path, f"gave up after {max_requests} requests")
+        query = {**base, "page": number, "pageSize": page_size}
+        if since is not None:
+            query[since_param] = since
         document = client.get(path, query) or {}
-        records = ((document.get("_embedded") or {}).get(key)) or []
-        info = document.get("page") or {}
+        return ((document.get("_embedded") or {}).get(key)) or [], document.get("page") or {}
+
+    def keep(records: list[dict]) -> tuple[list[dict], bool]:
+        """The records not yielded before, and whether `stop_before` was reached."""
+        fresh = []
+        for record in records:
+            if stop_before is not None and record[field_name] >= stop_before:
+                return fresh, True
+            mark = (record.get("id"), record.get(field_name) if field_name else None)
+            if mark not in seen:
+                seen[mark] = None
+                fresh.append(record)
+        return fresh, False
+
+    def reread(second: str) -> Iterator[Page]:
+        """Read one crowded second again, pass after pass, until a pass finds nothing new."""
+        for _ in range(5):
+            found = 0
+            for number in itertools.count(1):
+                records, _info = fetch(one_second_before(second), number)
+                inside = [r for r in records if r[field_name] == second]
+                fresh, _ = keep(inside)
+                found += len(fresh)
+                if fresh:
+                    yield Page(fresh, total, requests)
+                if len(inside) < len(records) or len(records) < page_size:
+                    break
+            if not found:
+                return
+
+    while True:
+        records, info = fetch(anchor, page_number)
         if total is None:
             total = info.get("totalElements")
         ids = [r.get("id") for r in records]
         if records and ids == previous_ids:
             raise PagingError(path, f"the server returned the same page twice (page {page_number})")
         previous_ids = ids
-        fresh = []
-        reached_end = False
-        for record in records:
-            if stop_before is not None and record[field_name] >= stop_before:
-                reached_end = True
-                break
-            mark = (record.get("id"), record.get(field_name) if field_name else None)
-            if mark not in seen:
-                seen[mark] = None
-                fresh.append(record)
-        yield Page(fresh, total, request_number)
-        if len(records) < page_size or reached_end:
-            return
+        fresh, reached_end = keep(records)
+        yield Page(fresh, total, requests)
+        last_page = len(records) < page_size or reached_end
         if field_name is None:
             total_pages = info.get("totalPages")
-            if isinstance(total_pages, int) and page_number >= total_pages:
+            if last_page or (isinstance(total_pages, int) and page_number >= total_pages):
                 return
             page_number += 1
             continue
         stalled = 0 if fresh else stalled + 1
         if stalled > 3:
             raise PagingError(path, "paging stopped advancing: full pages of records already seen")
-        last = records[-1][field_name]
+        last = records[-1][field_name] if records else None
+        if block is not None and (last_page or last != block):
+            yield from reread(block)
+            block = None
+        if last_page:
+            return
         new_anchor = one_second_before(last)
         if anchor is None or parse_timestamp(new_anchor) > parse_timestamp(anchor):
             anchor = new_anchor
@@ -392,4 +428,5 @@ def iter_pages(
             page_number = len(seen) // page_size + 1
         else:
             page_number += 1
-    raise PagingError(path, f"gave up after {max_requests} requests")
+        if page_number > 1:
+            block = last

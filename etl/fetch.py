@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from etl import records
+from etl import mirror, records
 from etl.client import Client, RetryPolicy, iter_pages
 from etl.resources import Resource
 
@@ -35,7 +35,7 @@ class Segment:
 class PageRows:
     """One page as mirror rows, with the ids it held and the requests it took to get it."""
 
-    rows: dict[str, list[dict]]
+    rows: mirror.Batch
     ids: list[int]
     total: int | None
     requests: int = 0
@@ -81,7 +81,7 @@ def fetch_segment(segment: Segment, client: Client | None = None) -> Iterator[Pa
             stop_before=segment.stop_before,
         )
         for page in pages:
-            rows = merge(rows_for(resource, r) for r in page.items)
+            rows = mirror.pack(merge(rows_for(resource, r) for r in page.items))
             requests = client.requests_made - counted if own else 0
             counted = client.requests_made
             yield PageRows(rows, [r["id"] for r in page.items], page.total, requests)

@@ -339,27 +339,56 @@ def _upsert_sql(table: Table, columns: list[str]) -> str:
     return f'INSERT INTO "{table.name}" ({names}) VALUES ({marks}) ON CONFLICT({conflict}) {action}'
 
 
-def upsert(conn: sqlite3.Connection, table_name: str, rows: list[dict[str, Any]]) -> int:
-    """Insert or update rows by primary key; columns outside the schema are dropped."""
-    if not rows:
+@dataclass
+class Packed:
+    """Rows of one table as tuples in schema column order: cheap to pickle and to insert."""
+
+    columns: tuple[str, ...]
+    values: list[tuple]
+
+    def index(self, column: str) -> int:
+        return self.columns.index(column)
+
+    def select(self, keep: list[bool]) -> Packed:
+        return Packed(self.columns, [v for v, k in zip(self.values, keep, strict=True) if k])
+
+
+Batch = dict[str, Packed]
+
+
+def pack(rows: dict[str, list[dict[str, Any]]]) -> Batch:
+    """Row dicts (as `records` makes them) -> tuples; columns outside the schema are dropped."""
+    batch = {}
+    for table_name, items in rows.items():
+        columns = tuple(c for c in SCHEMA[table_name].columns if items and c in items[0])
+        batch[table_name] = Packed(columns, [tuple(r.get(c) for c in columns) for r in items])
+    return batch
+
+
+def upsert(conn: sqlite3.Connection, table_name: str, rows: Packed | list[dict[str, Any]]) -> int:
+    """Insert or update rows by primary key."""
+    if not isinstance(rows, Packed):
+        rows = pack({table_name: rows})[table_name]
+    if not rows.values:
         return 0
-    table = SCHEMA[table_name]
-    columns = [c for c in table.columns if c in rows[0]]
-    conn.executemany(_upsert_sql(table, columns), [[row.get(c) for c in columns] for row in rows])
-    return len(rows)
+    conn.executemany(_upsert_sql(SCHEMA[table_name], list(rows.columns)), rows.values)
+    return len(rows.values)
 
 
 def replace_children(
-    conn: sqlite3.Connection, table_name: str, parent_ids: Iterable[int], rows: list[dict]
+    conn: sqlite3.Connection, table_name: str, parent_ids: Iterable[int], rows: Packed
 ) -> None:
     """Make a child table hold exactly `rows` for these parents (tags removed at the source go).
 
     Children with their own `id` (threads, attachments) are upserted and only the ones gone
-    from the source are deleted, so an unchanged thread is not rewritten or re-indexed.
+    from the source are deleted, so an unchanged thread is not rewritten.
     """
     table = SCHEMA[table_name]
     ids = list(parent_ids)
-    keep = [r["id"] for r in rows] if table.pk == "id" else []
+    keep = []
+    if table.pk == "id" and rows.values:
+        at = rows.index("id")
+        keep = [v[at] for v in rows.values]
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         marks = ", ".join("?" for _ in chunk)
@@ -375,7 +404,7 @@ def replace_children(
 def save_records(
     conn: sqlite3.Connection,
     parent_table: str,
-    rows: dict[str, list[dict]],
+    rows: Batch | dict[str, list[dict]],
     child_tables: Iterable[str],
 ) -> int:
     """Write one batch of parent rows and replace their children. The caller owns the commit.
@@ -384,28 +413,37 @@ def save_records(
     pages read in parallel can arrive out of order, and a record must never go back in time.
     Returns how many parent rows were written.
     """
-    parents = newer_only(conn, parent_table, rows.get(parent_table, []))
+    batch = {t: r if isinstance(r, Packed) else pack({t: r})[t] for t, r in rows.items()}
+    parents = newer_only(conn, parent_table, batch.get(parent_table, Packed((), [])))
     upsert(conn, parent_table, parents)
-    ids = {r["id"] for r in parents}
+    ids = {v[parents.index("id")] for v in parents.values}
     conn.executemany(
         "INSERT OR IGNORE INTO etl_changes (table_name, id) VALUES (?, ?)",
         [(parent_table, i) for i in ids],
     )
     for child in child_tables:
-        parent_key = SCHEMA[child].parent_key
-        children = [r for r in rows.get(child, []) if r[parent_key] in ids]
+        children = batch.get(child)
+        if children and children.values:
+            parent_at = children.index(SCHEMA[child].parent_key)
+            children = children.select([v[parent_at] in ids for v in children.values])
+        else:
+            children = Packed((), [])
         replace_children(conn, child, ids, children)
-    return len(parents)
+    return len(ids)
 
 
-def newer_only(conn: sqlite3.Connection, table_name: str, rows: list[dict]) -> list[dict]:
+def newer_only(conn: sqlite3.Connection, table_name: str, rows: Packed) -> Packed:
     """Drop rows whose `updated_at` is older than the mirrored copy's."""
-    if not rows or "updated_at" not in rows[0]:
+    if not rows.values or "updated_at" not in rows.columns:
         return rows
-    marks = ", ".join("?" for _ in rows)
+    at_id, at_updated = rows.index("id"), rows.index("updated_at")
+    ids = [v[at_id] for v in rows.values]
+    marks = ", ".join("?" for _ in ids)
     query = f'SELECT id, updated_at FROM "{table_name}" WHERE id IN ({marks})'
-    mirrored = dict(conn.execute(query, [r["id"] for r in rows]).fetchall())
-    return [r for r in rows if (r["updated_at"] or "") >= (mirrored.get(r["id"]) or "")]
+    mirrored = dict(conn.execute(query, ids).fetchall())
+    return rows.select(
+        [(v[at_updated] or "") >= (mirrored.get(v[at_id]) or "") for v in rows.values]
+    )
 
 
 def mark_deleted(

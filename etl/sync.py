@@ -258,7 +258,8 @@ def _sync_incremental(
             elif page.ids:
                 result.requests_elsewhere += page.requests
                 parents = page.rows[resource.name]
-                tracker.advance(segment, max(r["updated_at"] or "" for r in parents))
+                at = parents.index("updated_at")
+                tracker.advance(segment, max(v[at] or "" for v in parents.values))
                 with checkpoints.write():
                     mirror.save_records(conn, resource.name, page.rows, children)
                     mirror.set_cursor(conn, resource.name, tracker.safe_cursor())

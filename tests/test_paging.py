@@ -109,3 +109,22 @@ def test_plain_paging_stops_at_the_last_page():
     pages = list(iter_pages(endpoint, "api/x", "items", {}, page_size=10))
     assert [len(p.items) for p in pages] == [10, 10]
     assert pages[0].total == 20
+
+
+def test_a_crowded_second_is_reread_until_nothing_slipped():
+    # 35 records share one second, more than a page. Each request moves the first of them (one
+    # already read) to the end, shifting the rest under the page numbers used inside that second.
+    records = [{"id": i, "updatedAt": ts(0 if i < 35 else i)} for i in range(60)]
+    touched = set()
+
+    def mutate(endpoint, call):
+        if call < 2:
+            return
+        crowded = sorted(r["id"] for r in endpoint.records.values() if r["updatedAt"] == ts(0))
+        if crowded:
+            endpoint.records[crowded[0]]["updatedAt"] = ts(1000 + call)
+            touched.add(crowded[0])
+
+    got = {r["id"] for r in walk(FakeEndpoint(records, on_request=mutate), page_size=10)}
+    assert touched
+    assert set(range(60)) - touched <= got

@@ -183,7 +183,7 @@ def test_4_lost_network_mid_sync_then_rerun_gives_the_same_mirror(sandbox_factor
     def cut(method, path_, query):
         if path_.endswith("/conversations"):
             calls["n"] += 1
-            if calls["n"] == 6:
+            if calls["n"] == 12:  # after the planning requests and a few pages
                 sandbox.drop_rate = 1.0
 
     sandbox.on_request = cut
