@@ -10,9 +10,10 @@ The run has three phases, and nothing is created before the second one ends:
 
 Exactly once: a record whose ledger entry is `done` is never sent again. An entry left in
 `sending` by a crash, and a create whose outcome is unknown (timeout, 5xx), are looked up on
-the target (subject + customer email + createdAt for conversations, the email for customers)
-before anything is sent again. Every create carries `imported: true`, so no customer is
-emailed and no notification is raised.
+the target (subject + customer email + createdAt for conversations, the customer's phone
+instead of a missing email, or subject + createdAt + mailbox alone for a customer known by name
+only; the email for customers) before anything is sent again. Every create carries
+`imported: true`, so no customer is emailed and no notification is raised.
 """
 
 from __future__ import annotations
@@ -343,13 +344,7 @@ def plan_conversation(
         if thread.created_at:
             item["createdAt"] = thread.created_at
         if kind == "customer":
-            email = thread.author.email if thread.author.email else conv.customer.email
-            ref = {"email": email}
-            if email and email.casefold() == customer_email:
-                ref = _customer_ref(conv.customer)
-            elif thread.author.first_name:
-                ref.update(_customer_ref(thread.author))
-            item["customer"] = ref
+            item["customer"] = _thread_customer_ref(thread.author, conv.customer)
         else:
             user = agent(thread.author.email, "thread.author", thread.row)
             if user is None and not thread.author.email:
@@ -380,6 +375,8 @@ def plan_conversation(
     expected = {
         "subject": conv.subject,
         "customerEmail": conv.customer.email,
+        # Only without an email: what find_conversation can look the customer up by.
+        **({} if conv.customer.email else {"customerPhone": conv.customer.phone}),
         "status": conv.status,
         "type": conv.type,
         "createdAt": conv.created_at,
@@ -421,8 +418,28 @@ def thread_kind(thread: m.SourceThread, customer_email: str, target: Target) -> 
     return kind
 
 
+def _thread_customer_ref(author: m.Person, customer: m.Person) -> dict[str, Any]:
+    """A customer thread's `customer`: the conversation's own ref when the author is its
+    customer, so the target resolves both to one customer. Without emails (a phone
+    conversation) an author with no email, or with the customer's name, is taken to be the
+    customer: the target finds the customer again by the same phone (a ref with a first name
+    only makes a new customer on each use, which the API offers no way to avoid)."""
+    email = author.email or customer.email
+    if email:
+        if customer.email and email.casefold() == customer.email.casefold():
+            return _customer_ref(customer)
+        ref: dict[str, Any] = {"email": email}
+        if author.first_name:
+            ref.update(_customer_ref(author))
+        return ref
+    named = (author.first_name, author.last_name)
+    if not any(named) or named == (customer.first_name, customer.last_name):
+        return _customer_ref(customer)
+    return _customer_ref(author)
+
+
 def _customer_ref(person: m.Person) -> dict[str, Any]:
-    ref: dict[str, Any] = {"email": person.email}
+    ref: dict[str, Any] = {"email": person.email} if person.email else {}
     for key, value in (
         ("firstName", person.first_name),
         ("lastName", person.last_name),
@@ -565,16 +582,25 @@ def materialize(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def find_conversation(client: Client, expected: dict, claimed: set[int]) -> int | None:
-    """The target conversation matching subject + customer email + createdAt, not yet claimed."""
+    """The target conversation matching subject + customer + createdAt, not yet claimed.
+
+    The customer is matched by email; a phone conversation's customer without one by phone.
+    With neither (a customer known by name only) the match is subject + createdAt + mailbox
+    alone: weaker, as two conversations with the same subject created in the same second in
+    the same mailbox cannot be told apart (the claimed ids keep each from being taken twice).
+    """
     created = expected["createdAt"]
     params = {
-        "customerEmail": expected["customerEmail"],
         "subject": expected["subject"],
         "createdSince": m.one_second_before(created),
         "status": ALL_STATUSES,
         "sortField": "createdAt",
         "sortOrder": "asc",
     }
+    if expected.get("customerEmail"):
+        params["customerEmail"] = expected["customerEmail"]
+    elif expected.get("customerPhone"):
+        params["customerPhone"] = expected["customerPhone"]
     if expected.get("mailboxId"):
         params["mailboxId"] = expected["mailboxId"]
     wanted = parse_timestamp(created)

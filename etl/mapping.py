@@ -986,6 +986,13 @@ def _attachment(base: Path, where: str, name: str, mime: str, conv, row) -> Atta
     return Attachment(name, mime, path=path)
 
 
+def phone_customer_ok(conv: SourceConversation) -> bool:
+    """A phone conversation may name its customer by phone or first name instead of an email
+    (API reference, Create Conversation); every other type needs the email."""
+    customer = conv.customer
+    return conv.type == "phone" and bool(customer.phone or customer.first_name)
+
+
 def _check_conversation(conv: SourceConversation) -> None:
     """Checks that need no target: required fields, enums, emails, limits."""
     add = conv.problems.append
@@ -1021,9 +1028,12 @@ def _check_conversation(conv: SourceConversation) -> None:
             )
         )
     email = conv.customer.email
-    if not email:
-        add(Problem("customer.email", "missing_email", "no customer email", conv.row))
-    elif not valid_email(email):
+    if not email and not phone_customer_ok(conv):
+        reason = "no customer email"
+        if conv.type == "phone":
+            reason += " (a phone conversation needs at least a customer phone or first name)"
+        add(Problem("customer.email", "missing_email", reason, conv.row))
+    elif email and not valid_email(email):
         add(
             Problem(
                 "customer.email", "invalid_email", f"{email!r} is not an email address", conv.row

@@ -251,6 +251,8 @@ BAD_ROWS = [
     ("B-4", "Odd status", "a@example.org", "on fire", "customer", "2024-03-01 10:00", "x", ""),
     ("B-5", "Only events", "a@example.org", "closed", "system", "2024-03-01 10:00", "x", ""),
     ("B-6", "x" * 999, "a@example.org", "active", "customer", "2024-03-01 10:00", "x", ""),
+    # Neither an email nor a phone or name (and not a phone conversation): cannot be loaded.
+    ("B-8", "No customer", "", "active", "customer", "2024-03-01 10:00", "x", ""),
     (
         "B-7",
         "Escape",
@@ -282,6 +284,7 @@ BAD_KINDS = {
     "B-5": "no_threads",
     "B-6": "too_long",
     "B-7": "attachment_outside_folder",
+    "B-8": "missing_email",
 }
 
 
@@ -324,7 +327,7 @@ def test_bad_rows_go_to_the_rejects_file_with_reasons_while_the_rest_load(empty_
     )
     assert result.exit_code == 3, result.output
     assert figure(result.output, "created") == 2
-    assert figure(result.output, "rejected") == 7
+    assert figure(result.output, "rejected") == 8
     assert f"-> {rejects}" in result.output
     with open(rejects, encoding="utf-8-sig", newline="") as handle:
         lines = list(csv.DictReader(handle))
@@ -337,6 +340,10 @@ def test_bad_rows_go_to_the_rejects_file_with_reasons_while_the_rest_load(empty_
     assert by_id["B-3"]["field"] == "message_created_at"
     assert "'31/02/2024 25:00' is not a date" in by_id["B-3"]["reason"]
     assert by_id["B-7"]["reason"].startswith("../../secret.txt: refused")
+    assert (by_id["B-8"]["field"], by_id["B-8"]["reason"]) == (
+        "customer.email",
+        "no customer email",
+    )
     subjects = sorted(conversations_by_subject(empty_sandbox))
     assert subjects == ["Good one", "Good two"]
     assert "problems by kind:" in result.output
@@ -366,8 +373,8 @@ def test_retry_rejects_loads_only_the_rows_fixed_since(empty_sandbox, tmp_path):
     write_generic(source, fixed)
     result = run(empty_sandbox, *base, "--retry-rejects", db=db)
     assert figure(result.output, "created") == 2
-    assert figure(result.output, "rejected") == 5
-    assert (tmp_path / "tickets.rejects.csv").read_text(encoding="utf-8-sig").count("\n") == 6
+    assert figure(result.output, "rejected") == 6
+    assert (tmp_path / "tickets.rejects.csv").read_text(encoding="utf-8-sig").count("\n") == 7
     subjects = set(conversations_by_subject(empty_sandbox))
     assert {"Now with a subject", "Bad date"} <= subjects
     assert "Never seen before" not in subjects  # not a previous reject

@@ -178,7 +178,7 @@ def shape(store, cid) -> dict:
 
 
 def test_round_trip_sync_export_load_reproduces_the_source(sandbox_factory, tmp_path):
-    source = sandbox_factory(seed=3, conversations=45)
+    source = sandbox_factory(seed=8, conversations=45)
     target = sandbox_factory(empty=True)
     mirror_db, ledger_db = tmp_path / "a.db", tmp_path / "b.db"
     synced = cli_run(source, "sync", "--quiet", db=mirror_db)
@@ -192,8 +192,12 @@ def test_round_trip_sync_export_load_reproduces_the_source(sandbox_factory, tmp_
     a_convs = {cid: shape(store, cid) for cid in store.conversation_ids()}
     trashed = {cid for cid in a_convs if store.conversations[cid].state == "deleted"}
     no_email = {cid for cid, c in a_convs.items() if not c["customer"]} - trashed
-    loadable = [c for cid, c in a_convs.items() if cid not in trashed | no_email]
-    assert len(loadable) >= 30 and trashed and no_email  # seed 3 has both kinds to leave out
+    # A phone conversation may name its customer by phone or first name instead of an email;
+    # only other types without an email cannot be loaded.
+    unloadable = {cid for cid in no_email if a_convs[cid]["type"] != "phone"}
+    phone_only = no_email - unloadable
+    loadable = [c for cid, c in a_convs.items() if cid not in trashed | unloadable]
+    assert len(loadable) >= 30 and trashed and phone_only and unloadable  # seed 8: all
 
     customers = cli_run(
         target,
@@ -219,7 +223,7 @@ def test_round_trip_sync_export_load_reproduces_the_source(sandbox_factory, tmp_
         "4",
         db=ledger_db,
     )
-    assert conversations.exit_code == (3 if no_email else 0), conversations.output
+    assert conversations.exit_code == (3 if unloadable else 0), conversations.output
 
     b_convs = [shape(target.store, cid) for cid in target.store.conversation_ids()]
     assert len(b_convs) == len(loadable)
@@ -232,9 +236,9 @@ def test_round_trip_sync_export_load_reproduces_the_source(sandbox_factory, tmp_
     assert target.store.notifications_sent == 0
     assert target.store.imported_creates == len(loadable)
     rejects = tmp_path / "conversations.rejects.csv"
-    if no_email:
+    if unloadable:
         text = rejects.read_text(encoding="utf-8-sig")
-        assert text.count("missing_email") == len(no_email)
+        assert text.count("missing_email") == len(unloadable)
     else:
         assert not rejects.exists()
 
@@ -243,11 +247,34 @@ def test_round_trip_sync_export_load_reproduces_the_source(sandbox_factory, tmp_
             "value"
         ].casefold(): f"{c['firstName'] or ''} {c['lastName'] or ''}".strip()
         for c in map(target.store.get_customer, target.store.customer_ids())
+        if c["_embedded"]["emails"]
     }
     for person in with_email:
         email = person["_embedded"]["emails"][0]["value"].casefold()
         name = f"{person['firstName'] or ''} {person['lastName'] or ''}".strip()
         assert b_people.get(email) == name, email
+
+    # Phone-only customers arrive by phone and name, and their threads name the same customer.
+    b_by_subject = {
+        target.store.get_conversation(cid)["subject"]: cid
+        for cid in target.store.conversation_ids()
+    }
+    customer_threads = 0
+    for cid in phone_only:
+        subject = a_convs[cid]["subject"]
+        a_customer = store.get_customer(store.conversations[cid].customer_id)
+        b_conv = target.store.get_conversation(b_by_subject[subject], embed=("threads",))
+        b_customer = target.store.get_customer(b_conv["customer"]["id"])
+        assert b_customer["_embedded"]["emails"] == [], subject
+        phones = [p["value"] for p in b_customer["_embedded"]["phones"]]
+        assert a_customer["_embedded"]["phones"][0]["value"] in phones, subject
+        assert b_customer["firstName"] == a_customer["firstName"], subject
+        authors = [
+            t["createdBy"]["id"] for t in b_conv["_embedded"]["threads"] if t["type"] == "customer"
+        ]
+        assert set(authors) <= {b_customer["id"]}, subject
+        customer_threads += len(authors)
+    assert customer_threads  # seed 8's phone-only conversations have customer threads
 
     again = cli_run(
         target,

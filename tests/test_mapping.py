@@ -1,6 +1,7 @@
 """Mapping files -> pure row transformations: dates, value maps, grouping, problems, drafts."""
 
 import tomllib
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -210,6 +211,45 @@ def test_every_bad_row_kind_is_a_named_problem(tmp_path):
     assert [(r.row, r.problem.kind) for r in rejects] == [(len(records) + 1, "missing_id")]
     bad_date = next(c for c in convs if c.source_id == "bad_date").problems[0]
     assert (bad_date.field, bad_date.row) == ("at", 6)
+
+
+def test_a_phone_conversation_may_name_its_customer_by_phone_or_first_name(tmp_path):
+    mapping = parse(
+        GROUPED.replace(
+            'customer = { email = "email", name = "name" }',
+            'type = "channel"\ncustomer = { email = "email", name = "name", phone = "phone" }',
+        )
+    )
+    base = {"subject": "S", "status": "active", "kind": "customer", "body": "b"}
+    base["at"] = "2024-01-01T10:00:00Z"
+    cases = {
+        "phone-by-phone": ({"channel": "phone", "phone": "+1 555-0142"}, set()),
+        "phone-by-name": ({"channel": "phone", "name": "Ana López"}, set()),
+        "phone-nothing": ({"channel": "phone"}, {"missing_email"}),
+        "email-with-phone": ({"channel": "email", "phone": "+1 555-0142"}, {"missing_email"}),
+        "chat-with-name": ({"channel": "chat", "name": "Ana"}, {"missing_email"}),
+        "phone-bad-email": ({"channel": "phone", "email": "nope", "phone": "1"}, {"invalid_email"}),
+    }
+    records = [dict(base, cid=cid, **change) for cid, (change, _) in cases.items()]
+    convs, _ = m.conversations(mapping, rows(*records), tmp_path)
+    by_id = {c.source_id: c for c in convs}
+    for cid, (_, kinds) in cases.items():
+        assert {p.kind for p in by_id[cid].problems} == kinds, cid
+    refused = by_id["phone-nothing"].problems[0]
+    assert (refused.field, refused.row) == ("customer.email", 4)
+    assert "phone or first name" in refused.reason and "\n" not in refused.reason
+
+    from etl.load import Target, plan_conversation
+
+    target = Target({}, [{"id": 1, "name": "Support"}], {1: {}})
+    item, problems = plan_conversation(by_id["phone-by-phone"], target, 1, None, Counter())
+    assert problems == []
+    assert item.payload["customer"] == {"phone": "+1 555-0142"}
+    assert item.payload["threads"][0]["customer"] == {"phone": "+1 555-0142"}
+    assert item.expected["customerPhone"] == "+1 555-0142"
+    item, _ = plan_conversation(by_id["phone-by-name"], target, 1, None, Counter())
+    assert item.payload["customer"] == {"firstName": "Ana", "lastName": "López"}
+    assert item.payload["threads"][0]["customer"] == item.payload["customer"]
 
 
 def test_skip_rules_and_nested_threads_newest_first(tmp_path):
