@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -116,11 +117,23 @@ def test_2_a_rerun_duplicates_nothing_and_changes_nothing(sandbox, tmp_path):
 
 
 @pytest.mark.parametrize("workers", [1, 4])
-def test_3_changes_during_paging_do_not_make_unchanged_records_slip(sandbox, tmp_path, workers):
+@pytest.mark.parametrize("seconds", ["crowded", "distinct"])
+def test_3_changes_during_paging_do_not_make_unchanged_records_slip(
+    sandbox, tmp_path, workers, seconds
+):
     path = tmp_path / "m.db"
+    if seconds == "distinct":
+        # One second per conversation, so a record pushed past a page boundary is in a
+        # second of its own (the seed crowds many into a few seconds).
+        clock = iter(range(1_600_000_000, 1_700_000_000))
+        sandbox.store.clock = lambda: next(clock)
+        for cid in sorted(sandbox.store.conversation_ids()):
+            sandbox.store.touch_conversation(cid)
+        sandbox.store.clock = lambda: int(time.time())
     changed: set[int] = set()
     deleted: set[int] = set()
     state = {"calls": 0}
+    rng = random.Random(workers)
 
     def churn(method, path_, query):
         if method != "GET" or not path_.endswith("/conversations"):
@@ -128,18 +141,21 @@ def test_3_changes_during_paging_do_not_make_unchanged_records_slip(sandbox, tmp
         state["calls"] += 1
         if state["calls"] < 3:
             return
-        # Move the oldest not-yet-changed conversations to the end of the updatedAt order and
-        # delete one now and then: both shift page numbers under a naive pager.
+        # Move conversations to the end of the updatedAt order and delete one now and then:
+        # both shift page numbers under a naive pager. The oldest unchanged one goes first
+        # (it is always already read), plus one at random, read or not.
         live = sorted(
             (c for c in sandbox.store.conversation_ids() if c not in changed),
             key=lambda c: (sandbox.store.get_conversation(c)["updatedAt"], c),
         )
-        for cid in live[:2]:
+        for cid in {live[0], rng.choice(live)} if live else ():
             sandbox.store.touch_conversation(cid)
             changed.add(cid)
-        if state["calls"] % 3 == 0 and live[2:]:
-            sandbox.store.delete_conversation(live[2])
-            deleted.add(live[2])
+        rest = [c for c in live if c not in changed]
+        if state["calls"] % 3 == 0 and rest:
+            victim = rng.choice(rest)
+            sandbox.store.delete_conversation(victim)
+            deleted.add(victim)
 
     before = set(sandbox.store.conversation_ids())
     sandbox.on_request = churn
