@@ -291,7 +291,6 @@ class Page:
 
     items: list[dict]
     total: int | None
-    request_number: int
 
 
 def parse_timestamp(text: str) -> datetime:
@@ -387,7 +386,7 @@ def iter_pages(
                 fresh, _ = keep(inside)
                 found += len(fresh)
                 if fresh:
-                    yield Page(fresh, total, requests)
+                    yield Page(fresh, total)
                 if len(inside) < len(records) or len(records) < page_size:
                     break
             if not found:
@@ -402,7 +401,7 @@ def iter_pages(
             raise PagingError(path, f"the server returned the same page twice (page {page_number})")
         previous_ids = ids
         fresh, reached_end = keep(records)
-        yield Page(fresh, total, requests)
+        yield Page(fresh, total)
         last_page = len(records) < page_size or reached_end
         if field_name is None:
             total_pages = info.get("totalPages")

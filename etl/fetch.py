@@ -37,7 +37,6 @@ class PageRows:
 
     rows: mirror.Batch
     ids: list[int]
-    total: int | None
     requests: int = 0
 
 
@@ -84,7 +83,7 @@ def fetch_segment(segment: Segment, client: Client | None = None) -> Iterator[Pa
             rows = mirror.pack(merge(rows_for(resource, r) for r in page.items))
             requests = client.requests_made - counted if own else 0
             counted = client.requests_made
-            yield PageRows(rows, [r["id"] for r in page.items], page.total, requests)
+            yield PageRows(rows, [r["id"] for r in page.items], requests)
     finally:
         if own:
             client.close()
