@@ -32,13 +32,7 @@ def interleave(
     stop = threading.Event()
 
     def put(entry) -> bool:
-        while not stop.is_set():
-            try:
-                inbox.put(entry, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return _offer(inbox, entry, stop)
 
     def run(index: int, source: Callable[[], Iterator[Any]]) -> None:
         try:
@@ -68,6 +62,18 @@ def interleave(
                 yield index, item
     finally:
         stop.set()
+
+
+def _offer(inbox, entry, stop, while_waiting: Callable[[], None] = lambda: None) -> bool:
+    """Put `entry` into a bounded queue, giving up (False) once `stop` is set."""
+    while not stop.is_set():
+        while_waiting()
+        try:
+            inbox.put(entry, timeout=0.2)
+            return True
+        except queue.Full:
+            continue
+    return False
 
 
 def can_fork() -> bool:
@@ -130,16 +136,12 @@ def _child(work, spec, index: int, inbox, stop, parent: int) -> None:
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
 
+    def exit_if_orphaned() -> None:
+        if os.getppid() != parent:
+            os._exit(0)  # the parent died without telling us
+
     def put(entry) -> bool:
-        while not stop.is_set():
-            if os.getppid() != parent:
-                os._exit(0)  # orphaned: the parent died without telling us
-            try:
-                inbox.put(entry, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return _offer(inbox, entry, stop, exit_if_orphaned)
 
     try:
         for item in work(spec):
