@@ -16,7 +16,7 @@ import json
 import os
 import sqlite3
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +25,7 @@ from typing import Any
 
 from etl import search, views
 from etl.errors import ConfigError, EtlError
+from etl.progress import Progress, silent
 from etl.resources import ALL_STATUSES
 from etl.views import INT, TEXT, TIME, Column, Sheet
 
@@ -58,22 +59,6 @@ class ExportSummary:
     files: list[Path] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-
-
-# A progress factory: (name, total) -> object with update(n) and close() (see etl.progress).
-Progress = Callable[[str, int | None], Any]
-
-
-class _Silent:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _no_progress(name: str, total: int | None = None) -> _Silent:
-    return _Silent()
 
 
 def parse_since(text: str) -> str:
@@ -572,7 +557,7 @@ def export(
     fmt: str,
     out: str | os.PathLike,
     options: ExportOptions | None = None,
-    progress: Progress = _no_progress,
+    progress: Progress = silent,
 ) -> ExportSummary:
     """Write the selected tables of the mirror in one format; returns files, rows and warnings."""
     options = options or ExportOptions()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from tqdm import tqdm
 
@@ -31,6 +33,26 @@ class Bar:
 
     def close(self) -> None:
         self._bar.close()
+
+
+# A progress factory: (name, total or None) -> an object with update(n), set_total(t), close().
+Progress = Callable[[str, int | None], Any]
+
+
+class _Silent:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_total(self, total: int | None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def silent(name: str, total: int | None = None) -> _Silent:
+    """The progress factory for library calls nobody watches."""
+    return _Silent()
 
 
 def bars(quiet: bool):

@@ -9,7 +9,6 @@ re-read harmless. Small resources are read whole on every run.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from etl import mirror, search
@@ -18,6 +17,7 @@ from etl.errors import EtlError
 from etl.fetch import Segment, fetch_segment, merge, rows_for
 from etl.interrupt import StopFlag, deferred_interrupt
 from etl.parallel import can_fork, interleave, interleave_processes
+from etl.progress import Progress, silent
 from etl.resources import ALL, Resource, with_timelogs
 
 CHILDREN = {
@@ -57,30 +57,11 @@ class SyncResult:
     status: str = "running"
 
 
-# A progress reporter: (resource name, total or None) -> object with update(n) and close().
-ProgressFactory = Callable[[str, int | None], object]
-
-
-class _NoProgress:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def set_total(self, total: int | None) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def no_progress(name: str, total: int | None = None) -> _NoProgress:
-    return _NoProgress()
-
-
 def sync(
     client: Client,
     conn: sqlite3.Connection,
     options: SyncOptions | None = None,
-    progress: ProgressFactory = no_progress,
+    progress: Progress = silent,
     command: str = "sync",
 ) -> SyncResult:
     """Mirror every resource. Records the run; re-raises failures after recording them."""
