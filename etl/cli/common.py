@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 
 import click
 
@@ -60,7 +59,3 @@ def make_client(url: str | None, api_key: str | None, **kwargs) -> Client:
 def say(quiet: bool, message: str = "") -> None:
     if not quiet:
         click.echo(message)
-
-
-def stderr_is_terminal() -> bool:
-    return sys.stderr.isatty()
