@@ -36,6 +36,7 @@ from etl import mapping as m
 from etl.client import Client, iter_pages, parse_timestamp
 from etl.errors import Conflict, EtlError, OutcomeUnknown, ValidationFailed
 from etl.ledger import Entry, Ledger
+from etl.progress import Progress, silent
 from etl.readers import read_rows
 from etl.resources import ALL_STATUSES
 
@@ -776,14 +777,13 @@ def run_workers(
     send: Callable[[Item], None],
     workers: int,
     stop: threading.Event,
-    progress: Any = None,
+    progress: Any,
 ) -> None:
     """Send every item with `workers` threads; the first failure stops the rest and is raised."""
     if workers <= 1:
         for item in items:
             send(item)
-            if progress:
-                progress.update(1)
+            progress.update(1)
         return
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="load")
     try:
@@ -798,8 +798,7 @@ def run_workers(
                         other.cancel()
                     wait(pending)
                     raise error
-                if progress:
-                    progress.update(1)
+                progress.update(1)
     except BaseException:
         stop.set()
         raise
@@ -815,7 +814,7 @@ def load(
     conn,
     path: str | Path,
     options: LoadOptions,
-    progress: Callable[[str, int | None], Any] | None = None,
+    progress: Progress = silent,
 ) -> Report:
     """Load one file into the target; returns the report (rejects are in it and in the file)."""
     started = time.monotonic()
@@ -891,7 +890,7 @@ def load(
     else:
         sender = Sender(client, ledger, report, run_id)
         entry_of = {item.source_id: entry for item, entry in to_send}
-        bar = progress(options.kind, len(to_send)) if progress else None
+        bar = progress(options.kind, len(to_send))
         status = "failed"
         try:
             run_workers(
@@ -905,8 +904,7 @@ def load(
         except EtlError as exc:
             raise LoadFailed(exc, report) from exc
         finally:
-            if bar:
-                bar.close()
+            bar.close()
             report.requests = client.requests_made - requests_before
             report.seconds = time.monotonic() - started
             report.not_attempted += len(to_send) - sender.finished

@@ -16,6 +16,7 @@ from typing import Any
 from etl import ledger
 from etl.client import Client, format_timestamp, parse_timestamp
 from etl.errors import NotFound
+from etl.progress import Progress, silent
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def verify(
     kinds: list[str],
     system: str | None = None,
     workers: int = 4,
-    progress: Any = None,
+    progress: Progress = silent,
 ) -> VerifyResult:
     """Check every loaded record of the client's target; differences are listed, not fixed."""
     result = VerifyResult()
@@ -115,7 +116,7 @@ def verify(
     for kind in kinds:
         for source_system, entry in ledger.loaded(conn, client.url, kind, system):
             jobs.append((kind, source_system, entry))
-    bar = progress("verify", len(jobs)) if progress else None
+    bar = progress("verify", len(jobs))
 
     def check(job) -> list[Difference]:
         kind, source_system, entry = job
@@ -151,8 +152,6 @@ def verify(
         for differences in pool.map(check, jobs):
             result.checked += 1
             result.differences.extend(differences)
-            if bar:
-                bar.update(1)
-    if bar:
-        bar.close()
+            bar.update(1)
+    bar.close()
     return result
