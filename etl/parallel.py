@@ -17,6 +17,7 @@ from typing import Any
 from etl.errors import EtlError
 
 _DONE = object()
+CHILD_NICENESS = 5
 
 
 def interleave(
@@ -130,6 +131,8 @@ def interleave_processes(
 
 def _child(work, spec, index: int, inbox, stop, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The parent's writes are the one serial step; when the cores are busy, it goes first.
+    os.nice(CHILD_NICENESS)
     # Let go of the parent's terminal and pipes: a parent killed with -9 must not leave
     # whoever reads its output waiting on a child.
     devnull = os.open(os.devnull, os.O_RDWR)
