@@ -1,0 +1,45 @@
+"""The markup tokenizer must read every body it accepts exactly as the standard parser does."""
+
+import random
+
+from etl.htmltext import _Parser, _tokenized, html_to_text
+
+FRAGMENTS = [
+    *("<p>", "</p>", "<br>", "<br/>", "<BR />", '<div class="x y">', "</div>", "<hr/>"),
+    *('<a href="https://e.example/a?b=1&amp;c=2">', "</a>", "<a href='mailto:x@y.example'>"),
+    *("<A HREF=http://plain.example>", '<a href="x"/>', "<a>", "<li>", "<ul>", "</ul>", "</li>"),
+    *("<b>", "</b>", "<span style='color:red'>", "</span>", "<o:p>", "</o:p>", "<p\nclass=a>"),
+    *("<td>", "<tr>", "</tr>", "<table>", "</table>", "<pre>", "</pre>", "<h1>", "</h1>"),
+    *('<img alt="logo" src=x>', "<img src=x alt=''/>", "<input disabled>", "</p >"),
+    *("<!-- note -->", "<!DOCTYPE html>", '<?xml version="1.0"?>', "<blockquote>"),
+    *("&amp;", "&nbsp;", "&lt;", "&#233;", "&bogus;", "&amp", "a&b", " < ", "<3", "3 > 2"),
+    *("\n", "  ", "\t", "Hello", "Zoë", "word"),
+    # markup the tokenizer leaves to the standard parser
+    *("<script>if (a<b) {}</script>", "<style>p{}</style>", "</ p>", "<!x>", "<"),
+    '<p class="unclosed>',
+]
+
+
+def parsed(html: str) -> str:
+    parser = _Parser()
+    parser.feed(html)
+    parser.close()
+    return parser.text()
+
+
+def test_tokenizer_agrees_with_the_standard_parser_on_random_markup():
+    rng = random.Random(7)
+    tokenized = 0
+    for _ in range(4000):
+        html = "".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(1, 12)))
+        fast = _tokenized(html)
+        if fast is not None:
+            tokenized += 1
+            assert fast.text() == parsed(html), html
+    assert tokenized > 1000  # the fast path is really taken
+
+
+def test_markup_the_tokenizer_refuses_still_comes_out_as_text():
+    html = "<p>Hi <script>if (a<b) {}</script>there</p><p>bye"
+    assert _tokenized(html) is None
+    assert html_to_text(html) == parsed(html) == "Hi there\n\nbye"
