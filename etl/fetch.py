@@ -13,6 +13,7 @@ from typing import Any
 
 from etl import mirror, records
 from etl.client import Client, RetryPolicy, iter_pages
+from etl.parallel import prefetched
 from etl.resources import Resource
 
 
@@ -79,7 +80,7 @@ def fetch_segment(segment: Segment, client: Client | None = None) -> Iterator[Pa
             keyset=(resource.cursor_field, resource.since_param),
             stop_before=segment.stop_before,
         )
-        for page in pages:
+        for page in prefetched(pages):
             rows = mirror.pack(merge(rows_for(resource, r) for r in page.items))
             requests = client.requests_made - counted if own else 0
             counted = client.requests_made

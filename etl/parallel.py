@@ -65,6 +65,17 @@ def interleave(
         stop.set()
 
 
+def prefetched(source: Iterator[Any], backlog: int = 1) -> Iterator[Any]:
+    """The items of `source`, read ahead in a thread while the caller works on the last one.
+
+    A keyset walk can only ask for its next page once it has this one, but it need not wait
+    for this one to be transformed: the request for page n+1 is in flight while page n is.
+    """
+    for _, item in interleave([lambda: source], backlog):
+        if item is not None:
+            yield item
+
+
 def _offer(inbox, entry, stop, while_waiting: Callable[[], None] = lambda: None) -> bool:
     """Put `entry` into a bounded queue, giving up (False) once `stop` is set."""
     while not stop.is_set():
