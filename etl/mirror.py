@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -369,7 +370,13 @@ def pack(rows: dict[str, list[dict[str, Any]]]) -> Batch:
     batch = {}
     for table_name, items in rows.items():
         columns = tuple(c for c in SCHEMA[table_name].columns if items and c in items[0])
-        batch[table_name] = Packed(columns, [tuple(r.get(c) for c in columns) for r in items])
+        try:  # rows made by one function share their keys: pick them out in C
+            values = list(map(itemgetter(*columns), items)) if len(columns) > 1 else None
+        except KeyError:
+            values = None
+        if values is None:
+            values = [tuple(r.get(c) for c in columns) for r in items]
+        batch[table_name] = Packed(columns, values)
     return batch
 
 

@@ -26,6 +26,8 @@ def snake(name: str) -> str:
 
 
 _encode = json.JSONEncoder(ensure_ascii=False).encode  # built once: json.dumps(**kw) is not
+# The record as compact JSON, as APIs send it; a record parsed from JSON cannot be circular.
+raw_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 _CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 
@@ -102,7 +104,7 @@ def conversation_rows(record: dict) -> Rows:
                 "cc": as_json(record.get("cc")),
                 "bcc": as_json(record.get("bcc")),
                 "deleted_at": None,
-                "raw_json": as_json(kept),
+                "raw_json": raw_json(kept),
             }
         ],
         "threads": [],
@@ -184,7 +186,7 @@ def thread_row(thread: dict, conversation_id: int, position: int) -> dict[str, A
         "bcc": as_json(thread.get("bcc")),
         "created_at": timestamp(thread.get("createdAt")),
         "opened_at": timestamp(thread.get("openedAt")),
-        "raw_json": as_json(thread),
+        "raw_json": raw_json(thread),
     }
 
 
@@ -199,7 +201,7 @@ def timelog_row(log: dict, conversation_id: int) -> dict[str, Any]:
         "finished": log.get("finished"),
         "created_at": timestamp(log.get("createdAt")),
         "updated_at": timestamp(log.get("updatedAt")),
-        "raw_json": as_json(log),
+        "raw_json": raw_json(log),
     }
 
 
@@ -230,7 +232,7 @@ def customer_rows(record: dict) -> Rows:
                 "created_at": timestamp(record.get("createdAt")),
                 "updated_at": timestamp(record.get("updatedAt")),
                 "deleted_at": None,
-                "raw_json": as_json(record),
+                "raw_json": raw_json(record),
             }
         ],
         "customer_emails": _entries(cid, emails),
@@ -268,5 +270,5 @@ def flat_row(record: dict, **extra: Any) -> dict[str, Any]:
         else:
             row[column] = value
     row["deleted_at"] = None
-    row["raw_json"] = as_json(record)
+    row["raw_json"] = raw_json(record)
     return row

@@ -88,3 +88,10 @@ def test_cursor_never_moves_backwards():
     mirror.set_cursor(db.conn, "conversations", "2024-01-02T00:00:00Z")
     mirror.set_cursor(db.conn, "conversations", "2024-01-01T00:00:00Z")
     assert mirror.get_cursor(db.conn, "conversations") == "2024-01-02T00:00:00Z"
+
+
+def test_pack_keeps_schema_order_and_fills_keys_a_row_lacks():
+    same = mirror.pack({"tags": [{"name": "a", "id": 1}, {"name": "b", "id": 2}]})["tags"]
+    assert same.columns == ("id", "name") and same.values == [(1, "a"), (2, "b")]
+    mixed = mirror.pack({"users": [{"id": 1, "email": "a@x"}, {"id": 2, "phone": "7"}]})["users"]
+    assert mixed.columns == ("id", "email") and mixed.values == [(1, "a@x"), (2, None)]
