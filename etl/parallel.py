@@ -65,7 +65,7 @@ def interleave(
         stop.set()
 
 
-def prefetched(source: Iterator[Any], backlog: int = 1) -> Iterator[Any]:
+def prefetched(source: Iterator[Any], backlog: int = 3) -> Iterator[Any]:
     """The items of `source`, read ahead in a thread while the caller works on the last one.
 
     A keyset walk can only ask for its next page once it has this one, but it need not wait
