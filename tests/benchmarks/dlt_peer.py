@@ -99,6 +99,9 @@ def main() -> int:
 
     # No telemetry (this machine reaches no network) and dlt's state kept in --work only.
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    # SQLite takes one writer at a time: dlt's parallel load jobs into the main and staging
+    # files failed now and then with "database is locked", leaving the package half loaded.
+    os.environ.setdefault("LOAD__WORKERS", "1")
     import dlt
     from dlt.sources.rest_api import rest_api_source
 
