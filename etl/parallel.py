@@ -65,7 +65,7 @@ def interleave(
         stop.set()
 
 
-def prefetched(source: Iterator[Any], backlog: int = 3) -> Iterator[Any]:
+def prefetched(source: Iterator[Any], backlog: int = 2) -> Iterator[Any]:
     """The items of `source`, read ahead in a thread while the caller works on the last one.
 
     A keyset walk can only ask for its next page once it has this one, but it need not wait
@@ -93,11 +93,18 @@ def can_fork() -> bool:
 
 
 def interleave_processes(
-    work: Callable[[Any], Iterator[Any]], specs: list[Any], backlog: int = 2
+    work: Callable[[Any], Iterator[Any]],
+    specs: list[Any],
+    backlog: int = 2,
+    processes: int | None = None,
 ) -> Iterator[tuple[int, Any]]:
-    """Like `interleave`, but each spec runs `work(spec)` in a forked child process.
+    """Like `interleave`, but `work(spec)` runs in forked child processes.
 
-    Children inherit nothing they use but the spec; they ignore Ctrl-C (the parent decides
+    There are as many children as cores (or `processes`), each reading its share of the specs
+    in threads: transforming pages is CPU work, so more processes than cores only compete for
+    them, while every spec still has its own request in flight.
+
+    Children inherit nothing they use but their specs; they ignore Ctrl-C (the parent decides
     when to stop) and leave through os._exit, so nothing inherited, such as an SQLite handle,
     is closed from the child. A child's EtlError is raised again in the parent; any other
     failure arrives as an EtlError naming it.
@@ -105,9 +112,11 @@ def interleave_processes(
     context = multiprocessing.get_context("fork")
     inbox = context.Queue(maxsize=backlog * len(specs))
     stop = context.Event()
+    count = max(1, min(len(specs), processes or os.cpu_count() or 1))
+    shares = [list(enumerate(specs))[i::count] for i in range(count)]
     children = [
-        context.Process(target=_child, args=(work, spec, i, inbox, stop, os.getpid()), daemon=True)
-        for i, spec in enumerate(specs)
+        context.Process(target=_child, args=(work, share, inbox, stop, os.getpid()), daemon=True)
+        for share in shares
     ]
     for child in children:
         child.start()
@@ -117,10 +126,11 @@ def interleave_processes(
             try:
                 index, kind, payload = inbox.get(timeout=1.0)
             except queue.Empty:
-                dead = [i for i in remaining if children[i].exitcode not in (None, 0)]
+                dead = [c.exitcode for c in children if c.exitcode not in (None, 0)]
                 if dead:
-                    code = children[dead[0]].exitcode
-                    raise EtlError(f"a fetch process died (exit {code})") from None
+                    raise EtlError(f"a fetch process died (exit {dead[0]})") from None
+                if all(c.exitcode is not None for c in children):
+                    raise EtlError("the fetch processes ended before their segments") from None
                 continue
             if kind == "error":
                 raise payload
@@ -140,7 +150,8 @@ def interleave_processes(
         inbox.cancel_join_thread()
 
 
-def _child(work, spec, index: int, inbox, stop, parent: int) -> None:
+def _child(work, share: list[tuple[int, Any]], inbox, stop, parent: int) -> None:
+    """Run `work` over this child's (index, spec) pairs and send what they yield to the parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The parent's writes are the one serial step; when the cores are busy, it goes first.
     os.nice(CHILD_NICENESS)
@@ -157,15 +168,17 @@ def _child(work, spec, index: int, inbox, stop, parent: int) -> None:
     def put(entry) -> bool:
         return _offer(inbox, entry, stop, exit_if_orphaned)
 
+    sources = [lambda spec=spec: work(spec) for _, spec in share]
+    first = share[0][0]
     try:
-        for item in work(spec):
-            if not put((index, "item", item)):
+        for local, item in interleave(sources, backlog=1):
+            index = share[local][0]
+            if not put((index, "done", None) if item is None else (index, "item", item)):
                 return
-        put((index, "done", None))
     except EtlError as exc:  # sent to the parent, which raises it
-        put((index, "error", exc))
+        put((first, "error", exc))
     except Exception as exc:
-        put((index, "error", EtlError(f"{type(exc).__name__}: {exc}")))
+        put((first, "error", EtlError(f"{type(exc).__name__}: {exc}")))
     finally:
         inbox.close()
         inbox.join_thread()

@@ -4,7 +4,8 @@ import threading
 
 import pytest
 
-from etl.parallel import interleave
+from etl.errors import EtlError
+from etl.parallel import can_fork, interleave, interleave_processes
 from etl.sync import CursorTracker
 
 
@@ -48,3 +49,28 @@ def test_interleave_reraises_a_fetchers_error_and_stops_the_others():
         for _ in interleave([endless, failing]):
             pass
     assert stopped.wait(5)
+
+
+def numbers(spec):
+    """Module level, so a forked child can run it: the spec's numbers, or an error."""
+    start, count = spec
+    if count < 0:
+        raise EtlError(f"segment {start} failed")
+    yield from range(start, start + count)
+
+
+@pytest.mark.skipif(not can_fork(), reason="needs fork")
+@pytest.mark.parametrize("processes", [1, 2, 5])
+def test_processes_share_the_specs_and_every_item_comes_back_under_its_spec(processes):
+    specs = [(0, 3), (100, 4), (200, 0), (300, 5), (400, 2)]
+    got = list(interleave_processes(numbers, specs, processes=processes))
+    for index, (start, count) in enumerate(specs):
+        mine = [item for i, item in got if i == index and item is not None]
+        assert sorted(mine) == list(range(start, start + count))
+    assert sorted(i for i, item in got if item is None) == list(range(len(specs)))
+
+
+@pytest.mark.skipif(not can_fork(), reason="needs fork")
+def test_an_error_in_a_child_sharing_specs_reaches_the_parent():
+    with pytest.raises(EtlError, match="segment 7 failed"):
+        list(interleave_processes(numbers, [(0, 3), (7, -1), (9, 2)], processes=2))
