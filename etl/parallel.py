@@ -119,6 +119,7 @@ def interleave_processes(
         context.Process(target=_child, args=(work, share, inbox, stop, os.getpid()), daemon=True)
         for share in shares
     ]
+    _release_free_memory()
     for child in children:
         child.start()
     remaining = set(range(len(specs)))
@@ -159,8 +160,8 @@ def _glibc():
         return None
 
 
-def release_free_memory() -> None:
-    """Hand memory Python and SQLite have freed back to the system (glibc only).
+def _release_free_memory() -> None:
+    """Hand memory the process has freed back to the system (glibc only).
 
     A forked child counts every page of its parent's heap in its own resident size, freed or
     not, so the parent trims before it forks.

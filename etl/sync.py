@@ -16,7 +16,7 @@ from etl.client import Client, iter_pages, one_second_before
 from etl.errors import EtlError
 from etl.fetch import Segment, fetch_segment, merge, rows_for
 from etl.interrupt import StopFlag, deferred_interrupt
-from etl.parallel import can_fork, interleave, interleave_processes, release_free_memory
+from etl.parallel import can_fork, interleave, interleave_processes
 from etl.progress import Progress, silent
 from etl.resources import ALL, Resource, with_timelogs
 
@@ -225,9 +225,8 @@ def _sync_incremental(
         for segment_since, stop_before in segments
     ]
     if len(specs) > 1 and options.processes and can_fork():
-        # Children would count the parent's page cache, filled by earlier lists, as their own.
+        # Free the page cache earlier lists filled, or the forked children count it as theirs.
         conn.execute("PRAGMA shrink_memory")
-        release_free_memory()
         stream = interleave_processes(fetch_segment, specs)
     else:
         stream = interleave([lambda spec=spec: fetch_segment(spec, client) for spec in specs])
