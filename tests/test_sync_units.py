@@ -1,11 +1,13 @@
 """Unit tests of the sync's pure pieces: the cursor tracker and the page interleaver."""
 
+import fcntl
+import os
 import threading
 
 import pytest
 
 from etl.errors import EtlError
-from etl.parallel import can_fork, interleave, interleave_processes
+from etl.parallel import PIPE_BYTES, _widen_pipe, can_fork, interleave, interleave_processes
 from etl.sync import CursorTracker
 
 
@@ -74,3 +76,17 @@ def test_processes_share_the_specs_and_every_item_comes_back_under_its_spec(proc
 def test_an_error_in_a_child_sharing_specs_reaches_the_parent():
     with pytest.raises(EtlError, match="segment 7 failed"):
         list(interleave_processes(numbers, [(0, 3), (7, -1), (9, 2)], processes=2))
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "F_GETPIPE_SZ"), reason="Linux pipes only")
+def test_the_pipe_from_the_children_holds_a_whole_page():
+    read_end, write_end = os.pipe()
+    try:
+        before = fcntl.fcntl(write_end, fcntl.F_GETPIPE_SZ)
+        _widen_pipe(write_end)
+        after = fcntl.fcntl(write_end, fcntl.F_GETPIPE_SZ)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    with open("/proc/sys/fs/pipe-max-size") as limit:
+        assert after == min(PIPE_BYTES, int(limit.read())) > before
