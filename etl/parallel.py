@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import itertools
 import multiprocessing
 import os
 import queue
@@ -23,43 +24,70 @@ CHILD_NICENESS = 5
 
 
 def interleave(
-    sources: list[Callable[[], Iterator[Any]]], backlog: int = 2
+    sources: list[Callable[[], Iterator[Any]]], backlog: int = 2, slots: int | None = None
 ) -> Iterator[tuple[int, Any]]:
     """Yield (source index, item) as items arrive, and (index, None) when a source is finished.
 
-    Even a single source runs in its own thread, so the next page is being fetched while the
-    consumer writes this one. An exception in any source is re-raised here; leaving the loop
-    early (an error, Ctrl-C) tells every fetcher to stop.
+    `slots` threads (default: one per source) each take the next source not yet started and
+    read it to the end, so at most `slots` sources are read at once and none waits for a
+    slower one. Even a single source runs in its own thread, so the next page is being
+    fetched while the consumer writes this one. An exception in any source is re-raised
+    here; leaving the loop early (an error, Ctrl-C) tells every fetcher to stop.
     """
-    inbox: queue.Queue = queue.Queue(maxsize=backlog * len(sources))
+    taken = itertools.count()
+    lock = threading.Lock()
+
+    def take() -> int | None:
+        with lock:
+            index = next(taken)
+        return index if index < len(sources) else None
+
+    yield from _pulled(sources, take, backlog, slots or len(sources), len(sources))
+
+
+def _pulled(
+    sources: list[Callable[[], Iterator[Any]]],
+    take: Callable[[], int | None],
+    backlog: int,
+    slots: int,
+    expected: int,
+) -> Iterator[tuple[int, Any]]:
+    """`interleave` with the choice of the next source left to `take` (None: nothing left).
+
+    Ends once `expected` sources are finished or every slot has found nothing left to take.
+    """
+    slots = max(1, min(slots, len(sources)))
+    inbox: queue.Queue = queue.Queue(maxsize=backlog * slots)
     stop = threading.Event()
 
     def put(entry) -> bool:
         return _offer(inbox, entry, stop)
 
-    def run(index: int, source: Callable[[], Iterator[Any]]) -> None:
+    def run() -> None:
         try:
-            for item in source():
-                if not put((index, item, None)):
+            while (index := take()) is not None:
+                for item in sources[index]():
+                    if not put((index, item, None)):
+                        return
+                if not put((index, _DONE, None)):
                     return
-            put((index, _DONE, None))
+            put((None, _DONE, None))  # this slot is free for good
         except BaseException as exc:  # handed to the consumer, which re-raises it
-            put((index, None, exc))
+            put((None, None, exc))
 
-    threads = [
-        threading.Thread(target=run, args=(i, s), daemon=True, name=f"fetch-{i}")
-        for i, s in enumerate(sources)
-    ]
+    threads = [threading.Thread(target=run, daemon=True, name=f"fetch-{i}") for i in range(slots)]
     for thread in threads:
         thread.start()
-    remaining = len(sources)
+    finished = idle = 0
     try:
-        while remaining:
+        while finished < expected and idle < slots:
             index, item, error = inbox.get()
             if error is not None:
                 raise error
-            if item is _DONE:
-                remaining -= 1
+            if index is None:
+                idle += 1
+            elif item is _DONE:
+                finished += 1
                 yield index, None
             else:
                 yield index, item
@@ -99,27 +127,34 @@ def interleave_processes(
     specs: list[Any],
     backlog: int = 2,
     processes: int | None = None,
+    slots: int | None = None,
 ) -> Iterator[tuple[int, Any]]:
     """Like `interleave`, but `work(spec)` runs in forked child processes.
 
-    There are as many children as cores (or `processes`), each reading its share of the specs
-    in threads: transforming pages is CPU work, so more processes than cores only compete for
-    them, while every spec still has its own request in flight.
+    There are as many children as cores (or `processes`), each with its share of the `slots`
+    threads (default: one per spec): transforming pages is CPU work, so more processes than
+    cores only compete for them. Every thread, in whichever child, takes the next spec not
+    yet started, so a child whose specs finish early goes on with the others' instead of
+    idling.
 
-    Children inherit nothing they use but their specs; they ignore Ctrl-C (the parent decides
+    Children inherit nothing they use but the specs; they ignore Ctrl-C (the parent decides
     when to stop) and leave through os._exit, so nothing inherited, such as an SQLite handle,
     is closed from the child. A child's EtlError is raised again in the parent; any other
     failure arrives as an EtlError naming it.
     """
     context = multiprocessing.get_context("fork")
-    inbox = context.Queue(maxsize=backlog * len(specs))
+    slots = max(1, min(slots or len(specs), len(specs)))
+    inbox = context.Queue(maxsize=backlog * slots)
     _widen_pipe(inbox._writer.fileno())
     stop = context.Event()
-    count = max(1, min(len(specs), processes or os.cpu_count() or 1))
-    shares = [list(enumerate(specs))[i::count] for i in range(count)]
+    next_spec = context.Value("i", 0)
+    count = max(1, min(slots, processes or os.cpu_count() or 1))
+    threads = [slots // count + (i < slots % count) for i in range(count)]
     children = [
-        context.Process(target=_child, args=(work, share, inbox, stop, os.getpid()), daemon=True)
-        for share in shares
+        context.Process(
+            target=_child, args=(work, specs, next_spec, n, inbox, stop, os.getpid()), daemon=True
+        )
+        for n in threads
     ]
     _release_free_memory()
     for child in children:
@@ -205,8 +240,8 @@ def _share_malloc_arenas(most: int = 2) -> None:
         mallopt(-8, most)  # -8 is M_ARENA_MAX
 
 
-def _child(work, share: list[tuple[int, Any]], inbox, stop, parent: int) -> None:
-    """Run `work` over this child's (index, spec) pairs and send what they yield to the parent."""
+def _child(work, specs: list[Any], next_spec, threads: int, inbox, stop, parent: int) -> None:
+    """Take specs one by one (shared with the other children) and send what they yield."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _share_malloc_arenas()
     # The parent's writes are the one serial step; when the cores are busy, it goes first.
@@ -224,17 +259,23 @@ def _child(work, share: list[tuple[int, Any]], inbox, stop, parent: int) -> None
     def put(entry) -> bool:
         return _offer(inbox, entry, stop, exit_if_orphaned)
 
-    sources = [lambda spec=spec: work(spec) for _, spec in share]
-    first = share[0][0]
+    def take() -> int | None:
+        with next_spec.get_lock():
+            index = next_spec.value
+            if index >= len(specs) or stop.is_set():
+                return None
+            next_spec.value = index + 1
+        return index
+
+    sources = [lambda spec=spec: work(spec) for spec in specs]
     try:
-        for local, item in interleave(sources, backlog=1):
-            index = share[local][0]
+        for index, item in _pulled(sources, take, 1, threads, len(specs)):
             if not put((index, "done", None) if item is None else (index, "item", item)):
                 return
     except EtlError as exc:  # sent to the parent, which raises it
-        put((first, "error", exc))
+        put((None, "error", exc))
     except Exception as exc:
-        put((first, "error", EtlError(f"{type(exc).__name__}: {exc}")))
+        put((None, "error", EtlError(f"{type(exc).__name__}: {exc}")))
     finally:
         inbox.close()
         inbox.join_thread()

@@ -3,6 +3,7 @@
 import fcntl
 import os
 import threading
+import time
 
 import pytest
 
@@ -90,3 +91,48 @@ def test_the_pipe_from_the_children_holds_a_whole_page():
         os.close(write_end)
     with open("/proc/sys/fs/pipe-max-size") as limit:
         assert after == min(PIPE_BYTES, int(limit.read())) > before
+
+
+def test_interleave_reads_at_most_slots_sources_at_once():
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def source(n):
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.02)
+        yield n
+        with lock:
+            running -= 1
+
+    got = list(interleave([lambda n=n: source(n) for n in range(7)], slots=3))
+    assert sorted(item for _, item in got if item is not None) == list(range(7))
+    assert sorted(i for i, item in got if item is None) == list(range(7))
+    assert most == 3
+
+
+def waits_for_the_others(spec):
+    """Spec 0 waits (up to 20 s) for the marker file the test writes once the rest are done."""
+    index, marker = spec
+    if index == 0:
+        deadline = time.monotonic() + 20
+        while not os.path.exists(marker) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    yield index
+
+
+@pytest.mark.skipif(not can_fork(), reason="needs fork")
+def test_a_slot_takes_the_next_spec_instead_of_waiting_behind_a_slow_one(tmp_path):
+    marker = str(tmp_path / "others-done")
+    specs = [(i, marker) for i in range(6)]
+    finished = []
+    for index, item in interleave_processes(waits_for_the_others, specs, processes=2, slots=2):
+        if item is None:
+            finished.append(index)
+            if sorted(finished) == [1, 2, 3, 4, 5]:
+                open(marker, "w").close()
+    # With fixed shares, specs 2 and 4 would have sat behind spec 0 in its child.
+    assert finished[-1] == 0
+    assert sorted(finished) == list(range(6))
