@@ -9,7 +9,9 @@ re-read harmless. Small resources are read whole on every run.
 from __future__ import annotations
 
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from etl import mirror, search
 from etl.client import Client, iter_pages, one_second_before
@@ -74,11 +76,16 @@ def sync(
         with deferred_interrupt() as stop:
             search.refresh(conn)  # whatever a killed run left un-indexed
             for resource in selected:
-                if resource.name == "conversations" and options.timelogs:
-                    resource = with_timelogs(resource)
-                sync_one = _sync_incremental if resource.incremental else _sync_whole
-                sync_one(client, conn, resource, options, progress, result, stop)
-                stop.check()
+                if not resource.incremental:
+                    _sync_whole(client, conn, resource, options, progress, result, stop)
+                    stop.check()
+            lists = [
+                with_timelogs(r) if r.name == "conversations" and options.timelogs else r
+                for r in selected
+                if r.incremental
+            ]
+            if lists:
+                _sync_lists(client, conn, lists, options, progress, result, stop)
         result.status = "completed"
     except KeyboardInterrupt:
         result.status = "interrupted"
@@ -166,102 +173,199 @@ class CursorTracker:
         return max((p for p in self.progress if p), default=None)
 
 
-def plan_segments(
-    client: Client, resource: Resource, params: dict, since: str | None, options: SyncOptions
-) -> tuple[list[tuple[str | None, str | None]], int | None]:
-    """Split the list into up to `workers` segments at sampled `updatedAt` boundaries.
+# Segments per request in flight when lists are cut up: a slot that finishes its segment early
+# takes another, so no request slot idles while one long segment is still being read.
+SEGMENTS_PER_SLOT = 4
 
-    Returns [(since, stop_before), ...] and the server's total. Boundaries only need to be
-    ordered, not exact: each segment is its own keyset walk, so records moving mid-sync cannot
-    fall between segments.
+
+@dataclass
+class ListRead:
+    """One incremental list in a sync: where it starts, its segments and what it wrote."""
+
+    resource: Resource
+    cursor: str | None
+    since: str | None
+    started_at: str
+    total: int | None = None
+    segments: list[tuple[str | None, str | None]] = field(default_factory=list)
+    tracker: CursorTracker | None = None
+    bar: Any = None
+    seen: set[int] = field(default_factory=set)
+    written: int = 0
+
+    @property
+    def children(self) -> list[str]:
+        names = list(CHILDREN.get(self.resource.name, []))
+        if "timelogs" in self.resource.params.get("embed", ""):
+            names.append("timelogs")
+        return names
+
+    def probe(self, query: dict) -> dict:
+        """The list's query for one record at page `query['page']`, from this run's start."""
+        params = {**self.resource.params, "pageSize": 1, **query}
+        if self.since:
+            params[self.resource.since_param] = self.since
+        return params
+
+
+def segment_counts(totals: list[int | None], page_size: int, slots: int) -> list[int]:
+    """How many segments to cut each list into, given the requests that may be in flight.
+
+    With one slot nothing is gained by cutting. Otherwise lists get segments in proportion to
+    their pages, SEGMENTS_PER_SLOT per slot in all, at least one each, and never so many that a
+    segment would hold fewer than two pages.
     """
-    query = {**params, "page": 1, "pageSize": 1}
-    if since:
-        query[resource.since_param] = since
-    probe = client.get(resource.path, query) or {}
-    total = (probe.get("page") or {}).get("totalElements")
-    if options.workers <= 1 or not total or total < options.page_size * options.workers * 2:
-        return [(since, None)], total
+    pages = [-(-(total or 0) // page_size) for total in totals]
+    if slots <= 1 or not sum(pages):
+        return [1] * len(totals)
+    budget = SEGMENTS_PER_SLOT * slots
+    return [max(1, min(round(budget * p / sum(pages)), p // 2)) for p in pages]
+
+
+def boundaries(samples: list[str | None]) -> list[str]:
+    """Sampled `updatedAt` values as strictly increasing segment boundaries."""
     bounds: list[str] = []
-    for j in range(1, options.workers):
-        sample = client.get(resource.path, {**query, "page": j * total // options.workers + 1})
-        items = ((sample or {}).get("_embedded") or {}).get(resource.key) or []
-        if items and (not bounds or items[0][resource.cursor_field] > bounds[-1]):
-            bounds.append(items[0][resource.cursor_field])
-    starts = [since, *(one_second_before(b) for b in bounds)]
-    return list(zip(starts, [*bounds, None], strict=True)), total
+    for value in samples:
+        if value and (not bounds or value > bounds[-1]):
+            bounds.append(value)
+    return bounds
 
 
-def _sync_incremental(
-    client, conn, resource: Resource, options, progress, result: SyncResult, stop: StopFlag
-) -> None:
-    """Keyset-walk a resource from its cursor; each page's rows commit with the cursor."""
-    started_at = mirror.now_text()
-    cursor = None if options.full else mirror.get_cursor(conn, resource.name)
-    since = one_second_before(cursor) if cursor else None
-    params = dict(resource.params)
-    children = list(CHILDREN.get(resource.name, []))
-    if "timelogs" in params.get("embed", ""):
-        children.append("timelogs")
-    bar = progress(resource.name, None)
-    segments, total = plan_segments(client, resource, params, since, options)
-    bar.set_total(total)
-    # A segment's first record is at or after its boundary, so the tracker starts each segment
-    # (after the first) at the boundary itself.
-    tracker = CursorTracker([cursor if since else None, *(stop for _, stop in segments[:-1])])
+def reading_order(counts: list[int]) -> list[tuple[int, int]]:
+    """(list, segment) pairs ordered so that every list advances at the same relative pace."""
+    pairs = [(i, j) for i, count in enumerate(counts) for j in range(count)]
+    return sorted(pairs, key=lambda p: ((p[1] + 0.5) / counts[p[0]], p[0]))
 
-    specs = [
-        Segment(
-            client.url,
-            client.api_key,
-            client.timeout,
-            client.retry,
-            resource,
-            params,
-            options.page_size,
-            segment_since,
-            stop_before,
-        )
-        for segment_since, stop_before in segments
+
+def plan_lists(client: Client, reads: list[ListRead], options: SyncOptions) -> None:
+    """Ask each list's total, then sample `updatedAt` boundaries to cut it into segments.
+
+    Boundaries only need to be ordered, not exact: each segment is its own keyset walk, so
+    records moving mid-sync cannot fall between segments. The probes go out in parallel.
+    """
+
+    def get_all(queries: list[tuple[ListRead, dict]]) -> list[dict]:
+        if len(queries) <= 1 or options.workers <= 1:
+            return [client.get(r.resource.path, q) or {} for r, q in queries]
+        with ThreadPoolExecutor(min(options.workers, len(queries))) as pool:
+            return list(pool.map(lambda rq: client.get(rq[0].resource.path, rq[1]) or {}, queries))
+
+    firsts = get_all([(read, read.probe({"page": 1})) for read in reads])
+    for read, first in zip(reads, firsts, strict=True):
+        read.total = (first.get("page") or {}).get("totalElements")
+    counts = segment_counts([r.total for r in reads], options.page_size, options.workers)
+    queries = [
+        (read, read.probe({"page": j * read.total // count + 1}))
+        for read, count in zip(reads, counts, strict=True)
+        for j in range(1, count)
     ]
-    if len(specs) > 1 and options.processes and can_fork():
-        # Free the page cache earlier lists filled, or the forked children count it as theirs.
-        conn.execute("PRAGMA shrink_memory")
-        stream = interleave_processes(fetch_segment, specs)
-    else:
-        stream = interleave([lambda spec=spec: fetch_segment(spec, client) for spec in specs])
+    samples = iter(get_all(queries))
+    for read, count in zip(reads, counts, strict=True):
+        values = []
+        for _ in range(1, count):
+            items = ((next(samples).get("_embedded") or {}).get(read.resource.key)) or []
+            values.append(items[0][read.resource.cursor_field] if items else None)
+        bounds = boundaries(values)
+        starts = [read.since, *(one_second_before(b) for b in bounds)]
+        read.segments = list(zip(starts, [*bounds, None], strict=True))
+        # A segment's first record is at or after its boundary, so the tracker starts each
+        # segment (after the first) at the boundary itself.
+        read.tracker = CursorTracker(
+            [read.cursor if read.since else None, *(stop for _, stop in read.segments[:-1])]
+        )
 
-    seen: set[int] = set()
-    written = 0
-    checkpoints = mirror.Checkpoints(conn)
+
+def _sync_lists(
+    client, conn, resources: list[Resource], options, progress, result: SyncResult, stop: StopFlag
+) -> None:
+    """Keyset-walk the incremental lists together, each from its cursor.
+
+    All segments of all lists share the `workers` request slots; each page's rows commit
+    with its list's cursor.
+    """
+    reads = []
+    for resource in resources:
+        cursor = None if options.full else mirror.get_cursor(conn, resource.name)
+        since = one_second_before(cursor) if cursor else None
+        reads.append(ListRead(resource, cursor, since, mirror.now_text()))
+    for read in reads:
+        read.bar = progress(read.resource.name, None)
     try:
-        for segment, page in stream:
-            if page is None:
-                tracker.finish(segment)
-            elif page.ids:
-                result.requests_elsewhere += page.requests
-                parents = page.rows[resource.name]
-                at = parents.index("updated_at")
-                tracker.advance(segment, max(v[at] or "" for v in parents.values))
-                with checkpoints.write():
-                    mirror.save_records(conn, resource.name, page.rows, children)
-                    mirror.set_cursor(conn, resource.name, tracker.safe_cursor())
-                seen.update(page.ids)
-                written += len(page.ids)
-                bar.update(len(page.ids))
-            if page is None or stop.requested:
-                with checkpoints.write():
-                    mirror.set_cursor(conn, resource.name, tracker.safe_cursor())
-                checkpoints.commit()
-                stop.check()
+        plan_lists(client, reads, options)
+        for read in reads:
+            read.bar.set_total(read.total)
+        _read_segments(client, conn, reads, options, result, stop)
     finally:
-        checkpoints.commit()
-        bar.close()
-    result.counts[resource.name] = written
+        for read in reads:
+            read.bar.close()
+    for read in reads:
+        result.counts[read.resource.name] = read.written
     if options.full:
         # A completed full scan saw every record that exists; the rest were deleted at the
         # source. Keep them, marked, because a backup keeps what the source lost.
         with conn:
-            gone = mirror.mark_deleted(conn, resource.name, seen, started_at)
-        if gone:
-            result.deleted[resource.name] = len(gone)
+            for read in reads:
+                gone = mirror.mark_deleted(conn, read.resource.name, read.seen, read.started_at)
+                if gone:
+                    result.deleted[read.resource.name] = len(gone)
+
+
+def _read_segments(
+    client, conn, reads: list[ListRead], options, result: SyncResult, stop: StopFlag
+) -> None:
+    order = reading_order([len(read.segments) for read in reads])
+    specs = []
+    for li, sj in order:
+        read = reads[li]
+        since, stop_before = read.segments[sj]
+        specs.append(
+            Segment(
+                client.url,
+                client.api_key,
+                client.timeout,
+                client.retry,
+                read.resource,
+                dict(read.resource.params),
+                options.page_size,
+                since,
+                stop_before,
+            )
+        )
+    if len(specs) > 1 and options.processes and can_fork():
+        # Free the page cache earlier lists filled, or the forked children count it as theirs.
+        conn.execute("PRAGMA shrink_memory")
+        stream = interleave_processes(fetch_segment, specs, slots=options.workers)
+    else:
+        sources = [lambda spec=spec: fetch_segment(spec, client) for spec in specs]
+        stream = interleave(sources, slots=options.workers)
+
+    def save_cursors() -> None:
+        for read in reads:
+            mirror.set_cursor(conn, read.resource.name, read.tracker.safe_cursor())
+
+    checkpoints = mirror.Checkpoints(conn)
+    try:
+        for index, page in stream:
+            li, segment = order[index]
+            read = reads[li]
+            name = read.resource.name
+            if page is None:
+                read.tracker.finish(segment)
+            elif page.ids:
+                result.requests_elsewhere += page.requests
+                parents = page.rows[name]
+                at = parents.index("updated_at")
+                read.tracker.advance(segment, max(v[at] or "" for v in parents.values))
+                with checkpoints.write():
+                    mirror.save_records(conn, name, page.rows, read.children)
+                    mirror.set_cursor(conn, name, read.tracker.safe_cursor())
+                read.seen.update(page.ids)
+                read.written += len(page.ids)
+                read.bar.update(len(page.ids))
+            if page is None or stop.requested:
+                with checkpoints.write():
+                    save_cursors()
+                checkpoints.commit()
+                stop.check()
+    finally:
+        checkpoints.commit()
