@@ -75,9 +75,14 @@ def sync(
     try:
         with deferred_interrupt() as stop:
             search.refresh(conn)  # whatever a killed run left un-indexed
-            for resource in selected:
-                if not resource.incremental:
-                    _sync_whole(client, conn, resource, options, progress, result, stop)
+            small = [r for r in selected if not r.incremental]
+            # Per-mailbox lists need the mailboxes mirrored first; the rest go out together.
+            for group in (
+                [r for r in small if not r.per_mailbox],
+                [r for r in small if r.per_mailbox],
+            ):
+                if group:
+                    _sync_whole(client, conn, group, options, progress, result)
                     stop.check()
             lists = [
                 with_timelogs(r) if r.name == "conversations" and options.timelogs else r
@@ -103,6 +108,9 @@ def sync(
         if result.status != "interrupted":
             search.refresh(conn)
         result.requests = client.requests_made - first_request + result.requests_elsewhere
+        # Resources were read in groups; report them in their usual order.
+        order = [r.name for r in ALL]
+        result.counts = dict(sorted(result.counts.items(), key=lambda kv: order.index(kv[0])))
         counts = dict(result.counts)
         counts.update({f"{k}_deleted": v for k, v in result.deleted.items()})
         mirror.finish_run(conn, result.run_id, result.status, counts, result.requests, errors)
@@ -110,41 +118,51 @@ def sync(
 
 
 def _sync_whole(
-    client, conn, resource: Resource, options, progress, result: SyncResult, stop: StopFlag
+    client, conn, resources: list[Resource], options, progress, result: SyncResult
 ) -> None:
-    """Read a small resource completely; rows missing at the source get `deleted_at`."""
+    """Read small resources completely, their requests all in flight at once.
+
+    Rows missing at the source get `deleted_at`.
+    """
     synced_at = mirror.now_text()
-    if resource.per_mailbox:
-        scopes = [row[0] for row in conn.execute("SELECT id FROM mailboxes ORDER BY id")]
-    else:
-        scopes = [None]
-    bar = progress(resource.name, None)
-    batches = []
-    try:
-        for mailbox_id in scopes:
-            pages = iter_pages(
-                client,
-                resource.path_for(mailbox_id),
-                resource.key,
-                resource.params,
-                page_size=options.page_size,
-            )
-            for page in pages:
-                batches.extend(rows_for(resource, r, mailbox_id) for r in page.items)
-                bar.update(len(page.items))
-                stop.check()
-    finally:
+    mailboxes = [row[0] for row in conn.execute("SELECT id FROM mailboxes ORDER BY id")]
+    jobs = [
+        (resource, mailbox_id)
+        for resource in resources
+        for mailbox_id in (mailboxes if resource.per_mailbox else [None])
+    ]
+
+    def fetch(job: tuple[Resource, int | None]) -> list:
+        resource, mailbox_id = job
+        pages = iter_pages(
+            client,
+            resource.path_for(mailbox_id),
+            resource.key,
+            resource.params,
+            page_size=options.page_size,
+        )
+        return [rows_for(resource, r, mailbox_id) for page in pages for r in page.items]
+
+    with ThreadPoolExecutor(max(1, min(options.workers, len(jobs)))) as pool:
+        fetched = list(pool.map(fetch, jobs))
+    for resource in resources:
+        batches = [
+            b for (r, _), found in zip(jobs, fetched, strict=True) if r is resource for b in found
+        ]
+        rows = merge(batches).get(resource.name, [])
+        bar = progress(resource.name, len(rows))
+        bar.update(len(rows))
         bar.close()
-    rows = merge(batches).get(resource.name, [])
-    with conn:
-        mirror.upsert(conn, resource.name, rows)
-        where = ""
-        if resource.per_mailbox and scopes:
-            where = f"AND mailbox_id IN ({', '.join(str(int(m)) for m in scopes)})"
-        gone = mirror.mark_deleted(conn, resource.name, {r["id"] for r in rows}, synced_at, where)
-    result.counts[resource.name] = len(rows)
-    if gone:
-        result.deleted[resource.name] = len(gone)
+        with conn:
+            mirror.upsert(conn, resource.name, rows)
+            where = ""
+            if resource.per_mailbox and mailboxes:
+                where = f"AND mailbox_id IN ({', '.join(str(int(m)) for m in mailboxes)})"
+            present = {r["id"] for r in rows}
+            gone = mirror.mark_deleted(conn, resource.name, present, synced_at, where)
+        result.counts[resource.name] = len(rows)
+        if gone:
+            result.deleted[resource.name] = len(gone)
 
 
 class CursorTracker:
