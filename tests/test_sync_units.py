@@ -9,7 +9,7 @@ import pytest
 
 from etl.errors import EtlError
 from etl.parallel import PIPE_BYTES, _widen_pipe, can_fork, interleave, interleave_processes
-from etl.sync import CursorTracker
+from etl.sync import CursorTracker, boundaries, reading_order, segment_counts
 
 
 def test_cursor_stays_at_the_first_unfinished_segment():
@@ -136,3 +136,31 @@ def test_a_slot_takes_the_next_spec_instead_of_waiting_behind_a_slow_one(tmp_pat
     # With fixed shares, specs 2 and 4 would have sat behind spec 0 in its child.
     assert finished[-1] == 0
     assert sorted(finished) == list(range(6))
+
+
+def test_lists_get_segments_in_proportion_to_their_pages():
+    # 200 and 500 pages with 4 slots: 16 segments shared 5 to 11.
+    assert segment_counts([20_000, 50_000], 100, 4) == [5, 11]
+    # One slot gains nothing from cutting; a list too short for two pages stays whole.
+    assert segment_counts([20_000, 50_000], 100, 1) == [1, 1]
+    assert segment_counts([150, 50_000], 100, 4) == [1, 16]
+    assert segment_counts([None, 0], 100, 4) == [1, 1]
+    # Never a segment of fewer than two pages.
+    assert segment_counts([600], 100, 16) == [3]
+
+
+def test_boundaries_are_strictly_increasing_and_skip_empty_samples():
+    samples = ["2024-01-02T00:00:00Z", None, "2024-01-02T00:00:00Z", "2024-01-05T00:00:00Z"]
+    assert boundaries(samples) == ["2024-01-02T00:00:00Z", "2024-01-05T00:00:00Z"]
+    assert boundaries(["2024-01-05T00:00:00Z", "2024-01-03T00:00:00Z"]) == ["2024-01-05T00:00:00Z"]
+
+
+def test_reading_order_keeps_each_list_in_order_and_advances_them_together():
+    order = reading_order([2, 5])
+    assert sorted(order) == [(0, 0), (0, 1), (1, 0), (1, 1), (1, 2), (1, 3), (1, 4)]
+    for li in (0, 1):
+        mine = [sj for i, sj in order if i == li]
+        assert mine == sorted(mine)
+    # The short list's first segment starts before the long list's third.
+    assert order.index((0, 0)) < order.index((1, 2))
+    assert order.index((0, 1)) < order.index((1, 4))
