@@ -162,15 +162,10 @@ def interleave_processes(
     remaining = set(range(len(specs)))
     try:
         while remaining:
-            try:
-                index, kind, payload = inbox.get(timeout=1.0)
-            except queue.Empty:
-                dead = [c.exitcode for c in children if c.exitcode not in (None, 0)]
-                if dead:
-                    raise EtlError(f"a fetch process died (exit {dead[0]})") from None
-                if all(c.exitcode is not None for c in children):
-                    raise EtlError("the fetch processes ended before their segments") from None
+            entry = _next_entry(inbox, children)
+            if entry is None:
                 continue
+            index, kind, payload = entry
             if kind == "error":
                 raise payload
             if kind == "done":
@@ -187,6 +182,28 @@ def interleave_processes(
                 child.join(timeout=2)
         inbox.close()
         inbox.cancel_join_thread()
+
+
+def _next_entry(inbox, children):
+    """The next message from the children, or None after a second without one.
+
+    Raises once a child has died, or all have ended with nothing left in the queue: a child
+    that ends normally has sent everything first, so its last messages are read before that
+    is concluded.
+    """
+    try:
+        return inbox.get(timeout=1.0)
+    except queue.Empty:
+        pass
+    dead = [c.exitcode for c in children if c.exitcode not in (None, 0)]
+    if dead:
+        raise EtlError(f"a fetch process died (exit {dead[0]})")
+    if all(c.exitcode is not None for c in children):
+        try:
+            return inbox.get(timeout=1.0)
+        except queue.Empty:
+            raise EtlError("the fetch processes ended before their segments") from None
+    return None
 
 
 PIPE_BYTES = 1 << 20

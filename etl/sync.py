@@ -8,6 +8,8 @@ re-read harmless. Small resources are read whole on every run.
 
 from __future__ import annotations
 
+import itertools
+import math
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -230,14 +232,33 @@ def segment_counts(totals: list[int | None], page_size: int, slots: int) -> list
     """How many segments to cut each list into, given the requests that may be in flight.
 
     With one slot nothing is gained by cutting. Otherwise lists get segments in proportion to
-    their pages, SEGMENTS_PER_SLOT per slot in all, at least one each, and never so many that a
-    segment would hold fewer than two pages.
+    their pages, SEGMENTS_PER_SLOT per slot in all, at least one each, and never so many that
+    the shortest segment (see `segment_starts`) would hold fewer than two pages.
     """
     pages = [-(-(total or 0) // page_size) for total in totals]
     if slots <= 1 or not sum(pages):
         return [1] * len(totals)
     budget = SEGMENTS_PER_SLOT * slots
-    return [max(1, min(round(budget * p / sum(pages)), p // 2)) for p in pages]
+    # The most segments with shares 1..c of a list of p pages such that c * (c + 1) <= p.
+    most = [(math.isqrt(4 * p + 1) - 1) // 2 for p in pages]
+    return [
+        max(1, min(round(budget * p / sum(pages)), m)) for p, m in zip(pages, most, strict=True)
+    ]
+
+
+def segment_starts(count: int) -> list[float]:
+    """Where each of `count` segments starts, as a share of its list.
+
+    Sizes shrink in steps (count, count - 1, ... 1 parts): the segments read last, when
+    slots start running out of work, are the shortest, so no slot is left reading a long
+    one alone at the end.
+    """
+    parts = count * (count + 1) // 2
+    starts, at = [], 0
+    for j in range(count):
+        starts.append(at / parts)
+        at += count - j
+    return starts
 
 
 def boundaries(samples: list[str | None]) -> list[str]:
@@ -251,8 +272,12 @@ def boundaries(samples: list[str | None]) -> list[str]:
 
 def reading_order(counts: list[int]) -> list[tuple[int, int]]:
     """(list, segment) pairs ordered so that every list advances at the same relative pace."""
+    middles = []
+    for count in counts:
+        starts = [*segment_starts(count), 1.0]
+        middles.append([(a + b) / 2 for a, b in itertools.pairwise(starts)])
     pairs = [(i, j) for i, count in enumerate(counts) for j in range(count)]
-    return sorted(pairs, key=lambda p: ((p[1] + 0.5) / counts[p[0]], p[0]))
+    return sorted(pairs, key=lambda p: (middles[p[0]][p[1]], p[0]))
 
 
 def plan_lists(client: Client, reads: list[ListRead], options: SyncOptions) -> None:
@@ -273,9 +298,9 @@ def plan_lists(client: Client, reads: list[ListRead], options: SyncOptions) -> N
         read.total = (first.get("page") or {}).get("totalElements")
     counts = segment_counts([r.total for r in reads], options.page_size, options.workers)
     queries = [
-        (read, read.probe({"page": j * read.total // count + 1}))
+        (read, read.probe({"page": int(start * read.total) + 1}))
         for read, count in zip(reads, counts, strict=True)
-        for j in range(1, count)
+        for start in segment_starts(count)[1:]
     ]
     samples = iter(get_all(queries))
     for read, count in zip(reads, counts, strict=True):

@@ -9,7 +9,7 @@ import pytest
 
 from etl.errors import EtlError
 from etl.parallel import PIPE_BYTES, _widen_pipe, can_fork, interleave, interleave_processes
-from etl.sync import CursorTracker, boundaries, reading_order, segment_counts
+from etl.sync import CursorTracker, boundaries, reading_order, segment_counts, segment_starts
 
 
 def test_cursor_stays_at_the_first_unfinished_segment():
@@ -145,8 +145,17 @@ def test_lists_get_segments_in_proportion_to_their_pages():
     assert segment_counts([20_000, 50_000], 100, 1) == [1, 1]
     assert segment_counts([150, 50_000], 100, 4) == [1, 16]
     assert segment_counts([None, 0], 100, 4) == [1, 1]
-    # Never a segment of fewer than two pages.
-    assert segment_counts([600], 100, 16) == [3]
+    # Never a segment of fewer than two pages: 6 pages cut 2 ways are 4 + 2, 3 ways 3 + 2 + 1.
+    assert segment_counts([600], 100, 16) == [2]
+    assert segment_counts([50_000], 100, 16) == [21]
+
+
+def test_segments_shrink_toward_the_end_of_a_list():
+    starts = segment_starts(4)
+    assert starts == [0.0, 0.4, 0.7, 0.9]
+    sizes = [b - a for a, b in zip(starts, [*starts[1:], 1.0], strict=True)]
+    assert sizes == sorted(sizes, reverse=True)
+    assert segment_starts(1) == [0.0]
 
 
 def test_boundaries_are_strictly_increasing_and_skip_empty_samples():
