@@ -143,18 +143,24 @@ def _sync_whole(
             resource.params,
             page_size=options.page_size,
         )
-        return [rows_for(resource, r, mailbox_id) for page in pages for r in page.items]
+        found = []
+        for page in pages:
+            found.extend(rows_for(resource, r, mailbox_id) for r in page.items)
+            bars[resource.name].update(len(page.items))
+        return found
 
-    with ThreadPoolExecutor(max(1, min(options.workers, len(jobs)))) as pool:
-        fetched = list(pool.map(fetch, jobs))
+    bars = {resource.name: progress(resource.name, None) for resource in resources}
+    try:
+        with ThreadPoolExecutor(max(1, min(options.workers, len(jobs)))) as pool:
+            fetched = list(pool.map(fetch, jobs))
+    finally:
+        for bar in bars.values():
+            bar.close()
     for resource in resources:
         batches = [
             b for (r, _), found in zip(jobs, fetched, strict=True) if r is resource for b in found
         ]
         rows = merge(batches).get(resource.name, [])
-        bar = progress(resource.name, len(rows))
-        bar.update(len(rows))
-        bar.close()
         with conn:
             mirror.upsert(conn, resource.name, rows)
             where = ""
