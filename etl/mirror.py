@@ -530,8 +530,20 @@ def set_cursor(conn: sqlite3.Connection, resource: str, value: str | None) -> No
     )
 
 
+ABANDONED = "the process ended without recording how the run ended (killed, or the machine stopped)"
+
+
 def start_run(conn: sqlite3.Connection, command: str, full: bool) -> int:
+    """Record a new run. Runs still marked running are marked abandoned first.
+
+    Only the holder of the writer lock starts runs, so a run still running belongs to a
+    process that died (kill -9, power loss) before it could record its end.
+    """
     with conn:
+        conn.execute(
+            "UPDATE etl_runs SET status = 'abandoned', errors = ? WHERE status = 'running'",
+            (json.dumps([ABANDONED]),),
+        )
         cursor = conn.execute(
             "INSERT INTO etl_runs (command, started_at, status, full, counts, requests, errors) "
             "VALUES (?, ?, 'running', ?, '{}', 0, '[]')",

@@ -347,8 +347,7 @@ def _sync_lists(
     finally:
         for read in reads:
             read.bar.close()
-    for read in reads:
-        result.counts[read.resource.name] = read.written
+            result.counts[read.resource.name] = read.written  # so far, if interrupted
     if options.full:
         # A completed full scan saw every record that exists; the rest were deleted at the
         # source. Keep them, marked, because a backup keeps what the source lost.

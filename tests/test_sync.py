@@ -267,18 +267,25 @@ def test_4_killed_or_interrupted_sync_then_rerun_gives_the_same_mirror(
     wait_for_rows(path, 20)
     proc.send_signal(signal.SIGKILL if how == "kill -9" else signal.SIGINT)
     _, err = proc.communicate(timeout=30)
+    stopped = mirrored(path, "SELECT count(*) FROM conversations")[0][0]
+    assert stopped < 150
     if how == "Ctrl-C":
         assert proc.returncode == 130, err
         assert "Interrupted" in err and "Traceback" not in err
-        assert mirror.recent_runs(sqlite3.connect(path), 1)[0]["status"] == "interrupted"
+        run = mirror.recent_runs(sqlite3.connect(path), 1)[0]
+        assert run["status"] == "interrupted"
+        assert json.loads(run["counts"])["conversations"] == stopped  # what it got so far
     else:
         assert proc.returncode == -signal.SIGKILL
-    assert mirrored(path, "SELECT count(*) FROM conversations")[0][0] < 150
     assert cursor_is_safe(path, sandbox)
     sandbox.latency = 0
     rerun = run_cli_process(["sync", "--db", str(path), "--page-size", "10"], env)
     assert rerun.wait(timeout=60) == 0
     assert snapshot(path) == expected
+    first, last = mirror.recent_runs(sqlite3.connect(path), 2)[::-1]
+    assert last["status"] == "completed"
+    # Nothing could record the end of the killed run; the next one marks it.
+    assert first["status"] == ("interrupted" if how == "Ctrl-C" else "abandoned")
 
 
 # 5. Deleted at the source: kept, with deleted_at --------------------------------------------
