@@ -392,8 +392,10 @@ def _read_segments(
             mirror.set_cursor(conn, read.resource.name, read.tracker.safe_cursor())
 
     checkpoints = mirror.Checkpoints(conn)
+    copier = mirror.BackgroundCheckpoints(conn)
     try:
         for index, page in stream:
+            copier.start()  # the fetch processes are forked by now
             li, segment = order[index]
             read = reads[li]
             name = read.resource.name
@@ -417,3 +419,4 @@ def _read_segments(
                 stop.check()
     finally:
         checkpoints.commit()
+        copier.stop()

@@ -1,6 +1,8 @@
 """Unit tests: API records become the mirror's rows (snake_case columns, raw JSON kept)."""
 
 import json
+import os
+import time
 
 from etl import mirror, records
 
@@ -95,3 +97,26 @@ def test_pack_keeps_schema_order_and_fills_keys_a_row_lacks():
     assert same.columns == ("id", "name") and same.values == [(1, "a"), (2, "b")]
     mixed = mirror.pack({"users": [{"id": 1, "email": "a@x"}, {"id": 2, "phone": "7"}]})["users"]
     assert mixed.columns == ("id", "email") and mixed.values == [(1, "a@x"), (2, None)]
+
+
+def test_background_checkpoints_copy_the_wal_while_the_writer_goes_on(tmp_path):
+    path = tmp_path / "m.db"
+    conn = mirror.open_mirror(path).conn
+    copier = mirror.BackgroundCheckpoints(conn)
+    copier.INTERVAL = 0.02
+    copier.start()
+    before = os.path.getsize(path)
+    rows = [{"id": i, "name": "x" * 2000, "counter": i} for i in range(1, 2001)]
+    mirror.upsert(conn, "tags", rows)
+    conn.commit()
+    # The writer no longer checkpoints at 1,000 pages, so only the thread can have grown the
+    # database file past its size before the 4 MB just committed to the WAL.
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == copier.WAL_PAGES
+    deadline = time.monotonic() + 10
+    while os.path.getsize(path) <= before + 2_000_000 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert os.path.getsize(path) > before + 2_000_000
+    copier.stop()
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    assert conn.execute("SELECT count(*) FROM tags").fetchone()[0] == 2000
+    conn.close()
