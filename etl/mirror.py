@@ -534,6 +534,7 @@ class BackgroundCheckpoints:
         """Start (once). Call it after forking children: a thread must not be copied mid-call."""
         if self.thread is not None or self.path is None:
             return
+        self.usual = self.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
         self.conn.execute(f"PRAGMA wal_autocheckpoint={self.WAL_PAGES}")
         self.thread = threading.Thread(target=self._run, daemon=True, name="wal-checkpoints")
         self.thread.start()
@@ -544,7 +545,7 @@ class BackgroundCheckpoints:
         self.stopping.set()
         self.thread.join()
         self.thread = None
-        self.conn.execute("PRAGMA wal_autocheckpoint=1000")
+        self.conn.execute(f"PRAGMA wal_autocheckpoint={self.usual}")
 
     def _run(self) -> None:
         checkpointer = sqlite3.connect(self.path, timeout=1)

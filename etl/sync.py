@@ -13,6 +13,7 @@ import math
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from etl import mirror, search
@@ -219,8 +220,9 @@ class ListRead:
     seen: set[int] = field(default_factory=set)
     written: int = 0
 
-    @property
+    @cached_property
     def children(self) -> list[str]:
+        """The child tables its pages replace rows of (read once, used for every page)."""
         names = list(CHILDREN.get(self.resource.name, []))
         if "timelogs" in self.resource.params.get("embed", ""):
             names.append("timelogs")
