@@ -2,13 +2,21 @@
 
 import fcntl
 import os
+import sys
 import threading
 import time
 
 import pytest
 
 from etl.errors import EtlError
-from etl.parallel import PIPE_BYTES, _widen_pipe, can_fork, interleave, interleave_processes
+from etl.parallel import (
+    CHILD_SWITCH_INTERVAL,
+    PIPE_BYTES,
+    _widen_pipe,
+    can_fork,
+    interleave,
+    interleave_processes,
+)
 from etl.sync import CursorTracker, boundaries, reading_order, segment_counts, segment_starts
 
 
@@ -91,6 +99,17 @@ def test_the_pipe_from_the_children_holds_a_whole_page():
         os.close(write_end)
     with open("/proc/sys/fs/pipe-max-size") as limit:
         assert after == min(PIPE_BYTES, int(limit.read())) > before
+
+
+def _switch_interval(_spec):
+    yield sys.getswitchinterval()
+
+
+@pytest.mark.skipif(not can_fork(), reason="needs fork")
+def test_fetch_processes_hand_the_gil_to_a_waiting_thread_sooner():
+    got = [item for _, item in interleave_processes(_switch_interval, [0, 1], processes=2) if item]
+    assert got == [CHILD_SWITCH_INTERVAL] * 2
+    assert CHILD_SWITCH_INTERVAL < sys.getswitchinterval()  # the parent keeps the default
 
 
 def test_interleave_reads_at_most_slots_sources_at_once():
