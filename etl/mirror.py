@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlite_utils
 
-from etl.errors import LockedError
+from etl.errors import ConfigError, LockedError
 
 T, INT = str, int
 
@@ -634,6 +634,18 @@ def row_counts(db: sqlite_utils.Database) -> dict[str, int]:
 # -- the single-writer lock ------------------------------------------------------------------
 
 
+def check_mirror_path(db_path: str | os.PathLike) -> None:
+    """Fail with one clear line when the mirror cannot be created where `db_path` says."""
+    path = Path(db_path)
+    if path.is_dir():
+        raise ConfigError(
+            f"the mirror {db_path} is a folder: name a file, e.g. {path / 'helpdesk.db'}"
+        )
+    folder = path.parent
+    if not folder.is_dir():
+        raise ConfigError(f"cannot create the mirror {db_path}: the folder {folder} does not exist")
+
+
 @contextmanager
 def writer_lock(db_path: str | os.PathLike) -> Iterator[None]:
     """Hold an exclusive lock beside the database; a second writer fails at once.
@@ -644,6 +656,7 @@ def writer_lock(db_path: str | os.PathLike) -> Iterator[None]:
     if str(db_path) == ":memory:":
         yield
         return
+    check_mirror_path(db_path)
     lock_path = Path(f"{db_path}.lock")
     handle = open(lock_path, "a+")  # noqa: SIM115 - held for the lifetime of the lock
     try:

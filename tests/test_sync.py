@@ -394,6 +394,19 @@ def test_the_api_key_never_reaches_the_mirror_or_the_output(sandbox, tmp_path):
         assert sandbox.api_key.encode() not in file.read_bytes(), file
 
 
+@pytest.mark.parametrize("where", ["missing folder", "a folder"])
+def test_a_mirror_path_that_cannot_be_created_is_one_clear_line(tmp_path, where):
+    path = tmp_path / "nowhere" / "m.db" if where == "missing folder" else tmp_path
+    env = {"SMARTICKS_URL": "http://127.0.0.1:9", "SMARTICKS_API_KEY": "k"}  # never contacted
+    result = CliRunner().invoke(cli, ["sync", "--db", str(path)], env=env)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output
+    named = tmp_path / "nowhere" if where == "missing folder" else tmp_path
+    assert str(named) in lines[0]
+    assert list(tmp_path.iterdir()) == []  # no lock file or mirror left behind
+
+
 def test_plain_http_to_a_remote_host_warns_before_any_request(capsys):
     make_client("http://help.example.org", "k")  # builds the client only; nothing is sent
     assert "plain http" in capsys.readouterr().err
