@@ -13,6 +13,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -126,6 +127,9 @@ class Client:
     timeout: tuple[float, float] = (10.0, 60.0)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     pool_size: int = 16
+    # Shared by every client of one sync (threads or forked processes): a request is sent
+    # only while holding it, so `--workers` caps the requests in flight, not the readers.
+    in_flight: Any = field(default=None, repr=False)
     requests_made: int = 0
     retries_made: int = 0
 
@@ -204,9 +208,10 @@ class Client:
             self.gate.wait()
             self._count()
             try:
-                response = self.session.request(
-                    method, url, params=params, data=data, headers=headers, timeout=self.timeout
-                )
+                with self.in_flight or nullcontext():
+                    response = self.session.request(
+                        method, url, params=params, data=data, headers=headers, timeout=self.timeout
+                    )
             except requests.RequestException as exc:
                 transient = idempotent or _not_sent(exc)
                 failure: Exception = exc

@@ -30,6 +30,7 @@ class Segment:
     page_size: int
     since: str | None = None
     stop_before: str | None = None
+    in_flight: Any = field(default=None, repr=False, compare=False)  # see Client.in_flight
 
 
 @dataclass
@@ -63,7 +64,11 @@ def fetch_segment(segment: Segment, client: Client | None = None) -> Iterator[Pa
     """Walk one segment; with no client given, make one and count its requests per page."""
     own = client is None
     client = client or Client(
-        segment.url, segment.api_key, timeout=segment.timeout, retry=segment.retry
+        segment.url,
+        segment.api_key,
+        timeout=segment.timeout,
+        retry=segment.retry,
+        in_flight=segment.in_flight,
     )
     resource = segment.resource
     query = dict(segment.params)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import multiprocessing
+import os
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -360,10 +362,27 @@ def _sync_lists(
                     result.deleted[read.resource.name] = len(gone)
 
 
+def reader_count(workers: int, cores: int) -> int:
+    """How many segments the fetch processes read at once, for `workers` requests in flight.
+
+    A reader decodes each page before its keyset can ask for the next, and meanwhile its
+    request slot would sit idle; so while the cores have time to spare (no more slots than
+    cores), each fetch process reads one segment more than its share of the slots, and a
+    shared semaphore still holds the requests in flight to `workers`. With more slots than
+    cores the cores are already the limit, and more readers only compete for them.
+    """
+    return workers + min(workers, cores) if workers <= cores else workers
+
+
 def _read_segments(
     client, conn, reads: list[ListRead], options, result: SyncResult, stop: StopFlag
 ) -> None:
     order = reading_order([len(read.segments) for read in reads])
+    forked = len(order) > 1 and options.processes and can_fork()
+    readers = reader_count(options.workers, os.cpu_count() or 1) if forked else options.workers
+    in_flight = None
+    if readers > options.workers:
+        in_flight = multiprocessing.get_context("fork").BoundedSemaphore(options.workers)
     specs = []
     for li, sj in order:
         read = reads[li]
@@ -379,12 +398,13 @@ def _read_segments(
                 options.page_size,
                 since,
                 stop_before,
+                in_flight,
             )
         )
-    if len(specs) > 1 and options.processes and can_fork():
+    if forked:
         # Free the page cache earlier lists filled, or the forked children count it as theirs.
         conn.execute("PRAGMA shrink_memory")
-        stream = interleave_processes(fetch_segment, specs, slots=options.workers)
+        stream = interleave_processes(fetch_segment, specs, slots=readers)
     else:
         sources = [lambda spec=spec: fetch_segment(spec, client) for spec in specs]
         stream = interleave(sources, slots=options.workers)

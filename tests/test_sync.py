@@ -12,6 +12,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -22,7 +23,7 @@ from etl.cli import cli
 from etl.cli.common import make_client
 from etl.client import Client, RetryPolicy
 from etl.errors import ApiError, LockedError
-from etl.sync import SyncOptions, sync
+from etl.sync import SyncOptions, reader_count, sync
 
 DATA_TABLES = [
     t.name for t in mirror.TABLES if not t.name.startswith("etl_") and t.name != "timelogs"
@@ -382,6 +383,38 @@ def test_faults_are_retried_and_the_sync_still_completes(sandbox_factory, tmp_pa
     sync(client, db.conn, SyncOptions(page_size=10))
     assert client.retries_made > 0
     assert mirror_state(path) == source_state(sandbox)
+
+
+def test_workers_caps_the_requests_in_flight_though_more_segments_are_read(
+    sandbox_factory, tmp_path, monkeypatch
+):
+    sandbox = sandbox_factory(seed=3, conversations=300)
+    lock = threading.Lock()
+    now = most = 0
+
+    def slow_list(method, path, query):
+        nonlocal now, most
+        if not path.endswith(("/conversations", "/customers")):
+            return
+        with lock:
+            now += 1
+            most = max(most, now)
+        time.sleep(0.02)
+        with lock:
+            now -= 1
+
+    sandbox.on_request = slow_list
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert reader_count(2, cores=2) == 4  # two fetch processes, two readers each
+    path = tmp_path / "m.db"
+    do_sync(sandbox, path, page_size=10, workers=2)
+    assert most == 2
+    assert mirror_state(path) == source_state(sandbox)
+
+
+def test_extra_readers_only_while_the_cores_have_time_to_spare():
+    assert [reader_count(w, cores=2) for w in (1, 2, 3, 4)] == [2, 4, 3, 4]
+    assert reader_count(4, cores=8) == 8
 
 
 def test_the_api_key_never_reaches_the_mirror_or_the_output(sandbox, tmp_path):
