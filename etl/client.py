@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import json
+import multiprocessing
 import random
 import threading
 import time
@@ -99,20 +100,33 @@ def error_detail(response: requests.Response) -> tuple[str, list[dict]]:
 
 
 class RateGate:
-    """One gate for every thread: after a 429 nobody sends until its Retry-After has passed."""
+    """One gate for every request: after a 429 nobody sends until its Retry-After has passed.
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
+    Threads share a gate by sharing the object. A gate made `shared` keeps its reopening time
+    in shared memory, so processes forked after it was made share it too (time.monotonic is
+    one clock for every process of a machine).
+    """
+
+    def __init__(self, shared: bool = False) -> None:
+        self._shared = multiprocessing.get_context("fork").Value("d", 0.0) if shared else None
+        self._lock = self._shared.get_lock() if self._shared is not None else threading.Lock()
         self._open_at = 0.0
+
+    def _reopens(self) -> float:
+        return self._shared.value if self._shared is not None else self._open_at
 
     def close_for(self, seconds: float) -> None:
         with self._lock:
-            self._open_at = max(self._open_at, time.monotonic() + seconds)
+            until = max(self._reopens(), time.monotonic() + seconds)
+            if self._shared is not None:
+                self._shared.value = until
+            else:
+                self._open_at = until
 
     def wait(self) -> None:
         while True:
             with self._lock:
-                delay = self._open_at - time.monotonic()
+                delay = self._reopens() - time.monotonic()
             if delay <= 0:
                 return
             time.sleep(delay)
@@ -130,6 +144,7 @@ class Client:
     # Shared by every client of one sync (threads or forked processes): a request is sent
     # only while holding it, so `--workers` caps the requests in flight, not the readers.
     in_flight: Any = field(default=None, repr=False)
+    gate: RateGate | None = field(default=None, repr=False)  # made here unless shared
     requests_made: int = 0
     retries_made: int = 0
 
@@ -141,7 +156,7 @@ class Client:
         self.url = self.url.rstrip("/")
         if not urlsplit(self.url).scheme.startswith("http"):
             raise ConfigError(f"URL must start with http:// or https://, got {self.url!r}")
-        self.gate = RateGate()
+        self.gate = self.gate or RateGate()
         self._count_lock = threading.Lock()
         self._rng = random.Random()
         self.session = requests.Session()

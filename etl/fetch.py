@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from etl import mirror, records
-from etl.client import Client, RetryPolicy, iter_pages
+from etl.client import Client, RateGate, RetryPolicy, iter_pages
 from etl.parallel import prefetched
 from etl.resources import Resource
 
@@ -30,7 +30,9 @@ class Segment:
     page_size: int
     since: str | None = None
     stop_before: str | None = None
-    in_flight: Any = field(default=None, repr=False, compare=False)  # see Client.in_flight
+    # Shared by all segments of a sync, in whichever process: see Client.in_flight, RateGate.
+    in_flight: Any = field(default=None, repr=False, compare=False)
+    gate: RateGate | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -69,6 +71,7 @@ def fetch_segment(segment: Segment, client: Client | None = None) -> Iterator[Pa
         timeout=segment.timeout,
         retry=segment.retry,
         in_flight=segment.in_flight,
+        gate=segment.gate,
     )
     resource = segment.resource
     query = dict(segment.params)

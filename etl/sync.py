@@ -19,7 +19,7 @@ from functools import cached_property
 from typing import Any
 
 from etl import mirror, search
-from etl.client import Client, iter_pages, one_second_before
+from etl.client import Client, RateGate, iter_pages, one_second_before
 from etl.errors import EtlError
 from etl.fetch import Segment, fetch_segment, merge, rows_for
 from etl.interrupt import StopFlag, deferred_interrupt
@@ -366,12 +366,12 @@ def reader_count(workers: int, cores: int) -> int:
     """How many segments the fetch processes read at once, for `workers` requests in flight.
 
     A reader decodes each page before its keyset can ask for the next, and meanwhile its
-    request slot would sit idle; so while the cores have time to spare (no more slots than
-    cores), each fetch process reads one segment more than its share of the slots, and a
-    shared semaphore still holds the requests in flight to `workers`. With more slots than
+    request slot would sit idle. So while the cores have time to spare (no more slots than
+    cores), two segments are read per slot and a shared semaphore still holds the requests
+    in flight to `workers`: another reader's request takes the slot. With more slots than
     cores the cores are already the limit, and more readers only compete for them.
     """
-    return workers + min(workers, cores) if workers <= cores else workers
+    return 2 * workers if workers <= cores else workers
 
 
 def _read_segments(
@@ -383,6 +383,8 @@ def _read_segments(
     in_flight = None
     if readers > options.workers:
         in_flight = multiprocessing.get_context("fork").BoundedSemaphore(options.workers)
+    # Each segment read in a fetch process has its own client; after a 429 all must wait.
+    gate = RateGate(shared=True) if forked else None
     specs = []
     for li, sj in order:
         read = reads[li]
@@ -399,6 +401,7 @@ def _read_segments(
                 since,
                 stop_before,
                 in_flight,
+                gate,
             )
         )
     if forked:

@@ -412,6 +412,33 @@ def test_workers_caps_the_requests_in_flight_though_more_segments_are_read(
     assert mirror_state(path) == source_state(sandbox)
 
 
+def test_after_a_429_no_fetch_process_sends_until_retry_after(
+    sandbox_factory, tmp_path, monkeypatch
+):
+    sandbox = sandbox_factory(
+        seed=4, conversations=300, latency=0.01, rate_limit_every=15, retry_after=1
+    )
+    arrivals = []  # (when, the fault the sandbox chose) for every request, in arrival order
+    decide = sandbox._fault_for
+
+    def spy(path):
+        decision = decide(path)
+        arrivals.append((time.monotonic(), decision))
+        return decision
+
+    sandbox._fault_for = spy
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # two fetch processes, four readers
+    path = tmp_path / "m.db"
+    do_sync(sandbox, path, page_size=10, workers=2)
+    assert mirror_state(path) == source_state(sandbox)
+    limited = [when for when, decision in arrivals if decision == 429]
+    assert len(limited) >= 3
+    for when in limited:
+        # Requests already on their way may still land just after the 429; then none until
+        # its Retry-After (1 s) has passed, from any process.
+        assert [t for t, _ in arrivals if when + 0.2 < t < when + 0.9] == []
+
+
 def test_extra_readers_only_while_the_cores_have_time_to_spare():
     assert [reader_count(w, cores=2) for w in (1, 2, 3, 4)] == [2, 4, 3, 4]
     assert reader_count(4, cores=8) == 8
