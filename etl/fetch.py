@@ -19,7 +19,7 @@ from etl.resources import Resource
 
 @dataclass(frozen=True)
 class Segment:
-    """Everything needed to read one segment, picklable so a child process can take it."""
+    """Everything needed to read one segment; a forked child inherits it, shared limits too."""
 
     url: str
     api_key: str = field(repr=False)
