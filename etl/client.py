@@ -6,6 +6,7 @@ into error messages, logs or progress output, all of which name the path alone.
 
 from __future__ import annotations
 
+import ctypes
 import ipaddress
 import itertools
 import json
@@ -108,25 +109,21 @@ class RateGate:
     """
 
     def __init__(self, shared: bool = False) -> None:
-        self._shared = multiprocessing.get_context("fork").Value("d", 0.0) if shared else None
-        self._lock = self._shared.get_lock() if self._shared is not None else threading.Lock()
-        self._open_at = 0.0
-
-    def _reopens(self) -> float:
-        return self._shared.value if self._shared is not None else self._open_at
+        if shared:
+            self._reopens = multiprocessing.get_context("fork").Value("d", 0.0)
+            self._lock = self._reopens.get_lock()
+        else:
+            self._reopens = ctypes.c_double(0.0)
+            self._lock = threading.Lock()
 
     def close_for(self, seconds: float) -> None:
         with self._lock:
-            until = max(self._reopens(), time.monotonic() + seconds)
-            if self._shared is not None:
-                self._shared.value = until
-            else:
-                self._open_at = until
+            self._reopens.value = max(self._reopens.value, time.monotonic() + seconds)
 
     def wait(self) -> None:
         while True:
             with self._lock:
-                delay = self._reopens() - time.monotonic()
+                delay = self._reopens.value - time.monotonic()
             if delay <= 0:
                 return
             time.sleep(delay)
@@ -141,8 +138,8 @@ class Client:
     timeout: tuple[float, float] = (10.0, 60.0)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     pool_size: int = 16
-    # Shared by every client of one sync (threads or forked processes): a request is sent
-    # only while holding it, so `--workers` caps the requests in flight, not the readers.
+    # When set (the sync's fetch processes share one), a request is sent only while holding
+    # it, so `--workers` caps the requests in flight, not the readers.
     in_flight: Any = field(default=None, repr=False)
     gate: RateGate | None = field(default=None, repr=False)  # made here unless shared
     requests_made: int = 0
