@@ -35,6 +35,11 @@ class Table:
     foreign_keys: tuple[tuple[str, str], ...] = ()  # (column, other table); other column is id
     indexes: tuple[tuple[str, ...], ...] = ()
     parent_key: str | None = None  # column naming the parent record, for child tables
+    # Records of the keyset-walked lists arrive in `updatedAt` order, nowhere near id order.
+    # Keyed by rowid, each went to a random leaf of a table far larger than the cache, and a
+    # first sync wrote every page to the WAL about seven times. These tables store rows in
+    # arrival order, with `id` a unique column, so inserts append.
+    arrival_order: bool = False
 
 
 def _cols(*names: str, **typed: type) -> dict[str, type]:
@@ -130,6 +135,7 @@ TABLES = (
             ),
         },
         indexes=(("email",), ("updated_at",)),
+        arrival_order=True,
     ),
     *(
         Table(
@@ -203,6 +209,7 @@ TABLES = (
             ("updated_at",),
             ("number",),
         ),
+        arrival_order=True,
     ),
     Table(
         "threads",
@@ -225,6 +232,7 @@ TABLES = (
         foreign_keys=(("conversation_id", "conversations"), ("customer_id", "customers")),
         indexes=(("conversation_id",), ("customer_id",)),
         parent_key="conversation_id",
+        arrival_order=True,
     ),
     Table(
         "attachments",
@@ -238,6 +246,7 @@ TABLES = (
         foreign_keys=(("thread_id", "threads"), ("conversation_id", "conversations")),
         indexes=(("thread_id",), ("conversation_id",)),
         parent_key="conversation_id",
+        arrival_order=True,
     ),
     Table(
         "conversation_tags",
@@ -270,6 +279,7 @@ TABLES = (
         foreign_keys=(("conversation_id", "conversations"), ("user_id", "users")),
         indexes=(("conversation_id",),),
         parent_key="conversation_id",
+        arrival_order=True,
     ),
     Table("etl_cursors", _cols("resource", "value", "updated_at"), pk="resource"),
     # Records written since the search index last caught up (see etl.search.refresh).
@@ -318,7 +328,8 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
         if table.name not in existing:
             db[table.name].create(
                 table.columns,
-                pk=table.pk,
+                pk=None if table.arrival_order else table.pk,
+                not_null={"id"} if table.arrival_order else None,
                 foreign_keys=[(col, other, "id") for col, other in table.foreign_keys],
             )
         else:  # a mirror made by an older version gains the columns added since
@@ -326,6 +337,8 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
             for column, kind in table.columns.items():
                 if column not in have:
                     db[table.name].add_column(column, kind)
+        if table.arrival_order and db[table.name].pks != ["id"]:  # older mirrors key by id
+            db[table.name].create_index(["id"], unique=True, if_not_exists=True)
         for columns in table.indexes:
             db[table.name].create_index(columns, if_not_exists=True)
     for hook in SCHEMA_HOOKS:

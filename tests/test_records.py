@@ -2,6 +2,7 @@
 
 import json
 import os
+import sqlite3
 import time
 
 from etl import mirror, records
@@ -83,6 +84,51 @@ def test_saving_twice_changes_nothing_and_replaces_children():
     with db.conn:
         mirror.save_records(db.conn, "conversations", records.conversation_rows(untagged), children)
     assert db["conversation_tags"].count == 0
+
+
+def _conversation(cid: int, updated: str) -> dict:
+    """CONVERSATION with its own id, thread ids and update time."""
+    threads = [dict(t, id=cid * 100 + t["id"]) for t in CONVERSATION["_embedded"]["threads"]]
+    embedded = dict(CONVERSATION["_embedded"], threads=threads)
+    return dict(CONVERSATION, id=cid, updatedAt=updated, _embedded=embedded)
+
+
+def test_records_are_stored_in_the_order_they_arrive_and_upserted_by_id():
+    db = mirror.open_mirror(":memory:")
+    children = ["threads", "attachments", "conversation_tags", "conversation_custom_fields"]
+
+    def save(cid: int, updated: str) -> None:
+        rows = records.conversation_rows(_conversation(cid, updated))
+        with db.conn:
+            mirror.save_records(db.conn, "conversations", rows, children)
+
+    for cid in (5, 1, 3):  # updatedAt order, as a keyset walk reads them
+        save(cid, "2024-01-01T00:00:00Z")
+    by_rowid = "SELECT id FROM {} ORDER BY rowid"
+    assert [r[0] for r in db.execute(by_rowid.format("conversations"))] == [5, 1, 3]
+    assert [r[0] for r in db.execute(by_rowid.format("threads"))][::2] == [517, 117, 317]
+    save(1, "2024-02-01T00:00:00Z")
+    assert db.execute("SELECT count(*) FROM conversations").fetchone()[0] == 3
+    assert db.execute("SELECT count(*) FROM threads").fetchone()[0] == 6
+    updated = "SELECT updated_at FROM conversations WHERE id = 1"
+    assert db.execute(updated).fetchone()[0] == "2024-02-01T00:00:00Z"
+
+
+def test_a_mirror_keyed_by_id_by_an_older_version_still_upserts(tmp_path):
+    path = tmp_path / "old.db"
+    old = mirror.open_mirror(path)
+    old.conn.close()
+    conn = sqlite3.connect(path)  # rebuild conversations as older versions made it
+    conn.execute("DROP TABLE conversations")
+    conn.execute("CREATE TABLE conversations (id INTEGER PRIMARY KEY, updated_at TEXT)")
+    conn.close()
+    db = mirror.open_mirror(path)
+    assert db["conversations"].pks == ["id"]
+    assert [i.name for i in db["conversations"].indexes if i.columns == ["id"]] == []
+    for cid in (5, 1, 5):
+        with db.conn:
+            mirror.upsert(db.conn, "conversations", [{"id": cid, "updated_at": "2024"}])
+    assert [r[0] for r in db.execute("SELECT id FROM conversations")] == [1, 5]
 
 
 def test_cursor_never_moves_backwards():
