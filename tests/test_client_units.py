@@ -1,7 +1,11 @@
-"""Unit tests of the client's pure helpers."""
+"""Unit tests of the client's pure helpers, and of its answer to a body that is not JSON."""
 
+import http.server
 import random
+import threading
 from datetime import UTC, datetime
+
+import pytest
 
 from etl.client import (
     Client,
@@ -10,6 +14,7 @@ from etl.client import (
     parse_retry_after,
     parse_timestamp,
 )
+from etl.errors import ApiError
 
 
 def test_retry_after_in_seconds_and_as_http_date():
@@ -46,3 +51,29 @@ def test_the_key_is_not_in_the_clients_repr():
     client = Client("http://127.0.0.1:1", "s3cret-key")
     assert "s3cret-key" not in repr(client)
     assert client.session.headers["X-Smarticks-API-Key"] == "s3cret-key"
+
+
+def test_a_body_that_is_not_json_is_an_api_error_that_says_so():
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"<html><body>Gateway sign-in</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = Client(f"http://127.0.0.1:{server.server_port}", "key")
+        with pytest.raises(ApiError) as caught:
+            client.get("conversations")
+        assert str(caught.value).startswith("GET conversations: HTTP 200: not JSON (text/html)")
+        client.close()
+    finally:
+        server.shutdown()
+        server.server_close()
