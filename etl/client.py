@@ -12,6 +12,7 @@ import itertools
 import json
 import multiprocessing
 import random
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -98,6 +99,10 @@ def json_body(response: requests.Response, method: str, path: str) -> Any:
     except ValueError as exc:  # also UnicodeDecodeError
         kind = response.headers.get("Content-Type") or "no Content-Type"
         raise ApiError(response.status_code, method, path, f"not JSON ({kind}): {exc}") from None
+
+
+def _document(response: requests.Response, path: str) -> Any:
+    return json_body(response, "GET", path) if response.content else None
 
 
 def error_detail(response: requests.Response) -> tuple[str, list[dict]]:
@@ -191,8 +196,11 @@ class Client:
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """GET a JSON document, retrying transient failures (GETs are safe to repeat)."""
-        response = self._send("GET", path, params=params, idempotent=True)
-        return json_body(response, "GET", path) if response.content else None
+        return _document(self.get_response(path, params), path)
+
+    def get_response(self, path: str, params: Mapping[str, Any] | None = None) -> requests.Response:
+        """GET, retrying transient failures, and return the response undecoded."""
+        return self._send("GET", path, params=params, idempotent=True)
 
     def post(self, path: str, body: Mapping[str, Any]) -> requests.Response:
         """POST JSON. Retried only when the request surely did not take effect (429, refused)."""
@@ -344,6 +352,46 @@ def one_second_before(text: str) -> str:
     return format_timestamp(parse_timestamp(text) - timedelta(seconds=1))
 
 
+_AFTER_KEY = re.compile(rb'\s*:\s*"([^"\\]{1,64})"')
+
+
+def peek_last(body: bytes, field_name: str) -> tuple[int, str | None]:
+    """How often `field_name` occurs in a raw page, and its last value, without decoding it.
+
+    A keyset page's records are sorted on that field, so its last value is the one the next
+    page starts from. Only a guess (a nested object might carry the same key), to be checked.
+    """
+    key = b'"' + field_name.encode() + b'"'
+    at = body.rfind(key)
+    if at < 0:
+        return 0, None
+    value = _AFTER_KEY.match(body, at + len(key))
+    return body.count(key), value[1].decode() if value else None
+
+
+class _Ahead:
+    """The next page's request, sent before this page is decoded, in case the guess is right."""
+
+    def __init__(self, client: Client, path: str, query: dict[str, Any]):
+        self.query = query
+        self.response: requests.Response | None = None
+        self.thread = threading.Thread(target=self._run, args=(client, path), daemon=True)
+        self.thread.start()
+
+    def _run(self, client: Client, path: str) -> None:
+        try:
+            self.response = client.get_response(path, self.query)
+        except Exception:  # noqa: BLE001 - the caller asks again and gets the error itself
+            self.response = None
+
+    def take(self, query: dict[str, Any]) -> requests.Response | None:
+        """Its response if it asked for `query` and got one; else None, and the caller asks."""
+        if query != self.query:
+            return None
+        self.thread.join()
+        return self.response
+
+
 def iter_pages(
     client: Client,
     path: str,
@@ -354,6 +402,7 @@ def iter_pages(
     keyset: tuple[str, str] | None = None,
     stop_before: str | None = None,
     max_requests: int = 1_000_000,
+    look_ahead: bool = True,
 ) -> Iterator[Page]:
     """Yield every page of a list endpoint; the one paging loop for all of them.
 
@@ -370,6 +419,10 @@ def iter_pages(
     `stop_before` (keyset only) ends the walk at the first record stamped at or after it: the
     sync splits one list into segments read in parallel that way.
 
+    With `look_ahead` (keyset only), the request for the page after a full one goes out as
+    soon as that page arrives, guessed from its raw text, and the page is decoded meanwhile;
+    the walk uses the response only if it then asks for exactly that page.
+
     Guards: a page identical to the previous one, or a walk that stops advancing, raises
     PagingError instead of looping forever.
     """
@@ -383,17 +436,48 @@ def iter_pages(
     stalled = 0
     requests = 0
     block: str | None = None  # the second being read by page number, if any
+    look_ahead = look_ahead and field_name is not None
+    ahead: _Ahead | None = None
+    misses = 0
 
     def fetch(since: str | None, number: int) -> tuple[list[dict], dict]:
-        nonlocal requests
+        nonlocal requests, ahead, misses
         requests += 1
         if requests > max_requests:
             raise PagingError(path, f"gave up after {max_requests} requests")
         query = {**base, "page": number, "pageSize": page_size}
         if since is not None:
             query[since_param] = since
-        document = client.get(path, query) or {}
+        response = ahead.take(query) if ahead is not None else None
+        if ahead is not None and response is None:
+            misses += 1
+        ahead = None
+        if response is None:
+            response = client.get_response(path, query)
+        if look_ahead and misses < 3 and block is None:
+            ahead = _guess_next(response.content, since)
+        document = _document(response, path) or {}
         return ((document.get("_embedded") or {}).get(key)) or [], document.get("page") or {}
+
+    def _guess_next(body: bytes, since: str | None) -> _Ahead | None:
+        """Start the request for the page after a full one, while this one is decoded.
+
+        The walk's usual next step: page 1 from one second before the last record. The request
+        is used only if the walk then asks for exactly it; after three wrong guesses it stops
+        guessing, so an API this guess does not fit costs at most three requests.
+        """
+        count, last = peek_last(body, field_name)
+        if count < page_size or not last or (stop_before is not None and last >= stop_before):
+            return None
+        try:
+            following = one_second_before(last)
+            if since is not None and parse_timestamp(following) <= parse_timestamp(since):
+                return None
+        except ValueError:
+            return None
+        return _Ahead(
+            client, path, {**base, "page": 1, "pageSize": page_size, since_param: following}
+        )
 
     def keep(records: list[dict]) -> tuple[list[dict], bool]:
         """The records not yielded before, and whether `stop_before` was reached."""

@@ -1,9 +1,13 @@
 """Unit tests of the one paging loop, against an in-memory fake of a list endpoint."""
 
+import json
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from etl import client as client_module
 from etl.client import iter_pages, one_second_before, parse_timestamp
 from etl.errors import PagingError
 
@@ -14,6 +18,13 @@ def ts(seconds: int) -> str:
     return (BASE + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@dataclass
+class FakeResponse:
+    content: bytes
+    status_code: int = 200
+    headers: dict = field(default_factory=lambda: {"Content-Type": "application/json"})
+
+
 class FakeEndpoint:
     """Sorted by (updatedAt, id) ascending; `updatedSince` strictly after; page-number paging."""
 
@@ -22,7 +33,11 @@ class FakeEndpoint:
         self.on_request = on_request
         self.calls = []
 
-    def get(self, path, params):
+    def get_response(self, path, params):
+        """The page as the raw JSON response the paging loop reads (and peeks into)."""
+        return FakeResponse(json.dumps(self.page(params)).encode())
+
+    def page(self, params):
         self.calls.append(dict(params))
         if self.on_request:
             self.on_request(self, len(self.calls))
@@ -39,7 +54,7 @@ class FakeEndpoint:
         }
 
 
-def walk(endpoint, page_size=10, since=None):
+def walk(endpoint, page_size=10, since=None, look_ahead=True):
     params = {"updatedSince": since} if since else {}
     pages = iter_pages(
         endpoint,
@@ -48,6 +63,7 @@ def walk(endpoint, page_size=10, since=None):
         params,
         page_size=page_size,
         keyset=("updatedAt", "updatedSince"),
+        look_ahead=look_ahead,
     )
     return [r for page in pages for r in page.items]
 
@@ -94,9 +110,10 @@ def test_since_is_strictly_after_so_the_cursor_second_is_reread():
 
 def test_a_server_repeating_the_same_page_is_stopped():
     class Stuck:
-        def get(self, path, params):
+        def get_response(self, path, params):
             items = [{"id": i, "updatedAt": ts(0)} for i in range(5)]
-            return {"_embedded": {"items": items}, "page": {"totalElements": 99}}
+            page = {"_embedded": {"items": items}, "page": {"totalElements": 99}}
+            return FakeResponse(json.dumps(page).encode())
 
     with pytest.raises(PagingError):
         list(iter_pages(Stuck(), "api/x", "items", {}, page_size=5))
@@ -128,3 +145,38 @@ def test_a_crowded_second_is_reread_until_nothing_slipped():
     got = {r["id"] for r in walk(FakeEndpoint(records, on_request=mutate), page_size=10)}
     assert touched
     assert set(range(60)) - touched <= got
+
+
+def test_the_page_after_a_full_one_is_asked_for_while_that_one_is_decoded(monkeypatch):
+    events = []  # in the order they happened, from both threads
+    decode = client_module._document
+
+    def slow_decode(response, path):
+        time.sleep(0.05)  # long enough for the next request to be sent meanwhile
+        events.append("decoded")
+        return decode(response, path)
+
+    monkeypatch.setattr(client_module, "_document", slow_decode)
+    endpoint = FakeEndpoint(
+        [{"id": i, "updatedAt": ts(i)} for i in range(95)],
+        on_request=lambda _endpoint, _n: events.append("asked"),
+    )
+    got = walk(endpoint, page_size=10)
+    assert sorted(r["id"] for r in got) == list(range(95))
+    pages = events.count("decoded")
+    # Every page after the first was asked for before the page before it was decoded, and
+    # every page asked for was used: no request was wasted.
+    assert events == ["asked"] + ["asked", "decoded"] * (pages - 1) + ["decoded"]
+    plain = FakeEndpoint([{"id": i, "updatedAt": ts(i)} for i in range(95)])
+    walk(plain, page_size=10, look_ahead=False)
+    assert len(plain.calls) == pages
+
+
+def test_a_walk_that_guesses_wrong_stops_guessing_after_three_requests():
+    plain = [{"id": i, "updatedAt": ts(i)} for i in range(200)]
+    # A nested object carrying the same key, after the record's own: every guess is wrong.
+    nested = [dict(r, owner={"updatedAt": ts(10_000)}) for r in plain]
+    expected = FakeEndpoint(plain)
+    misled = FakeEndpoint(nested)
+    assert [r["id"] for r in walk(misled)] == [r["id"] for r in walk(expected, look_ahead=False)]
+    assert len(misled.calls) == len(expected.calls) + 3
