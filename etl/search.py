@@ -70,13 +70,17 @@ _CUSTOMER_DOCS = (
     "FROM customer_emails e WHERE e.customer_id = cu.id), '')) FROM customers cu"
 )
 _PENDING = "(SELECT id FROM etl_changes WHERE table_name = '{}')"
-REFRESH = (
+# The old documents of the pending records; an empty index (a first sync) has none to drop,
+# and looking for them there cost a sixth of the refresh.
+DROP_PENDING = (
     f"DELETE FROM {INDEX} WHERE rowid IN (SELECT id * 4 + {CONVERSATION} FROM etl_changes "
     "WHERE table_name = 'conversations')",
     f"DELETE FROM {INDEX} WHERE rowid IN (SELECT id * 4 + {THREAD} FROM threads "
     f"WHERE conversation_id IN {_PENDING.format('conversations')})",
     f"DELETE FROM {INDEX} WHERE rowid IN (SELECT id * 4 + {CUSTOMER} FROM etl_changes "
     "WHERE table_name = 'customers')",
+)
+INDEX_PENDING = (
     f"{_CONVERSATION_DOCS} WHERE id IN {_PENDING.format('conversations')}",
     f"{_THREAD_DOCS} WHERE conversation_id IN {_PENDING.format('conversations')}",
     f"{_CUSTOMER_DOCS} WHERE cu.id IN {_PENDING.format('customers')}",
@@ -140,7 +144,10 @@ def refresh(conn: sqlite3.Connection) -> int:
     ).fetchone()[0]
     if pending:
         with conn:
-            for sql in REFRESH:
+            if conn.execute(f"SELECT 1 FROM {INDEX} LIMIT 1").fetchone():
+                for sql in DROP_PENDING:
+                    conn.execute(sql)
+            for sql in INDEX_PENDING:
                 conn.execute(sql)
     return pending
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from helpers_mirror import rows, scalar, sync_into
 
-from etl import mirror, search, views
+from etl import mirror, records, search, views
 from etl.cli import main
 from etl.htmltext import html_to_text
 
@@ -179,3 +179,29 @@ def test_cli_search_prints_a_table_and_json(sandbox, tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         "Error: nothing to search for in '@@': give at least one word"
     )
+
+
+def test_a_first_refresh_looks_for_no_old_documents_and_later_ones_replace_them(tmp_path):
+    db = mirror.open_mirror(tmp_path / "m.db")
+    statements = []
+    db.conn.set_trace_callback(statements.append)
+    children = ["threads", "attachments", "conversation_tags", "conversation_custom_fields"]
+
+    def save(subject: str) -> None:
+        record = {"id": 1, "subject": subject, "updatedAt": "2024-01-01T00:00:00Z"}
+        rows = records.conversation_rows(record)
+        with db.conn:
+            mirror.save_records(db.conn, "conversations", rows, children)
+        statements.clear()
+        assert search.refresh(db.conn) == 1
+
+    def drops() -> list[str]:
+        return [s for s in statements if s.startswith(f"DELETE FROM {search.INDEX}")]
+
+    save("Zanzibar invoice")
+    assert drops() == []  # the index was empty: nothing to drop
+    save("Quantum marmalade")
+    assert len(drops()) == len(search.DROP_PENDING)
+    hits = [r["id"] for r in search.search(db.conn, "zanzibar")]
+    assert hits == [] and [r["id"] for r in search.search(db.conn, "marmalade")] == [1]
+    db.conn.close()
