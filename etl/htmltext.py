@@ -4,8 +4,10 @@ Paragraphs and line breaks survive as blank lines and newlines, list items get a
 keep their address, and scripts, styles and markup disappear. A body with no tags at all is
 plain text already and is returned as it is, so its own line breaks are kept.
 
-Well-formed markup is split by one regular expression, which takes about half the time of the
-standard library's parser; whatever it does not recognise is left to that parser.
+Three readers, fastest first, each leaving what it does not accept to the next: bodies of
+attribute-free tags (most helpdesk mail) by a split or plain replacing; well-formed markup by
+one regular expression, which takes about half the time of the standard library's parser; and
+that parser for everything else. Tests hold the first two to the parser's output.
 """
 
 from __future__ import annotations
@@ -16,6 +18,21 @@ from html.parser import HTMLParser
 
 _TAG = re.compile(r"<[A-Za-z!/]")
 _SPACES = re.compile(r"[ \t\f\v\r\n\u00a0]+")
+
+
+def _collapse(text: str) -> str:
+    """Each run of spaces, tabs, newlines and no-break spaces as one space.
+
+    Most text has nothing to collapse, and looking for that takes a few substring searches,
+    against about 20 ns a character for the regular expression.
+    """
+    if "  " in text or "\n" in text or "\t" in text or "\xa0" in text or "\r" in text:
+        return _SPACES.sub(" ", text)
+    if "\f" in text or "\v" in text:
+        return _SPACES.sub(" ", text)
+    return text
+
+
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 _PARAGRAPH = frozenset(
@@ -88,11 +105,16 @@ class _Text:
     def handle_data(self, data: str) -> None:
         if self.hidden:
             return
-        self.parts.append(data if self.pre else _SPACES.sub(" ", data))
+        self.parts.append(data if self.pre else _collapse(data))
 
     def text(self) -> str:
-        lines = [line.strip(" ") for line in "".join(self.parts).split("\n")]
-        return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+        return _tidy("".join(self.parts))
+
+
+def _tidy(text: str) -> str:
+    """Lines without edge spaces, at most one blank line in a row, none at the ends."""
+    lines = [line.strip(" ") for line in text.split("\n")]
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 
 
 class _Parser(_Text, HTMLParser):
@@ -154,6 +176,46 @@ def _tokenized(html: str) -> _Text | None:
     return sink
 
 
+# Most helpdesk bodies are only tags without attributes (`<p>`, `<br>`, `<b>`): each becomes a
+# line break or nothing, which one split and a few comprehensions do at half the tokenizer's
+# cost. Tags that need more (links, images, <pre>, hidden content) are left to the tokenizer.
+_BARE_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)\s*/?>")
+_LITERAL_LT = re.compile(r"<(?=[^A-Za-z!/?])")  # "3 < 4": text, as the tokenizer reads it
+_BARE_START = {
+    **dict.fromkeys(_PARAGRAPH, "\n\n"),
+    **dict.fromkeys(_LINE, "\n"),
+    "li": "\n- ",
+    **dict.fromkeys(_CELL, " "),
+}
+_BARE_END = {**dict.fromkeys(_PARAGRAPH, "\n\n"), **dict.fromkeys(_LINE - {"br", "li"}, "\n")}
+_NOT_BARE = frozenset(("a", "img", "pre", *_HIDDEN))
+
+
+def _data(text: str) -> str:
+    return _collapse(unescape(text) if "&" in text else text)
+
+
+def _bare(html: str) -> str | None:
+    """The text of markup made only of attribute-free tags, or None if it holds anything else."""
+    if "&" not in html:
+        # Whitespace runs never cross a tag, so collapsing them first is collapsing each text.
+        html = _collapse(html)
+        if html.count("<") == html.count("<p>") + html.count("</p>") + html.count("<br>"):
+            return _tidy(html.replace("<p>", "\n\n").replace("</p>", "\n\n").replace("<br>", "\n"))
+    parts = _BARE_TAG.split(html)  # text, "/" or "", tag name, text, ...
+    ends, tags = parts[1::3], [tag.lower() for tag in parts[2::3]]
+    if len(tags) + len(_LITERAL_LT.findall(html)) != html.count("<") or html.endswith("<"):
+        return None
+    if not _NOT_BARE.isdisjoint(tags):
+        return None
+    texts = parts[0::3] if "&" not in html else [_data(text) for text in parts[0::3]]
+    pieces = [""] * (2 * len(tags) + 1)
+    pieces[0::2] = texts
+    breaks = zip(ends, tags, strict=True)
+    pieces[1::2] = [(_BARE_END if end else _BARE_START).get(tag, "") for end, tag in breaks]
+    return _tidy("".join(pieces))
+
+
 def html_to_text(html: str | None) -> str | None:
     """Readable text of an HTML body; never raises (a body it cannot read comes back as is)."""
     if html is None:
@@ -163,6 +225,9 @@ def html_to_text(html: str | None) -> str | None:
     if not _TAG.search(html):
         return html
     try:
+        text = _bare(html)
+        if text is not None:
+            return text
         sink = _tokenized(html)
         if sink is None:
             sink = _Parser()
