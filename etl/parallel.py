@@ -137,11 +137,10 @@ def interleave_processes(
 ) -> Iterator[tuple[int, Any]]:
     """Like `interleave`, but `work(spec)` runs in forked child processes.
 
-    There are as many children as cores (or `processes`), each with its share of the `slots`
-    threads (default: one per spec): transforming pages is CPU work, so more processes than
-    cores only compete for them. Every thread, in whichever child, takes the next spec not
-    yet started, so a child whose specs finish early goes on with the others' instead of
-    idling.
+    There are `processes` children (default: one per core, at most one per slot), each with
+    its share of the `slots` threads (default: one per spec). Every thread, in whichever
+    child, takes the next spec not yet started, so a child whose specs finish early goes on
+    with the others' instead of idling.
 
     Children inherit nothing they use but the specs; they ignore Ctrl-C (the parent decides
     when to stop) and leave through os._exit, so nothing inherited, such as an SQLite handle,

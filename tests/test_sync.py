@@ -23,7 +23,7 @@ from etl.cli import cli
 from etl.cli.common import make_client
 from etl.client import Client, RetryPolicy
 from etl.errors import ApiError, LockedError
-from etl.sync import SyncOptions, reader_count, sync
+from etl.sync import SyncOptions, process_count, reader_count, sync
 
 DATA_TABLES = [
     t.name for t in mirror.TABLES if not t.name.startswith("etl_") and t.name != "timelogs"
@@ -405,7 +405,7 @@ def test_workers_caps_the_requests_in_flight_though_more_segments_are_read(
 
     sandbox.on_request = slow_list
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    assert reader_count(2, cores=2) == 4  # two fetch processes, two readers each
+    assert reader_count(2, cores=2) == 4  # four readers, a fetch process each
     path = tmp_path / "m.db"
     do_sync(sandbox, path, page_size=10, workers=2)
     assert most == 2
@@ -427,7 +427,7 @@ def test_after_a_429_no_fetch_process_sends_until_retry_after(
         return decision
 
     sandbox._fault_for = spy
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # two fetch processes, four readers
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # four readers, a fetch process each
     path = tmp_path / "m.db"
     do_sync(sandbox, path, page_size=10, workers=2)
     assert mirror_state(path) == source_state(sandbox)
@@ -442,6 +442,11 @@ def test_after_a_429_no_fetch_process_sends_until_retry_after(
 def test_extra_readers_only_while_the_cores_have_time_to_spare():
     assert [reader_count(w, cores=2) for w in (1, 2, 3, 4)] == [2, 4, 3, 4]
     assert reader_count(4, cores=8) == 8
+
+
+def test_a_fetch_process_per_reader_up_to_two_per_core():
+    assert [process_count(r, cores=2) for r in (1, 2, 4, 8, 16)] == [1, 2, 4, 4, 4]
+    assert process_count(8, cores=8) == 8
 
 
 def test_the_api_key_never_reaches_the_mirror_or_the_output(sandbox, tmp_path):
