@@ -485,3 +485,15 @@ def test_timelogs_are_mirrored_behind_the_flag(sandbox, tmp_path):
     assert mirrored(path, "SELECT count(*) FROM timelogs")[0][0] == 0
     do_sync(sandbox, path, full=True, timelogs=True)
     assert mirrored(path, "SELECT count(*) FROM timelogs")[0][0] > 0
+
+
+def test_a_sync_loads_no_export_or_load_code():
+    probe = (
+        "import sys; from etl.cli import cli; cli.get_command(None, 'sync'); "
+        "print(sorted(m for m in ('etl.export', 'etl.load', 'etl.mapping') if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert loaded.stdout.strip() == "[]", loaded.stderr
+    names = cli.list_commands(None)
+    assert [cli.get_command(None, name).name for name in names] == names  # each one found
+    assert {"sync", "export", "load", "sandbox"} <= set(names)
