@@ -455,11 +455,11 @@ def iter_pages(
         if response is None:
             response = client.get_response(path, query)
         if look_ahead and misses < 3 and block is None:
-            ahead = _guess_next(response.content, since)
+            ahead = guess_next(response.content, since)
         document = _document(response, path) or {}
         return ((document.get("_embedded") or {}).get(key)) or [], document.get("page") or {}
 
-    def _guess_next(body: bytes, since: str | None) -> _Ahead | None:
+    def guess_next(body: bytes, since: str | None) -> _Ahead | None:
         """Start the request for the page after a full one, while this one is decoded.
 
         The walk's usual next step: page 1 from one second before the last record. The request
