@@ -87,28 +87,26 @@ def insecure_url_warning(url: str) -> str | None:
     return f"{parts.scheme}://{host} is plain http: the API key crosses the network unencrypted"
 
 
-def json_body(response: requests.Response, method: str, path: str) -> Any:
-    """The response's JSON, read by the standard library's decoder.
+def json_body(response: requests.Response, path: str) -> Any:
+    """A GET response's JSON (None for an empty body), read by the standard library's decoder.
 
     `response.json()` uses simplejson whenever it is installed (dlt brings it), and it decodes
     a page of conversations about 13% slower. A body that is not JSON (a proxy's HTML page) is
     an ApiError that says so.
     """
+    if not response.content:
+        return None
     try:
         return json.loads(response.content)
     except ValueError as exc:  # also UnicodeDecodeError
         kind = response.headers.get("Content-Type") or "no Content-Type"
-        raise ApiError(response.status_code, method, path, f"not JSON ({kind}): {exc}") from None
-
-
-def _document(response: requests.Response, path: str) -> Any:
-    return json_body(response, "GET", path) if response.content else None
+        raise ApiError(response.status_code, "GET", path, f"not JSON ({kind}): {exc}") from None
 
 
 def error_detail(response: requests.Response) -> tuple[str, list[dict]]:
     """The API's own message and per-field errors, as one readable line and the raw list."""
     try:
-        body = response.json()
+        body = json.loads(response.content)
     except ValueError:
         return (response.reason or "").strip(), []
     if not isinstance(body, dict):
@@ -196,7 +194,7 @@ class Client:
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """GET a JSON document, retrying transient failures (GETs are safe to repeat)."""
-        return _document(self.get_response(path, params), path)
+        return json_body(self.get_response(path, params), path)
 
     def get_response(self, path: str, params: Mapping[str, Any] | None = None) -> requests.Response:
         """GET, retrying transient failures, and return the response undecoded."""
@@ -448,15 +446,16 @@ def iter_pages(
         query = {**base, "page": number, "pageSize": page_size}
         if since is not None:
             query[since_param] = since
-        response = ahead.take(query) if ahead is not None else None
-        if ahead is not None and response is None:
-            misses += 1
-        ahead = None
+        response = None
+        if ahead is not None:
+            response = ahead.take(query)
+            misses += response is None
+            ahead = None
         if response is None:
             response = client.get_response(path, query)
         if look_ahead and misses < 3 and block is None:
             ahead = guess_next(response.content, since)
-        document = _document(response, path) or {}
+        document = json_body(response, path) or {}
         return ((document.get("_embedded") or {}).get(key)) or [], document.get("page") or {}
 
     def guess_next(body: bytes, since: str | None) -> _Ahead | None:

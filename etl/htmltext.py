@@ -26,9 +26,15 @@ def _collapse(text: str) -> str:
     Most text has nothing to collapse, and looking for that takes a few substring searches,
     against about 20 ns a character for the regular expression.
     """
-    if "  " in text or "\n" in text or "\t" in text or "\xa0" in text or "\r" in text:
-        return _SPACES.sub(" ", text)
-    if "\f" in text or "\v" in text:
+    if (
+        "  " in text
+        or "\n" in text
+        or "\t" in text
+        or "\xa0" in text
+        or "\r" in text
+        or "\f" in text
+        or "\v" in text
+    ):
         return _SPACES.sub(" ", text)
     return text
 
@@ -197,7 +203,8 @@ def _data(text: str) -> str:
 
 def _bare(html: str) -> str | None:
     """The text of markup made only of attribute-free tags, or None if it holds anything else."""
-    if "&" not in html:
+    entities = "&" in html
+    if not entities:
         # Whitespace runs never cross a tag, so collapsing them first is collapsing each text.
         html = _collapse(html)
         if html.count("<") == html.count("<p>") + html.count("</p>") + html.count("<br>"):
@@ -208,7 +215,7 @@ def _bare(html: str) -> str | None:
         return None
     if not _NOT_BARE.isdisjoint(tags):
         return None
-    texts = parts[0::3] if "&" not in html else [_data(text) for text in parts[0::3]]
+    texts = [_data(text) for text in parts[0::3]] if entities else parts[0::3]
     pieces = [""] * (2 * len(tags) + 1)
     pieces[0::2] = texts
     breaks = zip(ends, tags, strict=True)

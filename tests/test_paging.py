@@ -149,14 +149,14 @@ def test_a_crowded_second_is_reread_until_nothing_slipped():
 
 def test_the_page_after_a_full_one_is_asked_for_while_that_one_is_decoded(monkeypatch):
     events = []  # in the order they happened, from both threads
-    decode = client_module._document
+    decode = client_module.json_body
 
     def slow_decode(response, path):
         time.sleep(0.05)  # long enough for the next request to be sent meanwhile
         events.append("decoded")
         return decode(response, path)
 
-    monkeypatch.setattr(client_module, "_document", slow_decode)
+    monkeypatch.setattr(client_module, "json_body", slow_decode)
     endpoint = FakeEndpoint(
         [{"id": i, "updatedAt": ts(i)} for i in range(95)],
         on_request=lambda _endpoint, _n: events.append("asked"),

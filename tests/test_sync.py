@@ -5,6 +5,7 @@ Each numbered test proves one property of the sync issue and fails when it is br
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import random
@@ -19,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from etl import mirror
-from etl.cli import cli
+from etl.cli import COMMAND_MODULES, cli
 from etl.cli.common import make_client
 from etl.client import Client, RetryPolicy
 from etl.errors import ApiError, LockedError
@@ -496,4 +497,6 @@ def test_a_sync_loads_no_export_or_load_code():
     assert loaded.stdout.strip() == "[]", loaded.stderr
     names = cli.list_commands(None)
     assert [cli.get_command(None, name).name for name in names] == names  # each one found
+    modules = {importlib.import_module(f"etl.cli.{m}") for m in COMMAND_MODULES.values()}
+    assert sorted(c.name for m in modules for c in m.COMMANDS) == names  # and none left out
     assert {"sync", "export", "load", "sandbox"} <= set(names)
