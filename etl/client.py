@@ -15,7 +15,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -87,17 +87,19 @@ def insecure_url_warning(url: str) -> str | None:
     return f"{parts.scheme}://{host} is plain http: the API key crosses the network unencrypted"
 
 
-def json_body(response: requests.Response, path: str) -> Any:
+def json_body(
+    response: requests.Response, path: str, decode: Callable[[bytes], Any] = json.loads
+) -> Any:
     """A GET response's JSON (None for an empty body), read by the standard library's decoder.
 
     `response.json()` uses simplejson whenever it is installed (dlt brings it), and it decodes
     a page of conversations about 13% slower. A body that is not JSON (a proxy's HTML page) is
-    an ApiError that says so.
+    an ApiError that says so. `decode` may replace `json.loads` (see `rawjson.page_reader`).
     """
     if not response.content:
         return None
     try:
-        return json.loads(response.content)
+        return decode(response.content)
     except ValueError as exc:  # also UnicodeDecodeError
         kind = response.headers.get("Content-Type") or "no Content-Type"
         raise ApiError(response.status_code, "GET", path, f"not JSON ({kind}): {exc}") from None
@@ -401,6 +403,7 @@ def iter_pages(
     stop_before: str | None = None,
     max_requests: int = 1_000_000,
     look_ahead: bool = True,
+    decode: Callable[[bytes], Any] = json.loads,
 ) -> Iterator[Page]:
     """Yield every page of a list endpoint; the one paging loop for all of them.
 
@@ -420,6 +423,8 @@ def iter_pages(
     With `look_ahead` (keyset only), the request for the page after a full one goes out as
     soon as that page arrives, guessed from its raw text, and the page is decoded meanwhile;
     the walk uses the response only if it then asks for exactly that page.
+
+    `decode` turns a page's body into its document (see `json_body`).
 
     Guards: a page identical to the previous one, or a walk that stops advancing, raises
     PagingError instead of looping forever.
@@ -455,7 +460,7 @@ def iter_pages(
             response = client.get_response(path, query)
         if look_ahead and misses < 3 and block is None:
             ahead = guess_next(response.content, since)
-        document = json_body(response, path) or {}
+        document = json_body(response, path, decode) or {}
         return ((document.get("_embedded") or {}).get(key)) or [], document.get("page") or {}
 
     def guess_next(body: bytes, since: str | None) -> _Ahead | None:

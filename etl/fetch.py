@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from etl import mirror, records
+from etl import mirror, rawjson, records
 from etl.client import Client, RateGate, RetryPolicy, iter_pages
 from etl.parallel import prefetched
 from etl.resources import Resource
@@ -54,6 +54,12 @@ def rows_for(resource: Resource, record: dict, mailbox_id: int | None = None):
     return {resource.name: [records.flat_row(record, **extra)]}
 
 
+def page_decoder(resource: Resource):
+    """Decodes this resource's pages keeping each record's text, so the mirror need not
+    encode it again for `raw_json`."""
+    return rawjson.page_reader(resource.key, records.DETACHED.get(resource.name))
+
+
 def merge(batches: Iterable[dict[str, list[dict]]]) -> dict[str, list[dict]]:
     merged: dict[str, list[dict]] = {}
     for batch in batches:
@@ -87,6 +93,7 @@ def fetch_segment(segment: Segment, client: Client | None = None) -> Iterator[Pa
             page_size=segment.page_size,
             keyset=(resource.cursor_field, resource.since_param),
             stop_before=segment.stop_before,
+            decode=page_decoder(resource),
         )
         for page in prefetched(pages):
             rows = mirror.pack(merge(rows_for(resource, r) for r in page.items))

@@ -2,7 +2,8 @@
 
 Column names are the snake_case of the API's field names; nested objects become `<name>_id`
 (and an email where a person is named); lists become JSON text; the record itself is kept in
-`raw_json` for fidelity.
+`raw_json` for fidelity: as the server sent it when the page was read by `rawjson`, else
+encoded compactly.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from etl.client import format_timestamp, parse_timestamp
 from etl.htmltext import html_to_text
+from etl.rawjson import detached_texts, text_of
 
 Rows = dict[str, list[dict[str, Any]]]
 
@@ -26,8 +28,18 @@ def snake(name: str) -> str:
 
 
 _encode = json.JSONEncoder(ensure_ascii=False).encode  # built once: json.dumps(**kw) is not
-# The record as compact JSON, as APIs send it; a record parsed from JSON cannot be circular.
-raw_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+# A record as compact JSON, as APIs send it; a record parsed from JSON cannot be circular.
+_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+# The list of a record stored as rows of their own, and so left out of its `raw_json`.
+DETACHED = {"conversations": "threads"}
+
+
+def raw_json(record: dict) -> str:
+    """The record's JSON: its text as received if known, else compactly encoded."""
+    text = text_of(record)
+    return text if text is not None else _compact(record)
+
+
 _CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 
@@ -69,9 +81,15 @@ def conversation_rows(record: dict) -> Rows:
     waiting = record.get("customerWaitingSince") or {}
     source = record.get("source") or {}
     threads = _embedded(record, "threads") or []
-    kept = dict(record)
-    if "_embedded" in kept:
-        kept["_embedded"] = {k: v for k, v in kept["_embedded"].items() if k != "threads"}
+    text = text_of(record)
+    if text is None:
+        kept = dict(record)
+        if "_embedded" in kept:
+            kept["_embedded"] = {k: v for k, v in kept["_embedded"].items() if k != "threads"}
+        text = _compact(kept)
+    thread_texts = detached_texts(record)
+    if thread_texts is None or len(thread_texts) != len(threads):
+        thread_texts = [None] * len(threads)
     count = record.get("threadsCount", record.get("threads"))
     rows: Rows = {
         "conversations": [
@@ -104,7 +122,7 @@ def conversation_rows(record: dict) -> Rows:
                 "cc": as_json(record.get("cc")),
                 "bcc": as_json(record.get("bcc")),
                 "deleted_at": None,
-                "raw_json": raw_json(kept),
+                "raw_json": text,
             }
         ],
         "threads": [],
@@ -114,8 +132,9 @@ def conversation_rows(record: dict) -> Rows:
         "timelogs": [],
     }
     # Threads come newest first; `position` counts from the oldest so ORDER BY reads naturally.
-    for position, thread in enumerate(reversed(threads)):
-        rows["threads"].append(thread_row(thread, cid, position))
+    oldest_first = zip(reversed(threads), reversed(thread_texts), strict=True)
+    for position, (thread, thread_text) in enumerate(oldest_first):
+        rows["threads"].append(thread_row(thread, cid, position, thread_text))
         for attachment in _embedded(thread, "attachments") or []:
             rows["attachments"].append(
                 {
@@ -158,7 +177,10 @@ def _text(value: Any) -> Any:
     return as_json(value) if isinstance(value, list | dict) else value
 
 
-def thread_row(thread: dict, conversation_id: int, position: int) -> dict[str, Any]:
+def thread_row(
+    thread: dict, conversation_id: int, position: int, text: str | None = None
+) -> dict[str, Any]:
+    """A thread's row; `text` is its JSON as received, when known."""
     action = thread.get("action") or {}
     source = thread.get("source") or {}
     created_by = thread.get("createdBy") or {}
@@ -186,7 +208,7 @@ def thread_row(thread: dict, conversation_id: int, position: int) -> dict[str, A
         "bcc": as_json(thread.get("bcc")),
         "created_at": timestamp(thread.get("createdAt")),
         "opened_at": timestamp(thread.get("openedAt")),
-        "raw_json": raw_json(thread),
+        "raw_json": raw_json(thread) if text is None else text,
     }
 
 

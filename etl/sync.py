@@ -21,7 +21,7 @@ from typing import Any
 from etl import mirror, search
 from etl.client import Client, RateGate, iter_pages, one_second_before
 from etl.errors import EtlError
-from etl.fetch import Segment, fetch_segment, merge, rows_for
+from etl.fetch import Segment, fetch_segment, merge, page_decoder, rows_for
 from etl.interrupt import StopFlag, deferred_interrupt
 from etl.parallel import can_fork, interleave, interleave_processes
 from etl.progress import Progress, silent
@@ -145,6 +145,7 @@ def _sync_whole(
             resource.key,
             resource.params,
             page_size=options.page_size,
+            decode=page_decoder(resource),
         )
         found = []
         for page in pages:

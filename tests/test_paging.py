@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from etl import client as client_module
 from etl.client import iter_pages, one_second_before, parse_timestamp
 from etl.errors import PagingError
 
@@ -54,7 +53,7 @@ class FakeEndpoint:
         }
 
 
-def walk(endpoint, page_size=10, since=None, look_ahead=True):
+def walk(endpoint, page_size=10, since=None, look_ahead=True, decode=json.loads):
     params = {"updatedSince": since} if since else {}
     pages = iter_pages(
         endpoint,
@@ -64,6 +63,7 @@ def walk(endpoint, page_size=10, since=None, look_ahead=True):
         page_size=page_size,
         keyset=("updatedAt", "updatedSince"),
         look_ahead=look_ahead,
+        decode=decode,
     )
     return [r for page in pages for r in page.items]
 
@@ -147,21 +147,19 @@ def test_a_crowded_second_is_reread_until_nothing_slipped():
     assert set(range(60)) - touched <= got
 
 
-def test_the_page_after_a_full_one_is_asked_for_while_that_one_is_decoded(monkeypatch):
+def test_the_page_after_a_full_one_is_asked_for_while_that_one_is_decoded():
     events = []  # in the order they happened, from both threads
-    decode = client_module.json_body
 
-    def slow_decode(response, path):
+    def slow_decode(content):
         time.sleep(0.05)  # long enough for the next request to be sent meanwhile
         events.append("decoded")
-        return decode(response, path)
+        return json.loads(content)
 
-    monkeypatch.setattr(client_module, "json_body", slow_decode)
     endpoint = FakeEndpoint(
         [{"id": i, "updatedAt": ts(i)} for i in range(95)],
         on_request=lambda _endpoint, _n: events.append("asked"),
     )
-    got = walk(endpoint, page_size=10)
+    got = walk(endpoint, page_size=10, decode=slow_decode)
     assert sorted(r["id"] for r in got) == list(range(95))
     pages = events.count("decoded")
     # Every page after the first was asked for before the page before it was decoded, and
