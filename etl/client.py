@@ -11,6 +11,7 @@ import ipaddress
 import itertools
 import json
 import multiprocessing
+import os
 import random
 import re
 import threading
@@ -176,6 +177,13 @@ class Client:
         self._count_lock = threading.Lock()
         self._rng = random.Random()
         self.session = requests.Session()
+        # requests reads the environment (proxies, CA bundle, ~/.netrc) on every request; each
+        # look-up drops the GIL and queued behind page transforms for it. Read it once here.
+        self.session.trust_env = False
+        self.session.proxies = requests.utils.get_environ_proxies(self.url)
+        self.session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get(
+            "CURL_CA_BUNDLE", True
+        )
         adapter = requests.adapters.HTTPAdapter(
             pool_connections=2, pool_maxsize=self.pool_size, max_retries=0
         )

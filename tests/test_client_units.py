@@ -77,3 +77,38 @@ def test_a_body_that_is_not_json_is_an_api_error_that_says_so():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_proxy_settings_are_read_from_the_environment_once_and_netrc_never(monkeypatch, tmp_path):
+    seen = []
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append((self.path, self.headers.get("Authorization")))
+            body = b'{"ok": true}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    (tmp_path / ".netrc").write_text("machine api.example.test login someone password secret\n")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    try:
+        client = Client("http://api.example.test", "key")
+        monkeypatch.delenv("HTTP_PROXY")  # read when the client was made, not per request
+        assert client.get("api/tags") == {"ok": True}
+        client.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    # the request went through the proxy, with no credentials from ~/.netrc
+    assert seen == [("http://api.example.test/api/tags", None)]
