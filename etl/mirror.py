@@ -304,12 +304,18 @@ def now_text() -> str:
 
 
 CACHE_KIB = 32 * 1024
+# A thread row (HTML body, its text and the raw JSON) is often larger than a 4 KiB page and
+# spilled into overflow pages. With 8 KiB pages a first sync's writes took a fifth less CPU
+# (replaying its pages: 5.4-5.8 s against 6.9-7.3 s) and the file is 7% smaller. SQLite sets
+# the page size when a database is created: an existing mirror keeps its own.
+PAGE_BYTES = 8192
 
 
 def open_mirror(path: str | os.PathLike) -> sqlite_utils.Database:
     """Open (creating if needed) a mirror database with its schema."""
     conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
     db = sqlite_utils.Database(conn)
+    conn.execute(f"PRAGMA page_size={PAGE_BYTES}")  # before WAL, which fixes it
     if str(path) != ":memory:":
         conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")

@@ -131,6 +131,21 @@ def test_a_mirror_keyed_by_id_by_an_older_version_still_upserts(tmp_path):
     assert [r[0] for r in db.execute("SELECT id FROM conversations")] == [1, 5]
 
 
+def test_a_new_mirror_has_8_kib_pages_and_an_older_one_keeps_its_own(tmp_path):
+    db = mirror.open_mirror(tmp_path / "new.db")
+    assert db.execute("PRAGMA page_size").fetchone()[0] == mirror.PAGE_BYTES == 8192
+    db.conn.close()
+    conn = sqlite3.connect(tmp_path / "old.db")  # as versions before 8 KiB pages made it
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.close()
+    old = mirror.open_mirror(tmp_path / "old.db")
+    assert old.execute("PRAGMA page_size").fetchone()[0] == 4096
+    with old.conn:
+        mirror.upsert(old.conn, "tags", [{"id": 1, "name": "vip"}])
+    assert old.execute("SELECT name FROM tags").fetchall() == [("vip",)]
+
+
 def test_cursor_never_moves_backwards():
     db = mirror.open_mirror(":memory:")
     mirror.set_cursor(db.conn, "conversations", "2024-01-02T00:00:00Z")
