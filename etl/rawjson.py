@@ -78,7 +78,8 @@ def page_reader(key: str, detach: str | None = None) -> Callable[[bytes], Any]:
 
 
 def _skip(s: str, i: int) -> int:
-    return _SPACE.match(s, i).end()
+    """The first position from `i` that is not whitespace (compact JSON has none to skip)."""
+    return _SPACE.match(s, i).end() if s[i : i + 1] in _BLANKS else i
 
 
 def _expect(s: str, i: int, char: str) -> int:
@@ -138,15 +139,10 @@ def _array(s: str, i: int, element: Reader, texts: list[str] | None = None) -> t
         items.append(value)
         if texts is not None:
             texts.append(s[start:i])
-        if s[i : i + 1] != ",":  # compact JSON has no space here; anything else is looked at
-            i = _skip(s, i)
-            if s[i : i + 1] == "]":
-                return items, i + 1
-            if s[i : i + 1] != ",":
-                raise _Unexpected(i)
-        i += 1
-        if s[i : i + 1] in _BLANKS:
-            i = _skip(s, i)
+        i = _skip(s, i)
+        if s[i : i + 1] == "]":
+            return items, i + 1
+        i = _expect(s, i, ",")
 
 
 def _sourced(s: str, i: int) -> tuple[Any, int]:
