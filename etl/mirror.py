@@ -362,10 +362,16 @@ def _upsert_sql(table: Table, columns: list[str]) -> str:
     pk = (table.pk,) if isinstance(table.pk, str) else table.pk
     names = ", ".join(f'"{c}"' for c in columns)
     marks = ", ".join("?" for _ in columns)
-    updates = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in pk)
+    others = [c for c in columns if c not in pk]
     conflict = ", ".join(f'"{c}"' for c in pk)
-    action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
-    return f'INSERT INTO "{table.name}" ({names}) VALUES ({marks}) ON CONFLICT({conflict}) {action}'
+    insert = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks}) ON CONFLICT({conflict})'
+    if not others:
+        return f"{insert} DO NOTHING"
+    updates = ", ".join(f'"{c}" = excluded."{c}"' for c in others)
+    # A row that is already as given is left alone: an incremental sync re-sends every thread
+    # of a changed conversation, and rewriting the unchanged ones dirtied a page each.
+    changed = " OR ".join(f'"{c}" IS NOT excluded."{c}"' for c in others)
+    return f"{insert} DO UPDATE SET {updates} WHERE {changed}"
 
 
 @dataclass

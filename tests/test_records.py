@@ -146,6 +146,23 @@ def test_a_new_mirror_has_8_kib_pages_and_an_older_one_keeps_its_own(tmp_path):
     assert old.execute("SELECT name FROM tags").fetchall() == [("vip",)]
 
 
+def test_an_upsert_leaves_rows_that_are_already_as_given_alone():
+    db = mirror.open_mirror(":memory:")
+    rows = records.conversation_rows(CONVERSATION)["threads"]
+    with db.conn:
+        mirror.upsert(db.conn, "threads", rows)
+    before = db.conn.total_changes
+    with db.conn:
+        mirror.upsert(db.conn, "threads", rows)  # the same again: nothing written
+    assert db.conn.total_changes == before
+    edited = [dict(rows[0], body="<p>Edited</p>"), *rows[1:]]
+    with db.conn:
+        mirror.upsert(db.conn, "threads", edited)  # one changed: one written
+    assert db.conn.total_changes == before + 1
+    body = db.execute("SELECT body FROM threads WHERE id = ?", (rows[0]["id"],)).fetchone()[0]
+    assert body == "<p>Edited</p>"
+
+
 def test_cursor_never_moves_backwards():
     db = mirror.open_mirror(":memory:")
     mirror.set_cursor(db.conn, "conversations", "2024-01-02T00:00:00Z")
