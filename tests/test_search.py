@@ -58,9 +58,9 @@ def test_after_a_subject_changes_the_new_words_are_found_and_the_old_ones_are_no
     assert numbers(path, "marmalade") == [number]
     assert numbers(path, '"quantum marmalade"') == [number]
     assert numbers(path, "zanzibar") == []
-    # the re-synced conversation's threads were deleted and inserted again: still one doc each
-    assert scalar(path, "SELECT count(*) FROM search_index WHERE kind = 'thread'") == scalar(
-        path, "SELECT count(*) FROM threads"
+    # the re-synced conversation was indexed again: still one document each
+    assert scalar(path, "SELECT count(*) FROM search_index WHERE rowid % 4 = 1") == scalar(
+        path, "SELECT count(*) FROM conversations"
     )
 
 
@@ -94,7 +94,7 @@ def test_an_index_created_on_a_mirror_with_rows_is_filled(sandbox, tmp_path, mon
     assert numbers(path, "refund")
 
 
-SEARCHED = ("conversations", "threads", "customers")
+SEARCHED = ("conversations", "customers")
 
 
 def test_deleted_conversations_are_found_only_when_asked(sandbox, tmp_path):
@@ -205,3 +205,42 @@ def test_a_first_refresh_looks_for_no_old_documents_and_later_ones_replace_them(
     hits = [r["id"] for r in search.search(db.conn, "zanzibar")]
     assert hits == [] and [r["id"] for r in search.search(db.conn, "marmalade")] == [1]
     db.conn.close()
+
+
+def test_a_conversation_is_one_document_whose_threads_come_and_go_with_it(sandbox, tmp_path):
+    path = tmp_path / "m.db"
+    sandbox.store.add_thread(5, "message", "<p>The <b>okapi</b> arrived.</p>")
+    sync_into(sandbox, path)
+    number = number_of(path, 5)
+    assert numbers(path, "okapi") == [number]
+    sandbox.store.add_thread(5, "message", "<p>And the narwhal too.</p>")
+    sync_into(sandbox, path)  # incremental: the conversation is indexed again, whole
+    assert numbers(path, "okapi") == numbers(path, "narwhal") == [number]
+    assert scalar(path, "SELECT count(*) FROM search_index") == sum(
+        scalar(path, f"SELECT count(*) FROM {t}") for t in SEARCHED
+    )
+    db = mirror.open_mirror(path)
+    with db.conn:  # a thread removed by hand journals its conversation for the next refresh
+        db.execute("DELETE FROM threads WHERE body_text LIKE '%okapi%'")
+    db.conn.close()
+    assert numbers(path, "okapi") == []
+    assert numbers(path, "narwhal") == [number]
+
+
+def test_an_index_with_a_document_per_thread_is_rebuilt_when_the_mirror_opens(sandbox, tmp_path):
+    path = tmp_path / "m.db"
+    sync_into(sandbox, path)
+    db = mirror.open_mirror(path)
+    with db.conn:  # the index as versions before one document per conversation made it
+        db.execute(f"DROP TABLE {search.INDEX}")
+        db.execute(
+            f"CREATE VIRTUAL TABLE {search.INDEX} USING fts5(kind UNINDEXED, ref_id UNINDEXED, "
+            "title, body, tokenize = 'unicode61 remove_diacritics 2')"
+        )
+        db.execute(f"INSERT INTO {search.INDEX} (rowid, title) VALUES (5, 'stale')")  # conv 1
+    db.conn.close()
+    mirror.open_mirror(path).conn.close()
+    assert scalar(path, "SELECT count(*) FROM search_index") == sum(
+        scalar(path, f"SELECT count(*) FROM {t}") for t in SEARCHED
+    )
+    assert numbers(path, "stale") == [] and numbers(path, "refund")
