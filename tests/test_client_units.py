@@ -1,5 +1,6 @@
-"""Unit tests of the client's pure helpers, and of its answer to a body that is not JSON."""
+"""Unit tests of the client's pure helpers, and of how it talks to a local HTTP server."""
 
+import contextlib
 import http.server
 import random
 import threading
@@ -53,12 +54,16 @@ def test_the_key_is_not_in_the_clients_repr():
     assert client.session.headers["X-Smarticks-API-Key"] == "s3cret-key"
 
 
-def test_a_body_that_is_not_json_is_an_api_error_that_says_so():
-    class Proxy(http.server.BaseHTTPRequestHandler):
+@contextlib.contextmanager
+def serving(body: bytes, content_type: str):
+    """A local HTTP server answering every GET with `body`; yields (port, requests seen)."""
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            body = b"<html><body>Gateway sign-in</body></html>"
+            seen.append((self.path, self.headers.get("Authorization")))
             self.send_response(200)
-            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -66,49 +71,34 @@ def test_a_body_that_is_not_json_is_an_api_error_that_says_so():
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        client = Client(f"http://127.0.0.1:{server.server_port}", "key")
+        yield server.server_port, seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_body_that_is_not_json_is_an_api_error_that_says_so():
+    with serving(b"<html><body>Gateway sign-in</body></html>", "text/html") as (port, _):
+        client = Client(f"http://127.0.0.1:{port}", "key")
         with pytest.raises(ApiError) as caught:
             client.get("conversations")
         assert str(caught.value).startswith("GET conversations: HTTP 200: not JSON (text/html)")
         client.close()
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_proxy_settings_are_read_from_the_environment_once_and_netrc_never(monkeypatch, tmp_path):
-    seen = []
-
-    class Proxy(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            seen.append((self.path, self.headers.get("Authorization")))
-            body = b'{"ok": true}'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     (tmp_path / ".netrc").write_text("machine api.example.test login someone password secret\n")
     monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_port}")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    try:
+    with serving(b'{"ok": true}', "application/json") as (port, seen):
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
         client = Client("http://api.example.test", "key")
         monkeypatch.delenv("HTTP_PROXY")  # read when the client was made, not per request
         assert client.get("api/tags") == {"ok": True}
         client.close()
-    finally:
-        server.shutdown()
-        server.server_close()
     # the request went through the proxy, with no credentials from ~/.netrc
     assert seen == [("http://api.example.test/api/tags", None)]
