@@ -81,13 +81,13 @@ def conversation_rows(record: dict) -> Rows:
     waiting = record.get("customerWaitingSince") or {}
     source = record.get("source") or {}
     threads = _embedded(record, "threads") or []
+    thread_texts = detached_texts(record)
     text = text_of(record)
-    if text is None:
+    if text is None or (threads and thread_texts is None):  # no text, or one with the threads
         kept = dict(record)
         if "_embedded" in kept:
             kept["_embedded"] = {k: v for k, v in kept["_embedded"].items() if k != "threads"}
         text = _compact(kept)
-    thread_texts = detached_texts(record)
     if thread_texts is None or len(thread_texts) != len(threads):
         thread_texts = [None] * len(threads)
     count = record.get("threadsCount", record.get("threads"))

@@ -94,6 +94,14 @@ def test_text_in_the_mirror_is_the_servers_and_data_the_same_as_from_json_loads(
         assert kept["conversations"][0]["raw_json"] == text_of(mine)
 
 
+def test_a_conversation_read_without_detaching_its_threads_is_stored_without_them():
+    body = page([conversation(1)], **STYLES[0])
+    record = page_reader("conversations")(body)["_embedded"]["conversations"][0]
+    assert '"threads"' in text_of(record)  # this reader kept the whole text
+    stored = records.conversation_rows(record)["conversations"][0]["raw_json"]
+    assert json.loads(stored) == without_threads(record)
+
+
 def test_records_of_other_lists_keep_their_whole_text():
     items = [{"id": 1, "firstName": "Zo\u00eb", "_embedded": {"emails": [{"value": "z@x"}]}}]
     body = page(items, "customers", ensure_ascii=True)
