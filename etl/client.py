@@ -181,8 +181,9 @@ class Client:
         # look-up drops the GIL and queued behind page transforms for it. Read it once here.
         self.session.trust_env = False
         self.session.proxies = requests.utils.get_environ_proxies(self.url)
-        self.session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get(
-            "CURL_CA_BUNDLE", True
+        # As requests reads them: an empty variable is unset, never "do not verify".
+        self.session.verify = (
+            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         )
         adapter = requests.adapters.HTTPAdapter(
             pool_connections=2, pool_maxsize=self.pool_size, max_retries=0

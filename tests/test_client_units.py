@@ -102,3 +102,25 @@ def test_proxy_settings_are_read_from_the_environment_once_and_netrc_never(monke
         client.close()
     # the request went through the proxy, with no credentials from ~/.netrc
     assert seen == [("http://api.example.test/api/tags", None)]
+
+
+@pytest.mark.parametrize(
+    ("requests_bundle", "curl_bundle", "verify"),
+    [
+        (None, None, True),
+        ("", "", True),  # empty is unset, as requests reads it: never "do not verify"
+        ("/certs/a.pem", "/certs/b.pem", "/certs/a.pem"),
+        ("", "/certs/b.pem", "/certs/b.pem"),
+    ],
+)
+def test_certificates_are_verified_against_the_bundle_the_environment_names(
+    monkeypatch, requests_bundle, curl_bundle, verify
+):
+    for name, value in (("REQUESTS_CA_BUNDLE", requests_bundle), ("CURL_CA_BUNDLE", curl_bundle)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    client = Client("https://api.example.test", "key")
+    assert client.session.verify == verify
+    client.close()
