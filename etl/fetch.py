@@ -55,8 +55,7 @@ def rows_for(resource: Resource, record: dict, mailbox_id: int | None = None):
 
 
 def page_decoder(resource: Resource):
-    """Decodes this resource's pages keeping each record's text, so the mirror need not
-    encode it again for `raw_json`."""
+    """A decoder for this resource's pages that keeps each record's text for `raw_json`."""
     return rawjson.page_reader(resource.key, records.DETACHED.get(resource.name))
 
 
