@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import json
 import random
-import sqlite3
 from collections import Counter
 
 import pytest
 import requests
+from helpers_mirror import rows, sync_into
 
 from etl import records
 from etl.rawjson import Sourced, detached_texts, page_reader, text_of
 from etl.resources import CONVERSATIONS, CUSTOMERS
-from tests.test_sync import do_sync
 
 STYLES = [
     {"separators": (",", ":")},  # compact, as the sandbox writes
@@ -82,8 +81,8 @@ def test_text_in_the_mirror_is_the_servers_and_data_the_same_as_from_json_loads(
     plain = json.loads(body)["_embedded"]["conversations"]
     for mine, theirs in zip(fast, plain, strict=True):
         kept, encoded = records.conversation_rows(mine), records.conversation_rows(theirs)
-        for table, rows in kept.items():
-            for row, other in zip(rows, encoded[table], strict=True):
+        for table, table_rows in kept.items():
+            for row, other in zip(table_rows, encoded[table], strict=True):
                 assert {k: v for k, v in row.items() if k != "raw_json"} == {
                     k: v for k, v in other.items() if k != "raw_json"
                 }
@@ -186,7 +185,7 @@ def test_random_documents_decode_as_json_loads_decodes_them():
 
 def test_a_synced_mirror_keeps_the_servers_text(sandbox, tmp_path):
     path = tmp_path / "m.db"
-    do_sync(sandbox, path)
+    sync_into(sandbox, path)
     headers = {"X-Smarticks-API-Key": sandbox.api_key}
     served = ""
     for resource in (CONVERSATIONS, CUSTOMERS):
@@ -196,13 +195,9 @@ def test_a_synced_mirror_keeps_the_servers_text(sandbox, tmp_path):
                 f"{sandbox.url}/{resource.path}", {**query, "page": number}, headers=headers
             )
             served += reply.text
-    conn = sqlite3.connect(path)
-    try:
-        threads = [r[0] for r in conn.execute("SELECT raw_json FROM threads")]
-        customers = [r[0] for r in conn.execute("SELECT raw_json FROM customers")]
-        conversations = conn.execute("SELECT id, raw_json FROM conversations").fetchall()
-    finally:
-        conn.close()
+    threads = [r[0] for r in rows(path, "SELECT raw_json FROM threads")]
+    customers = [r[0] for r in rows(path, "SELECT raw_json FROM customers")]
+    conversations = rows(path, "SELECT id, raw_json FROM conversations")
     assert threads and customers and conversations
     assert all(text in served for text in threads + customers)
     for cid, text in conversations:
