@@ -353,6 +353,10 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
 
 # Other modules (full-text search, views) register functions here to extend the schema.
 SCHEMA_HOOKS: list = []
+# ... and here to keep what they derive from rows in step with each batch `save_records`
+# writes: called as hook(conn, parent table, batch, ids written, ids mirrored before), once
+# the parent rows are written and before they are journaled in `etl_changes`.
+SAVE_HOOKS: list = []
 
 
 # -- writes -----------------------------------------------------------------------------------
@@ -395,7 +399,9 @@ def pack(rows: dict[str, list[dict[str, Any]]]) -> Batch:
     """Row dicts (as `records` makes them) -> tuples; columns outside the schema are dropped."""
     batch = {}
     for table_name, items in rows.items():
-        columns = tuple(c for c in SCHEMA[table_name].columns if items and c in items[0])
+        table = SCHEMA.get(table_name)  # None: a table another module owns (search_docs)
+        known = table.columns if table else (items[0] if items else ())
+        columns = tuple(c for c in known if items and c in items[0])
         try:  # rows made by one function share their keys: pick them out in C
             values = list(map(itemgetter(*columns), items)) if len(columns) > 1 else None
         except KeyError:
@@ -459,6 +465,8 @@ def save_records(
     parents, mirrored = newer_only(conn, parent_table, batch.get(parent_table, Packed((), [])))
     upsert(conn, parent_table, parents)
     ids = {v[parents.index("id")] for v in parents.values}
+    for hook in SAVE_HOOKS:
+        hook(conn, parent_table, batch, ids, mirrored)
     conn.executemany(
         "INSERT OR IGNORE INTO etl_changes (table_name, id) VALUES (?, ?)",
         [(parent_table, i) for i in ids],

@@ -367,3 +367,4 @@ def install(db: sqlite_utils.Database) -> None:
 
 
 mirror.SCHEMA_HOOKS.append(install)
+mirror.SAVE_HOOKS.append(search.save_documents)

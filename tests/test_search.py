@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 from helpers_mirror import rows, scalar, sync_into
@@ -181,30 +182,83 @@ def test_cli_search_prints_a_table_and_json(sandbox, tmp_path, capsys):
     )
 
 
-def test_a_first_refresh_looks_for_no_old_documents_and_later_ones_replace_them(tmp_path):
+def assert_index_holds_the_documents(path) -> None:
+    """The index holds each stored document's words, at their places, and nothing else.
+
+    FTS5 takes an external-content document out only given its indexed text, so a document
+    changed without leaving the index first would leave stale words behind: compared here
+    with a fresh index of the stored documents, word by word.
+    """
+    conn = sqlite3.connect(path)
+    try:
+        tokenize = "tokenize = 'unicode61 remove_diacritics 2'"
+        conn.execute(f"CREATE VIRTUAL TABLE temp.fresh USING fts5(title, body, {tokenize})")
+        conn.execute(f"INSERT INTO temp.fresh (rowid, title, body) SELECT * FROM {search.DOCS}")
+        words = []
+        for schema, table in (("main", search.INDEX), ("temp", "fresh")):
+            conn.execute(
+                f"CREATE VIRTUAL TABLE temp.v_{table} USING fts5vocab({schema}, {table}, instance)"
+            )
+            words.append(set(conn.execute(f"SELECT term, doc, col, offset FROM temp.v_{table}")))
+        assert words[0] == words[1]
+        assert words[0], "the index is empty"
+    finally:
+        conn.close()
+
+
+def assert_documents_are_made_as_the_rows_would_make_them(path) -> None:
+    made = {(r[0], r[1], r[2]) for r in rows(path, search._CONVERSATION_ROWS)}
+    made |= {(r[0], r[1], r[2]) for r in rows(path, search._CUSTOMER_ROWS)}
+    assert set(rows(path, f"SELECT doc_id, title, body FROM {search.DOCS}")) == made
+
+
+def test_documents_come_with_each_page_and_the_index_keeps_up_with_them(sandbox, tmp_path):
+    path = tmp_path / "m.db"
+    sync_into(sandbox, path)
+    assert_documents_are_made_as_the_rows_would_make_them(path)
+    assert_index_holds_the_documents(path)
+    sandbox.store.add_thread(3, "message", "<p>A <i>quokka</i> wrote in.</p>")
+    sandbox.store.update_conversation(4, subject="Wombat crossing")
+    sync_into(sandbox, path)  # incremental: changed records leave the index, then come back
+    assert_documents_are_made_as_the_rows_would_make_them(path)
+    assert_index_holds_the_documents(path)
+    assert numbers(path, "quokka") == [number_of(path, 3)]
+    assert numbers(path, "wombat") == [number_of(path, 4)]
+
+
+def test_a_record_saved_again_leaves_the_index_until_the_refresh(tmp_path):
     db = mirror.open_mirror(tmp_path / "m.db")
-    statements = []
-    db.conn.set_trace_callback(statements.append)
     children = ["threads", "attachments", "conversation_tags", "conversation_custom_fields"]
 
-    def save(subject: str) -> None:
+    def save(subject: str, with_document: bool = True) -> None:
+        thread = {"id": 10, "type": "customer", "body": f"<p>{subject} in a thread</p>"}
         record = {"id": 1, "subject": subject, "updatedAt": "2024-01-01T00:00:00Z"}
-        rows = records.conversation_rows(record)
+        rows = records.conversation_rows({**record, "_embedded": {"threads": [thread]}})
+        if not with_document:  # a batch without the text a document needs
+            rows["threads"][0].pop("body_text")
         with db.conn:
             mirror.save_records(db.conn, "conversations", rows, children)
-        statements.clear()
-        assert search.refresh(db.conn) == 1
 
-    def drops() -> list[str]:
-        return [s for s in statements if s.startswith(f"DELETE FROM {search.INDEX}")]
+    def found(word: str) -> list[int]:
+        return [r["id"] for r in search.search(db.conn, word)]
 
     save("Zanzibar invoice")
-    assert drops() == []  # the index was empty: nothing to drop
+    assert search.refresh(db.conn) == 1 and found("zanzibar") == [1]
     save("Quantum marmalade")
-    assert len(drops()) == len(search.DROP_PENDING)
-    hits = [r["id"] for r in search.search(db.conn, "zanzibar")]
-    assert hits == [] and [r["id"] for r in search.search(db.conn, "marmalade")] == [1]
+    hits = db.conn.execute(
+        f"SELECT rowid FROM {search.INDEX} WHERE {search.INDEX} MATCH 'zanzibar'"
+    )
+    assert hits.fetchall() == []  # out of the index as soon as the new row is written
+    assert found("zanzibar") == [] and found("marmalade") == [1]
+    save("Saffron ledger", with_document=False)  # its old thread text stays in the row
+    assert found("saffron") == [1] and found('"quantum marmalade in a thread"') == [1]
+    save("Cobalt ledger")
+    save("Umber", with_document=False)  # saved twice before a refresh: left the index once
+    assert found("umber") == [1]
+    assert found('"cobalt ledger in a thread"') == [1]
     db.conn.close()
+    assert_documents_are_made_as_the_rows_would_make_them(tmp_path / "m.db")
+    assert_index_holds_the_documents(tmp_path / "m.db")
 
 
 def test_a_conversation_is_one_document_whose_threads_come_and_go_with_it(sandbox, tmp_path):
