@@ -182,10 +182,13 @@ def _tokenized(html: str) -> _Text | None:
     return sink
 
 
-# Most helpdesk bodies are only tags without attributes (`<p>`, `<br>`, `<b>`): each becomes a
-# line break or nothing, which one split and a few comprehensions do at half the tokenizer's
-# cost. Tags that need more (links, images, <pre>, hidden content) are left to the tokenizer.
-_BARE_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)\s*/?>")
+# Most helpdesk bodies are only tags without attributes (`<p>`, `<br>`, `<b>`), and links:
+# each tag becomes a line break or nothing, and a link its label and address, which one split
+# and a few comprehensions do at a third of the tokenizer's cost. Other tags (links with more
+# than an address or with markup inside, images, <pre>, hidden content) are the tokenizer's.
+_BARE_TAG = re.compile(
+    r"""<(/?)([A-Za-z][A-Za-z0-9]*)\s*/?>|<[Aa]\s+[Hh][Rr][Ee][Ff]="([^"\s]*)">([^<]*)</[Aa]>"""
+)
 _LITERAL_LT = re.compile(r"<(?=[^A-Za-z!/?])")  # "3 < 4": text, as the tokenizer reads it
 _BARE_START = {
     **dict.fromkeys(_PARAGRAPH, "\n\n"),
@@ -201,25 +204,49 @@ def _data(text: str) -> str:
     return _collapse(unescape(text) if "&" in text else text)
 
 
+def _link(href: str, label: str, entities: bool) -> str:
+    """A link as `_Text` writes it: the label, then the address unless the label is it."""
+    text = _data(label) if entities else label
+    address = (unescape(href) if "&" in href else href).strip()
+    if address.lower().startswith("mailto:"):
+        address = address[7:]
+    if address.startswith(("http", "www")) or "@" in address:
+        shown = text.strip()
+        if address != shown:
+            return f"{text} ({address})" if shown else text + address
+    return text
+
+
 def _bare(html: str) -> str | None:
-    """The text of markup made only of attribute-free tags, or None if it holds anything else."""
+    """The text of markup made only of attribute-free tags and links, or None if it holds more."""
     entities = "&" in html
     if not entities:
         # Whitespace runs never cross a tag, so collapsing them first is collapsing each text.
         html = _collapse(html)
         if html.count("<") == html.count("<p>") + html.count("</p>") + html.count("<br>"):
             return _tidy(html.replace("<p>", "\n\n").replace("</p>", "\n\n").replace("<br>", "\n"))
-    parts = _BARE_TAG.split(html)  # text, "/" or "", tag name, text, ...
-    ends, tags = parts[1::3], [tag.lower() for tag in parts[2::3]]
-    if len(tags) + len(_LITERAL_LT.findall(html)) != html.count("<") or html.endswith("<"):
+    parts = _BARE_TAG.split(html)  # text, "/" or "", tag name, href, label, text, ...
+    ends, tags, hrefs = parts[1::5], parts[2::5], parts[3::5]
+    links = len(tags) - hrefs.count(None)  # each took two "<"
+    if len(tags) + links + len(_LITERAL_LT.findall(html)) != html.count("<") or html.endswith("<"):
         return None
-    if not _NOT_BARE.isdisjoint(tags):
+    names = [tag.lower() for tag in tags if tag is not None]
+    if not _NOT_BARE.isdisjoint(names):
         return None
-    texts = [_data(text) for text in parts[0::3]] if entities else parts[0::3]
+    texts = [_data(text) for text in parts[0::5]] if entities else parts[0::5]
     pieces = [""] * (2 * len(tags) + 1)
     pieces[0::2] = texts
-    breaks = zip(ends, tags, strict=True)
-    pieces[1::2] = [(_BARE_END if end else _BARE_START).get(tag, "") for end, tag in breaks]
+    if links:
+        labels = parts[4::5]
+        pieces[1::2] = [
+            (_BARE_END if end else _BARE_START).get(tag.lower(), "")
+            if href is None
+            else _link(href, label, entities)
+            for end, tag, href, label in zip(ends, tags, hrefs, labels, strict=True)
+        ]
+    else:
+        breaks = zip(ends, names, strict=True)
+        pieces[1::2] = [(_BARE_END if end else _BARE_START).get(tag, "") for end, tag in breaks]
     return _tidy("".join(pieces))
 
 

@@ -14,6 +14,9 @@ FRAGMENTS = [
     *("<!-- note -->", "<!DOCTYPE html>", '<?xml version="1.0"?>', "<blockquote>"),
     *("&amp;", "&nbsp;", "&lt;", "&#233;", "&bogus;", "&amp", "a&b", " < ", "<3", "3 > 2"),
     *("\n", "  ", "\t", "Hello", "Zoë", "word"),
+    # links the bare reader takes: an address and a label without markup
+    *('<a href="mailto:X@y.example">', '<a href="www.e.example">', '<A HREF="/relative">'),
+    *('<a href="x@y.example">', "x@y.example", "https://e.example/a?b=1&c=2", "\u2003"),
     # markup the tokenizer leaves to the standard parser
     *("<script>if (a<b) {}</script>", "<style>p{}</style>", "</ p>", "<!x>", "<"),
     '<p class="unclosed>',
@@ -53,9 +56,30 @@ def test_bare_tag_bodies_read_as_the_standard_parser_reads_them():
         fast = _bare(html)
         if fast is not None:
             bare += 1
-            plain_replaced += set(_BARE_TAG.findall(html)) <= {("", "p"), ("/", "p"), ("", "br")}
+            tags = {tag[:2] for tag in _BARE_TAG.findall(html)}
+            plain_replaced += tags <= {("", "p"), ("/", "p"), ("", "br")}
             assert fast == parsed(html), html
     assert bare > 500 and plain_replaced > 50  # both of its paths are really taken
+
+
+def test_links_read_as_the_standard_parser_reads_them():
+    rng = random.Random(13)
+    hrefs = ["https://e.example/a?b=1&amp;c=2", "mailto:X@y.example", "www.e.example", "/faq"]
+    hrefs += ["x@y.example", "http://e.example/", " https://e.example/ ", "&#104;ttp://e.x"]
+    labels = ["", " ", "Help &amp; FAQ", "x@y.example", "https://e.example/a?b=1&c=2"]
+    labels += ["\u2003www.e.example ", "  two  words  ", "3 < 4", "&bogus;", "http://e.example/"]
+    around = ["", "<p>", "</p>", "<br>", " ", "  ", "see", "&amp;", "\n"]
+    taken = 0
+    for _ in range(3000):
+        html = "".join(rng.choice(around) for _ in range(rng.randint(0, 3)))
+        for _ in range(rng.randint(1, 2)):
+            html += f'<a href="{rng.choice(hrefs)}">{rng.choice(labels)}</a>'
+            html += "".join(rng.choice(around) for _ in range(rng.randint(0, 3)))
+        fast = _bare(html)
+        if fast is not None:
+            taken += 1
+            assert fast == parsed(html), html
+    assert taken > 1000  # the bare reader really takes links
     # links, images, <pre> and hidden content are the tokenizer's
     for html in ("<p>see <a>here</a></p>", "<img>", "<pre> x </pre>", "<p>a<style>p{}</style>"):
         assert _bare(html) is None
