@@ -2,6 +2,7 @@
 
 import contextlib
 import http.server
+import json
 import random
 import threading
 from datetime import UTC, datetime
@@ -55,17 +56,29 @@ def test_the_key_is_not_in_the_clients_repr():
 
 
 @contextlib.contextmanager
-def serving(body: bytes, content_type: str):
-    """A local HTTP server answering every GET with `body`; yields (port, requests seen)."""
+def serving(body: bytes, content_type: str, cut_short: int = 0, connections: list | None = None):
+    """A local HTTP/1.1 server answering every GET with `body`; yields (port, requests seen).
+
+    The first `cut_short` answers stop halfway through the body and drop the connection.
+    `connections`, if given, gets the client's port of each request.
+    """
     seen = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
         def do_GET(self):
             seen.append((self.path, self.headers.get("Authorization")))
+            if connections is not None:
+                connections.append(self.client_address[1])
             self.send_response(200)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            if len(seen) <= cut_short:
+                self.wfile.write(body[: len(body) // 2])
+                self.close_connection = True
+                return
             self.wfile.write(body)
 
         def log_message(self, *args):
@@ -86,6 +99,25 @@ def test_a_body_that_is_not_json_is_an_api_error_that_says_so():
         with pytest.raises(ApiError) as caught:
             client.get("conversations")
         assert str(caught.value).startswith("GET conversations: HTTP 200: not JSON (text/html)")
+        client.close()
+
+
+def test_a_body_is_read_whole_and_the_connection_kept_for_the_next_request():
+    body = json.dumps({"items": ["x" * 100] * 5000}).encode()  # 500 KB, as a page of threads
+    ports: list[int] = []
+    with serving(body, "application/json", connections=ports) as (port, _):
+        client = Client(f"http://127.0.0.1:{port}", "key")
+        assert [client.get("api/tags") for _ in range(3)] == [json.loads(body)] * 3
+        client.close()
+    assert len(ports) == 3 and len(set(ports)) == 1  # one keep-alive connection
+
+
+def test_a_body_cut_short_is_retried_like_any_dropped_connection():
+    body = json.dumps({"items": list(range(20000))}).encode()
+    with serving(body, "application/json", cut_short=1) as (port, seen):
+        client = Client(f"http://127.0.0.1:{port}", "key", retry=RetryPolicy(base_delay=0.01))
+        assert client.get("api/tags") == json.loads(body)
+        assert client.retries_made == 1 and len(seen) == 2
         client.close()
 
 
