@@ -206,6 +206,11 @@ class CursorTracker:
 # Segments per request in flight when lists are cut up: a slot that finishes its segment early
 # takes another, so no request slot idles while one long segment is still being read.
 SEGMENTS_PER_SLOT = 4
+# Once fewer segments are left than readers, some reader has nothing left to read and the
+# cores have room: the search index then takes everything written so far, which leaves the
+# closing refresh (on one core, the other idle) a few thousand records instead of all. Only
+# for big syncs: an incremental's records are indexed at the end, in one pass.
+INDEX_IN_TAIL_AFTER = 10_000
 
 
 @dataclass
@@ -432,6 +437,8 @@ def _read_segments(
 
     checkpoints = mirror.Checkpoints(conn)
     copier = mirror.BackgroundCheckpoints(conn)
+    unfinished = len(specs)
+    indexed_early = False
     try:
         for index, page in stream:
             copier.start()  # the fetch processes are forked by now
@@ -456,6 +463,12 @@ def _read_segments(
                     save_cursors()
                 checkpoints.commit()
                 stop.check()
+            if page is None:
+                unfinished -= 1
+                written = sum(read.written for read in reads)
+                if not indexed_early and unfinished < readers and written >= INDEX_IN_TAIL_AFTER:
+                    indexed_early = True
+                    search.refresh(conn)  # commits what it indexes
     finally:
         checkpoints.commit()
         copier.stop()

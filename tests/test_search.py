@@ -9,6 +9,7 @@ import pytest
 from helpers_mirror import rows, scalar, sync_into
 
 from etl import mirror, records, search, views
+from etl import sync as sync_module
 from etl.cli import main
 from etl.htmltext import html_to_text
 
@@ -298,3 +299,23 @@ def test_an_index_with_a_document_per_thread_is_rebuilt_when_the_mirror_opens(sa
         scalar(path, f"SELECT count(*) FROM {t}") for t in SEARCHED
     )
     assert numbers(path, "stale") == [] and numbers(path, "refund")
+
+
+def test_a_big_sync_indexes_what_it_has_once_segments_run_out(sandbox, tmp_path, monkeypatch):
+    pending_at_each_refresh = []
+    refresh = search.refresh
+
+    def counting(conn):
+        pending_at_each_refresh.append(refresh(conn))
+        return pending_at_each_refresh[-1]
+
+    monkeypatch.setattr(sync_module.search, "refresh", counting)
+    monkeypatch.setattr(sync_module, "INDEX_IN_TAIL_AFTER", 50)
+    path = tmp_path / "m.db"
+    sync_into(sandbox, path, page_size=10, workers=2)
+    start, in_the_tail, at_the_end = pending_at_each_refresh
+    records = sum(scalar(path, f"SELECT count(*) FROM {t}") for t in SEARCHED)
+    assert start == 0 and in_the_tail >= 50 and in_the_tail + at_the_end == records
+    assert at_the_end > 0  # segments still being read were indexed at the end
+    assert_documents_are_made_as_the_rows_would_make_them(path)
+    assert_index_holds_the_documents(path)
