@@ -355,7 +355,8 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
 SCHEMA_HOOKS: list = []
 # ... and here to keep what they derive from rows in step with each batch `save_records`
 # writes: called as hook(conn, parent table, batch, ids written, ids mirrored before), once
-# the parent rows are written and before they are journaled in `etl_changes`.
+# the parent rows are written and before they are journaled in `etl_changes`. A hook returns
+# the ids whose derived data is current already; only the others are journaled.
 SAVE_HOOKS: list = []
 
 
@@ -465,11 +466,12 @@ def save_records(
     parents, mirrored = newer_only(conn, parent_table, batch.get(parent_table, Packed((), [])))
     upsert(conn, parent_table, parents)
     ids = {v[parents.index("id")] for v in parents.values}
+    current: set[int] = set()
     for hook in SAVE_HOOKS:
-        hook(conn, parent_table, batch, ids, mirrored)
+        current |= hook(conn, parent_table, batch, ids, mirrored) or set()
     conn.executemany(
         "INSERT OR IGNORE INTO etl_changes (table_name, id) VALUES (?, ?)",
-        [(parent_table, i) for i in ids],
+        [(parent_table, i) for i in ids - current],
     )
     for child in child_tables:
         children = batch.get(child)

@@ -319,3 +319,23 @@ def test_a_big_sync_indexes_what_it_has_once_segments_run_out(sandbox, tmp_path,
     assert at_the_end > 0  # segments still being read were indexed at the end
     assert_documents_are_made_as_the_rows_would_make_them(path)
     assert_index_holds_the_documents(path)
+
+
+def test_a_record_whose_document_did_not_change_is_not_indexed_again(
+    sandbox, tmp_path, monkeypatch
+):
+    path = tmp_path / "m.db"
+    sync_into(sandbox, path)
+    indexed = []
+    refresh = search.refresh
+    monkeypatch.setattr(sync_module.search, "refresh", lambda conn: indexed.append(refresh(conn)))
+    sandbox.store.set_conversation_tags(5, ["retagged"])  # same subject and threads
+    sandbox.store.update_conversation(6, subject="Tangerine dispatch")
+    sync_into(sandbox, path)
+    assert rows(path, "SELECT name FROM conversation_tags WHERE conversation_id = 5") == [
+        ("retagged",)
+    ]
+    assert indexed == [0, 1]  # conversation 6 only, though 5 and others were read again
+    assert numbers(path, "tangerine") == [number_of(path, 6)]
+    assert_documents_are_made_as_the_rows_would_make_them(path)
+    assert_index_holds_the_documents(path)
