@@ -20,8 +20,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
+import etl
 from etl.errors import ConfigError, LockedError
 
 T, INT = str, int
@@ -311,10 +310,23 @@ CACHE_KIB = 32 * 1024
 PAGE_BYTES = 8192
 
 
-def open_mirror(path: str | os.PathLike) -> sqlite_utils.Database:
+class Mirror:
+    """An open mirror database: the connection everything uses, and `execute` for short."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, parameters: Any = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, parameters)
+
+    def __getitem__(self, table: str) -> Any:
+        """sqlite-utils' view of one table (rows, count, ...); imports sqlite-utils."""
+        return etl.import_sqlite_utils().Database(self.conn)[table]
+
+
+def open_mirror(path: str | os.PathLike) -> Mirror:
     """Open (creating if needed) a mirror database with its schema."""
     conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
-    db = sqlite_utils.Database(conn)
     conn.execute(f"PRAGMA page_size={PAGE_BYTES}")  # before WAL, which fixes it
     if str(path) != ":memory:":
         conn.execute("PRAGMA journal_mode=WAL")
@@ -324,31 +336,60 @@ def open_mirror(path: str | os.PathLike) -> sqlite_utils.Database:
     # (3 million writes and 2.4 million reads for a 640 MB mirror); a cache that holds one
     # transaction's pages cuts the system time of a first sync by a third, at a fixed cost.
     conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-    ensure_schema(db)
-    return db
+    database = Mirror(conn)
+    ensure_schema(database)
+    return database
 
 
-def ensure_schema(db: sqlite_utils.Database) -> None:
-    existing = set(db.table_names())
+def _index_name(table: str, columns: tuple[str, ...]) -> str:
+    return f"idx_{table}_{'_'.join(columns)}"  # as sqlite-utils names them
+
+
+def schema_is_current(conn: sqlite3.Connection) -> bool:
+    """True when every table, column and index of the schema is there already."""
+    indexes = {
+        row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+    }
     for table in TABLES:
-        if table.name not in existing:
-            db[table.name].create(
-                table.columns,
-                pk=None if table.arrival_order else table.pk,
-                not_null={"id"} if table.arrival_order else None,
-                foreign_keys=[(col, other, "id") for col, other in table.foreign_keys],
-            )
-        else:  # a mirror made by an older version gains the columns added since
-            have = db[table.name].columns_dict
-            for column, kind in table.columns.items():
-                if column not in have:
-                    db[table.name].add_column(column, kind)
-        if table.arrival_order and db[table.name].pks != ["id"]:  # older mirrors key by id
-            db[table.name].create_index(["id"], unique=True, if_not_exists=True)
-        for columns in table.indexes:
-            db[table.name].create_index(columns, if_not_exists=True)
+        info = conn.execute(f'PRAGMA table_info("{table.name}")').fetchall()
+        if not {row[1] for row in info}.issuperset(table.columns):
+            return False
+        keyed_by_id = [row[1] for row in info if row[5]] == ["id"]
+        if (
+            table.arrival_order
+            and not keyed_by_id
+            and _index_name(table.name, ("id",)) not in indexes
+        ):
+            return False
+        if any(_index_name(table.name, columns) not in indexes for columns in table.indexes):
+            return False
+    return True
+
+
+def ensure_schema(database: Mirror) -> None:
+    """Create what the schema lacks (with sqlite-utils, imported only then), then run the hooks."""
+    if not schema_is_current(database.conn):
+        db = etl.import_sqlite_utils().Database(database.conn)
+        existing = set(db.table_names())
+        for table in TABLES:
+            if table.name not in existing:
+                db[table.name].create(
+                    table.columns,
+                    pk=None if table.arrival_order else table.pk,
+                    not_null={"id"} if table.arrival_order else None,
+                    foreign_keys=[(col, other, "id") for col, other in table.foreign_keys],
+                )
+            else:  # a mirror made by an older version gains the columns added since
+                have = db[table.name].columns_dict
+                for column, kind in table.columns.items():
+                    if column not in have:
+                        db[table.name].add_column(column, kind)
+            if table.arrival_order and db[table.name].pks != ["id"]:  # older mirrors key by id
+                db[table.name].create_index(["id"], unique=True, if_not_exists=True)
+            for columns in table.indexes:
+                db[table.name].create_index(columns, if_not_exists=True)
     for hook in SCHEMA_HOOKS:
-        hook(db)
+        hook(database)
 
 
 # Other modules (full-text search, views) register functions here to extend the schema.
@@ -662,8 +703,9 @@ def recent_runs(conn: sqlite3.Connection, limit: int = 10) -> list[dict[str, Any
     return [dict(zip(names, row, strict=True)) for row in cursor]
 
 
-def row_counts(db: sqlite_utils.Database) -> dict[str, int]:
-    return {t.name: db[t.name].count for t in TABLES if not t.name.startswith("etl_")}
+def row_counts(database: Mirror) -> dict[str, int]:
+    names = [t.name for t in TABLES if not t.name.startswith("etl_")]
+    return {n: database.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names}
 
 
 # -- the single-writer lock ------------------------------------------------------------------

@@ -36,8 +36,6 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-import sqlite_utils
-
 from etl.errors import ConfigError
 
 INDEX = "search_index"
@@ -202,7 +200,7 @@ def _current(conn: sqlite3.Connection) -> dict[str, str]:
     return dict(rows)
 
 
-def install(db: sqlite_utils.Database) -> bool:
+def install(db: Any) -> bool:
     """Schema hook: create (and fill) the index if missing or stale.
 
     Returns True when the index was (re)built. Building reads every thread once, inside one

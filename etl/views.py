@@ -12,8 +12,6 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import sqlite_utils
-
 from etl import mirror, search
 
 INT, TEXT, TIME = "int", "text", "time"
@@ -357,7 +355,7 @@ def refresh_views(conn: sqlite3.Connection) -> list[str]:
     return changed
 
 
-def install(db: sqlite_utils.Database) -> None:
+def install(db: mirror.Mirror) -> None:
     """Schema hook: the search index (thread text lives there), then the sheet views."""
     search.install(db)
     db.conn.execute(

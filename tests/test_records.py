@@ -3,6 +3,8 @@
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 import time
 
 from etl import mirror, records
@@ -197,4 +199,34 @@ def test_background_checkpoints_copy_the_wal_while_the_writer_goes_on(tmp_path):
     copier.stop()
     assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
     assert conn.execute("SELECT count(*) FROM tags").fetchone()[0] == 2000
+    conn.close()
+
+
+def test_a_current_mirror_opens_without_sqlite_utils_and_an_old_one_is_brought_up_to_date(
+    tmp_path,
+):
+    path = tmp_path / "m.db"
+    mirror.open_mirror(path).conn.close()
+    opening = (
+        "import sys; from etl import mirror; mirror.open_mirror(sys.argv[1]).conn.close(); "
+        "print('sqlite_utils' in sys.modules)"
+    )
+
+    def opened_with_sqlite_utils() -> bool:
+        run = subprocess.run([sys.executable, "-c", opening, str(path)], capture_output=True)
+        assert run.returncode == 0, run.stderr
+        return run.stdout.decode().strip() == "True"
+
+    assert not opened_with_sqlite_utils()  # nothing to create: its import is not needed
+    conn = sqlite3.connect(path)  # as a version before this column and index made it
+    conn.execute("DROP INDEX idx_threads_customer_id")
+    for (view,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'view'").fetchall():
+        conn.execute(f"DROP VIEW {view}")
+    conn.execute("ALTER TABLE threads DROP COLUMN body_text")
+    assert not mirror.schema_is_current(conn)
+    conn.close()
+    assert opened_with_sqlite_utils()
+    conn = sqlite3.connect(path)
+    assert mirror.schema_is_current(conn)
+    assert "body_text" in [row[1] for row in conn.execute("PRAGMA table_info(threads)")]
     conn.close()
