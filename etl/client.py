@@ -298,6 +298,15 @@ class Client:
             self.requests_made += 1
 
 
+# urllib3's errors while a body is read, and what requests raises for each (as `content` does).
+_BODY_ERRORS = (
+    (urllib3.exceptions.ProtocolError, requests.exceptions.ChunkedEncodingError),
+    (urllib3.exceptions.DecodeError, requests.exceptions.ContentDecodingError),
+    (urllib3.exceptions.ReadTimeoutError, requests.exceptions.ConnectionError),
+    (urllib3.exceptions.SSLError, requests.exceptions.SSLError),
+)
+
+
 def read_whole(response: requests.Response) -> None:
     """Read a streamed response's body in one call, as `response.content` will return it.
 
@@ -308,18 +317,9 @@ def read_whole(response: requests.Response) -> None:
     """
     try:
         body = response.raw.read(decode_content=True)
-    except urllib3.exceptions.ProtocolError as exc:
+    except tuple(error for error, _ in _BODY_ERRORS) as exc:
         response.close()
-        raise requests.exceptions.ChunkedEncodingError(exc) from exc
-    except urllib3.exceptions.DecodeError as exc:
-        response.close()
-        raise requests.exceptions.ContentDecodingError(exc) from exc
-    except urllib3.exceptions.ReadTimeoutError as exc:
-        response.close()
-        raise requests.exceptions.ConnectionError(exc) from exc
-    except urllib3.exceptions.SSLError as exc:
-        response.close()
-        raise requests.exceptions.SSLError(exc) from exc
+        raise next(ours for error, ours in _BODY_ERRORS if isinstance(exc, error))(exc) from exc
     # What requests itself sets once it has read a body; the connection goes back to the pool.
     response._content = body or b""
     response._content_consumed = True
