@@ -346,7 +346,9 @@ def test_memory_stays_flat_as_the_mirror_grows(tmp_path, fmt):
     peak_memory(small, fmt, out["w"])  # warm up: imports and caches are not the export's
     small_peak = peak_memory(small, fmt, out["s"])
     large_peak = peak_memory(large, fmt, out["l"])
-    assert large_peak < 1.5 * small_peak, (small_peak, large_peak)
+    # tracemalloc counts every thread: 64 KB for what other threads (a progress bar's monitor,
+    # left from earlier tests) allocate while a slower export runs on a busy machine.
+    assert large_peak < 1.5 * small_peak + 64_000, (small_peak, large_peak)
     assert large_peak < 8_000_000  # far below the 15 MB of bodies
 
 
