@@ -230,23 +230,18 @@ def _bare(html: str) -> str | None:
     links = len(tags) - hrefs.count(None)  # each took two "<"
     if len(tags) + links + len(_LITERAL_LT.findall(html)) != html.count("<") or html.endswith("<"):
         return None
-    names = [tag.lower() for tag in tags if tag is not None]
+    names = [tag and tag.lower() for tag in tags]  # None for a link
     if not _NOT_BARE.isdisjoint(names):
         return None
     texts = [_data(text) for text in parts[0::5]] if entities else parts[0::5]
     pieces = [""] * (2 * len(tags) + 1)
     pieces[0::2] = texts
-    if links:
-        labels = parts[4::5]
-        pieces[1::2] = [
-            (_BARE_END if end else _BARE_START).get(tag.lower(), "")
-            if href is None
-            else _link(href, label, entities)
-            for end, tag, href, label in zip(ends, tags, hrefs, labels, strict=True)
-        ]
-    else:
-        breaks = zip(ends, names, strict=True)
-        pieces[1::2] = [(_BARE_END if end else _BARE_START).get(tag, "") for end, tag in breaks]
+    pieces[1::2] = [
+        (_BARE_END if end else _BARE_START).get(name, "")
+        if href is None
+        else _link(href, label, entities)
+        for end, name, href, label in zip(ends, names, hrefs, parts[4::5], strict=True)
+    ]
     return _tidy("".join(pieces))
 
 
