@@ -441,9 +441,7 @@ def pack(rows: dict[str, list[dict[str, Any]]]) -> Batch:
     """Row dicts (as `records` makes them) -> tuples; columns outside the schema are dropped."""
     batch = {}
     for table_name, items in rows.items():
-        table = SCHEMA.get(table_name)  # None: a table another module owns (search_docs)
-        known = table.columns if table else (items[0] if items else ())
-        columns = tuple(c for c in known if items and c in items[0])
+        columns = tuple(c for c in SCHEMA[table_name].columns if items and c in items[0])
         try:  # rows made by one function share their keys: pick them out in C
             values = list(map(itemgetter(*columns), items)) if len(columns) > 1 else None
         except KeyError:
