@@ -447,6 +447,7 @@ def _read_segments(
             name = read.resource.name
             if page is None:
                 read.tracker.finish(segment)
+                unfinished -= 1
             elif page.ids:
                 result.requests_elsewhere += page.requests
                 parents = page.rows[name]
@@ -463,12 +464,10 @@ def _read_segments(
                     save_cursors()
                 checkpoints.commit()
                 stop.check()
-            if page is None:
-                unfinished -= 1
-                written = sum(read.written for read in reads)
-                if not indexed_early and unfinished < readers and written >= INDEX_IN_TAIL_AFTER:
-                    indexed_early = True
-                    search.refresh(conn)  # commits what it indexes
+                if not indexed_early and unfinished < readers:
+                    if sum(read.written for read in reads) >= INDEX_IN_TAIL_AFTER:
+                        indexed_early = True
+                        search.refresh(conn)  # commits what it indexes
     finally:
         checkpoints.commit()
         copier.stop()
