@@ -12,7 +12,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -560,11 +560,16 @@ class Checkpoints:
     Committing each page costs more than writing it; grouping keeps the guarantee that matters,
     since each page's rows and the cursor they justify still commit together. A write that
     fails rolls back the uncommitted group, cursor included, so the next run reads it again.
+    `after_commit` runs after each commit (the sync indexes for search there).
     """
 
-    def __init__(self, conn: sqlite3.Connection, interval: float = 1.0):
+    INTERVAL = 1.0  # seconds
+
+    def __init__(
+        self, conn: sqlite3.Connection, after_commit: Callable[[], object] | None = None
+    ) -> None:
         self.conn = conn
-        self.interval = interval
+        self.after_commit = after_commit
         self.last = time.monotonic()
 
     @contextmanager
@@ -574,12 +579,14 @@ class Checkpoints:
         except BaseException:
             self.conn.rollback()
             raise
-        if time.monotonic() - self.last >= self.interval:
+        if time.monotonic() - self.last >= self.INTERVAL:
             self.commit()
 
     def commit(self) -> None:
         self.conn.commit()
         self.last = time.monotonic()
+        if self.after_commit is not None:
+            self.after_commit()
 
 
 class BackgroundCheckpoints:

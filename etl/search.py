@@ -18,10 +18,11 @@ conversations and customers each write touches (`etl_changes`, in the same trans
 rows), and `refresh` indexes just those, in one statement per kind. An external-content index
 can only drop a document given the text it indexed, so a record written again leaves the
 index before its stored document is replaced (`save_documents`); a pending record is never
-in the index. The sync refreshes at the end of every run, and search and export refresh
-first, so even after a killed sync the index never disagrees with the rows. Deletes go
-through triggers: a deleted conversation or customer takes its document along, and a thread
-deleted outside a sync has its conversation's document made again from the rows left.
+in the index. The sync refreshes after each group of pages it commits and at its end, and
+search and export refresh first, so even after a killed sync the index never disagrees with
+the rows. Deletes go through triggers: a deleted conversation or customer takes its document
+along, and a thread deleted outside a sync has its conversation's document made again from
+the rows left.
 
 Thread bodies are HTML; documents take their readable text from `threads.body_text`, which the
 sync computes while transforming pages, so the index needs no SQL function of ours and any

@@ -13,6 +13,7 @@ import math
 import multiprocessing
 import os
 import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -206,11 +207,7 @@ class CursorTracker:
 # Segments per request in flight when lists are cut up: a slot that finishes its segment early
 # takes another, so no request slot idles while one long segment is still being read.
 SEGMENTS_PER_SLOT = 4
-# Once fewer segments are left than readers, some reader has nothing left to read and the
-# cores have room: the search index then takes everything written so far, which leaves the
-# closing refresh (on one core, the other idle) a few thousand records instead of all. Only
-# for big syncs: an incremental's records are indexed at the end, in one pass.
-INDEX_IN_TAIL_AFTER = 10_000
+INDEX_EVERY = 1.0  # seconds between search index steps while lists are read
 
 
 @dataclass
@@ -435,10 +432,23 @@ def _read_segments(
         for read in reads:
             mirror.set_cursor(conn, read.resource.name, read.tracker.safe_cursor())
 
-    checkpoints = mirror.Checkpoints(conn)
+    indexed_at = time.monotonic()
+
+    def index_what_is_committed() -> None:
+        """Index for search what was written since the last step, at most once a second.
+
+        Left to the end of the run, indexing ran on one core while the other idled: 0.65 s
+        for a first sync of 50,000 conversations and 20,000 customers. In steps it costs
+        a third more CPU (FTS5 merges the small segments), spread over the reading.
+        """
+        nonlocal indexed_at
+        now = time.monotonic()
+        if now - indexed_at >= INDEX_EVERY and not stop.requested:
+            indexed_at = now
+            search.refresh(conn)
+
+    checkpoints = mirror.Checkpoints(conn, after_commit=index_what_is_committed)
     copier = mirror.BackgroundCheckpoints(conn)
-    unfinished = len(specs)
-    indexed_early = False
     try:
         for index, page in stream:
             copier.start()  # the fetch processes are forked by now
@@ -447,7 +457,6 @@ def _read_segments(
             name = read.resource.name
             if page is None:
                 read.tracker.finish(segment)
-                unfinished -= 1
             elif page.ids:
                 result.requests_elsewhere += page.requests
                 parents = page.rows[name]
@@ -464,10 +473,6 @@ def _read_segments(
                     save_cursors()
                 checkpoints.commit()
                 stop.check()
-                if not indexed_early and unfinished < readers:
-                    if sum(read.written for read in reads) >= INDEX_IN_TAIL_AFTER:
-                        indexed_early = True
-                        search.refresh(conn)  # commits what it indexes
     finally:
-        checkpoints.commit()
+        conn.commit()  # what was written; the closing refresh indexes it unless interrupted
         copier.stop()

@@ -301,7 +301,7 @@ def test_an_index_with_a_document_per_thread_is_rebuilt_when_the_mirror_opens(sa
     assert numbers(path, "stale") == [] and numbers(path, "refund")
 
 
-def test_a_big_sync_indexes_what_it_has_once_segments_run_out(sandbox, tmp_path, monkeypatch):
+def test_a_sync_indexes_each_commit_group_as_it_goes(sandbox, tmp_path, monkeypatch):
     pending_at_each_refresh = []
     refresh = search.refresh
 
@@ -310,13 +310,15 @@ def test_a_big_sync_indexes_what_it_has_once_segments_run_out(sandbox, tmp_path,
         return pending_at_each_refresh[-1]
 
     monkeypatch.setattr(sync_module.search, "refresh", counting)
-    monkeypatch.setattr(sync_module, "INDEX_IN_TAIL_AFTER", 50)
+    monkeypatch.setattr(mirror.Checkpoints, "INTERVAL", 0.0)  # a commit after every page
+    monkeypatch.setattr(sync_module, "INDEX_EVERY", 0.0)  # and an index step after each
     path = tmp_path / "m.db"
     sync_into(sandbox, path, page_size=10, workers=2)
-    start, in_the_tail, at_the_end = pending_at_each_refresh
+    start, *while_reading, at_the_end = pending_at_each_refresh
     records = sum(scalar(path, f"SELECT count(*) FROM {t}") for t in SEARCHED)
-    assert start == 0 and in_the_tail >= 50 and in_the_tail + at_the_end == records
-    assert at_the_end > 0  # segments still being read were indexed at the end
+    assert start == 0
+    assert len([n for n in while_reading if n]) > 10  # in steps, not in one pass
+    assert sum(while_reading) + at_the_end == records  # each record indexed once
     assert_documents_are_made_as_the_rows_would_make_them(path)
     assert_index_holds_the_documents(path)
 
