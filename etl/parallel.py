@@ -6,6 +6,7 @@ bounded, so memory stays flat however far the fetchers could run ahead.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import fcntl
 import gc
@@ -135,13 +136,15 @@ def interleave_processes(
     backlog: int = 2,
     processes: int | None = None,
     slots: int | None = None,
+    batch: bool = False,
 ) -> Iterator[tuple[int, Any]]:
     """Like `interleave`, but `work(spec)` runs in forked child processes.
 
     There are `processes` children (default: one per core, at most one per slot), each with
     its share of the `slots` threads (default: one per spec). Every thread, in whichever
     child, takes the next spec not yet started, so a child whose specs finish early goes on
-    with the others' instead of idling.
+    with the others' instead of idling. With `batch`, the children are scheduled as batch
+    work where the OS has that (see `_schedule_as_batch`): for when they keep the cores busy.
 
     Children inherit nothing they use but the specs; they ignore Ctrl-C (the parent decides
     when to stop) and leave through os._exit, so nothing inherited, such as an SQLite handle,
@@ -158,7 +161,9 @@ def interleave_processes(
     threads = [slots // count + (i < slots % count) for i in range(count)]
     children = [
         context.Process(
-            target=_child, args=(work, specs, next_spec, n, inbox, stop, os.getpid()), daemon=True
+            target=_child,
+            args=(work, specs, next_spec, n, inbox, stop, os.getpid(), batch),
+            daemon=True,
         )
         for n in threads
     ]
@@ -290,13 +295,32 @@ def _collect_garbage_rarely() -> None:
     gc.set_threshold(*CHILD_GC_THRESHOLDS)
 
 
-def _child(work, specs: list[Any], next_spec, threads: int, inbox, stop, parent: int) -> None:
+def _schedule_as_batch() -> None:
+    """Ask Linux to treat this process (and the threads it starts) as batch work.
+
+    A thread that wakes another (handing it a page through a queue) holds the interpreter
+    lock while it does; under the usual policy the woken thread could preempt it at once and
+    then wait for the lock held by the thread it displaced, until that one was scheduled again.
+    Batch threads do not preempt on waking. With 4 fetch processes on 2 busy cores the children
+    were switched out involuntarily 4,800-5,100 times a first sync against 10,300-11,700.
+    """
+    policy = getattr(os, "SCHED_BATCH", None)
+    if policy is not None:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, policy, os.sched_param(0))
+
+
+def _child(
+    work, specs: list[Any], next_spec, threads: int, inbox, stop, parent: int, batch: bool
+) -> None:
     """Take specs one by one (shared with the other children) and send what they yield."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _tune_malloc()
     _collect_garbage_rarely()
     # The parent's writes are the one serial step; when the cores are busy, it goes first.
     os.nice(CHILD_NICENESS)
+    if batch:
+        _schedule_as_batch()
     sys.setswitchinterval(CHILD_SWITCH_INTERVAL)
     # Let go of the parent's terminal and pipes: a parent killed with -9 must not leave
     # whoever reads its output waiting on a child.

@@ -423,7 +423,11 @@ def _read_segments(
         # Free the page cache earlier lists filled, or the forked children count it as theirs.
         conn.execute("PRAGMA shrink_memory")
         processes = process_count(readers, cores)
-        stream = interleave_processes(fetch_segment, specs, slots=readers, processes=processes)
+        # With more requests in flight than cores, the fetch processes keep the cores busy.
+        batch = options.workers > cores
+        stream = interleave_processes(
+            fetch_segment, specs, slots=readers, processes=processes, batch=batch
+        )
     else:
         sources = [lambda spec=spec: fetch_segment(spec, client) for spec in specs]
         stream = interleave(sources, slots=options.workers)

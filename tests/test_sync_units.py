@@ -112,6 +112,25 @@ def test_fetch_processes_hand_the_gil_to_a_waiting_thread_sooner():
     assert CHILD_SWITCH_INTERVAL < sys.getswitchinterval()  # the parent keeps the default
 
 
+def _policy(_spec):
+    def in_a_thread():
+        seen.append(os.sched_getscheduler(0))
+
+    seen: list[int] = []
+    thread = threading.Thread(target=in_a_thread)  # threads started later inherit it
+    thread.start()
+    thread.join()
+    yield (os.sched_getscheduler(0), *seen)
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH") or not can_fork(), reason="Linux only")
+@pytest.mark.parametrize("batch", [True, False])
+def test_busy_fetch_processes_are_scheduled_as_batch_work(batch):
+    got = [item for _, item in interleave_processes(_policy, [0, 1], processes=2, batch=batch)]
+    policy = os.SCHED_BATCH if batch else os.sched_getscheduler(0)
+    assert [item for item in got if item] == [(policy, policy)] * 2
+
+
 def test_interleave_reads_at_most_slots_sources_at_once():
     running, most = 0, 0
     lock = threading.Lock()
