@@ -555,7 +555,7 @@ def mark_deleted(
 
 
 class Checkpoints:
-    """Page writes grouped into transactions committed every `interval` seconds.
+    """Page writes grouped into transactions committed every `INTERVAL` seconds.
 
     Committing each page costs more than writing it; grouping keeps the guarantee that matters,
     since each page's rows and the cursor they justify still commit together. A write that
