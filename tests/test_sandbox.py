@@ -440,6 +440,60 @@ def test_updates_bump_updated_at_and_tags_are_replaced(sandbox):
     } in shown
 
 
+def test_folder_counts_follow_every_change_that_moves_a_conversation(sandbox):
+    api, store = client(sandbox), sandbox.store
+
+    def counts() -> dict:
+        return {
+            (m, f["id"]): (f["totalCount"], f["activeCount"])
+            for m in store.mailboxes
+            for f in items(get(sandbox, f"/api/mailboxes/{m}/folders"), "folders")
+        }
+
+    def recounted() -> dict:
+        with store.lock:
+            store._folder_counts.clear()
+        return counts()
+
+    def active_in(mailbox_id: int) -> int:
+        return sum(a for (m, _), (_, a) in counts().items() if m == mailbox_id)
+
+    before = counts()
+    assert before == recounted()
+    conv_id = next(
+        i
+        for i in store.conversation_ids()
+        if store.conversations[i].status == "active" and store.conversations[i].mailbox_id == 1
+    )
+    url = sandbox.url + f"/api/conversations/{conv_id}"
+    active = active_in(1)
+    changes = [
+        lambda: api.put(url + "/tags", json={"tags": ["vip"]}),
+        lambda: api.put(url, json={"byUser": 1, "status": "closed"}),
+        lambda: api.put(url, json={"byUser": 1, "status": "active"}),
+        lambda: api.put(url, json={"byUser": 1, "mailboxId": 2}),
+        lambda: api.post(
+            url + "/threads",
+            json={"type": "customer", "text": "again", "customer": {"email": "a@example.org"}},
+        ),
+        lambda: api.post(sandbox.url + "/api/conversations", json=new_conversation()),
+        lambda: api.delete(url),
+    ]
+    seen = []
+    for change in changes:
+        response = change()
+        assert response.status_code < 300, response.text
+        shown = counts()
+        assert shown == recounted()
+        seen.append(active_in(1))
+    # Sums over folders (the assigned folder also counts its users' own ones), so directions:
+    assert seen[0] == active  # a retag moves nothing
+    assert seen[1] < seen[0] and seen[2] == active  # closed, then active again
+    assert seen[3] < seen[2]  # moved to mailbox 2
+    assert seen[5] > seen[4]  # a new active conversation in mailbox 1
+    assert counts() != before
+
+
 def test_delete_then_get_is_404(sandbox):
     api = client(sandbox)
     conv_id = sandbox.store.conversation_ids()[5]

@@ -1,7 +1,6 @@
 """Endpoint handlers: a Request in, a Response out; all data access goes through the store."""
 
 import json
-from collections import Counter
 from dataclasses import dataclass, field
 
 from . import query as q
@@ -271,11 +270,7 @@ def list_folders(req: Request) -> Response:
             folders = [f for f in folders if f.user_id in (None, user_id)]
         if folder_id is not None:
             folders = [f for f in folders if f.id == folder_id]
-        totals, active = Counter(), Counter()
-        for conv in store.conversations.values():
-            if conv.mailbox_id == mailbox.id:
-                totals[conv.folder_id] += 1
-                active[conv.folder_id] += conv.status == "active"
+        totals, active = store.folder_counts(mailbox.id)
         mine = [
             f.id
             for f in store.folders.values()

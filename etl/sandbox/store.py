@@ -3,7 +3,7 @@
 import json
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from urllib.parse import quote
 
 from . import render
@@ -79,6 +79,10 @@ class Store:
         self._last_ids = defaultdict(int)
         self.last_number = 0
         self._conv_cache, self._cust_cache = {}, {}
+        # Folder counts per mailbox, and what each conversation was counted as (see
+        # folder_counts): counting walked every conversation, 15 ms a request at 50,000.
+        self._folder_counts: dict[int, tuple[Counter, Counter]] = {}
+        self._counted_as: dict[int, tuple] = {}
         self.notifications_sent = 0
         self.imported_creates = 0
         self.imported_threads = 0
@@ -97,6 +101,7 @@ class Store:
     def reindex(self) -> None:
         """Rebuild every derived index from the maps (after seeding)."""
         with self.lock:
+            self._folder_counts.clear()
             self.conv_updated = SortedIndex(
                 (c.updated_at, c.id) for c in self.conversations.values()
             )
@@ -200,13 +205,20 @@ class Store:
         else:
             conv.waiting_since, conv.latest_reply_from = None, None
         conv.folder_id = self.folder_for(conv)
+        self._recount_if_moved(conv)
 
     def _changed(self, conv, now: int | None = None) -> None:
-        """Set updatedAt to now, keep the index in order, drop the cached JSON."""
+        """Set updatedAt to now, keep the index in order, drop the cached JSON and counts."""
         now = self.now() if now is None else now
         self.conv_updated.move(conv.updated_at, now, conv.id)
         conv.updated_at = now
         self._conv_cache.pop(conv.id, None)
+        self._recount_if_moved(conv)
+
+    def _recount_if_moved(self, conv) -> None:
+        """Forget the folder counts if this conversation no longer counts as it did."""
+        if self._folder_counts and self._counted_as.get(conv.id) != _counted_key(conv):
+            self._folder_counts.clear()
 
     def _customer_changed(self, customer, now: int | None = None) -> None:
         now = self.now() if now is None else now
@@ -223,6 +235,24 @@ class Store:
         return conv
 
     # ----- reads ----------------------------------------------------------------------
+
+    def folder_counts(self, mailbox_id: int) -> tuple[Counter, Counter]:
+        """Conversations per folder id in a mailbox: all of them, and the active ones.
+
+        Counted once for every mailbox and kept until a conversation is created, deleted or
+        changes mailbox, folder or status; a retag or a new field value keeps them.
+        """
+        with self.lock:
+            if not self._folder_counts:
+                self._counted_as = {}
+                for conv in self.conversations.values():
+                    key = self._counted_as[conv.id] = _counted_key(conv)
+                    totals, active = self._folder_counts.setdefault(
+                        conv.mailbox_id, (Counter(), Counter())
+                    )
+                    totals[key[1]] += 1
+                    active[key[1]] += key[2] == "active"
+            return self._folder_counts.get(mailbox_id) or (Counter(), Counter())
 
     def count(self, kind: str) -> int:
         """How many records of a kind: conversations, threads, customers, users, ..."""
@@ -679,6 +709,7 @@ class Store:
             self.conv_updated.remove(conv.updated_at, conv.id)
             self.conv_created.remove(conv.created_at, conv.id)
             self._conv_cache.pop(conv_id, None)
+            self._folder_counts.clear()
             del self.conversations[conv_id]
 
     # ----- users and webhooks ---------------------------------------------------------
@@ -720,3 +751,8 @@ class Store:
         """Remove a webhook; False if it did not exist."""
         with self.lock:
             return self.webhooks.pop(webhook_id, None) is not None
+
+
+def _counted_key(conv) -> tuple:
+    """What a conversation's place in the folder counts depends on."""
+    return (conv.mailbox_id, conv.folder_id, conv.status)
