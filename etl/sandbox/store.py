@@ -246,12 +246,10 @@ class Store:
             if not self._folder_counts:
                 self._counted_as = {}
                 for conv in self.conversations.values():
-                    key = self._counted_as[conv.id] = _counted_key(conv)
-                    totals, active = self._folder_counts.setdefault(
-                        conv.mailbox_id, (Counter(), Counter())
-                    )
-                    totals[key[1]] += 1
-                    active[key[1]] += key[2] == "active"
+                    mailbox, folder, status = self._counted_as[conv.id] = _counted_key(conv)
+                    totals, active = self._folder_counts.setdefault(mailbox, (Counter(), Counter()))
+                    totals[folder] += 1
+                    active[folder] += status == "active"
             return self._folder_counts.get(mailbox_id) or (Counter(), Counter())
 
     def count(self, kind: str) -> int:
