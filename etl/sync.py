@@ -73,7 +73,13 @@ def sync(
     command: str = "sync",
 ) -> SyncResult:
     """Mirror every resource. Records the run; re-raises failures after recording them."""
-    options = options or SyncOptions()
+    with mirror.bulk_journal(conn):
+        return _sync(client, conn, options or SyncOptions(), progress, command)
+
+
+def _sync(
+    client: Client, conn: sqlite3.Connection, options: SyncOptions, progress: Progress, command: str
+) -> SyncResult:
     selected = [r for r in ALL if not options.resources or r.name in options.resources]
     result = SyncResult(run_id=mirror.start_run(conn, command, options.full))
     first_request = client.requests_made

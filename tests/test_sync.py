@@ -284,6 +284,8 @@ def test_4_killed_or_interrupted_sync_then_rerun_gives_the_same_mirror(
     rerun = run_cli_process(["sync", "--db", str(path), "--page-size", "10"], env)
     assert rerun.wait(timeout=60) == 0
     assert snapshot(path) == expected
+    assert mirrored(path, "PRAGMA integrity_check") == [("ok",)]
+    assert open(path, "rb").read(20)[18:20] == b"\x02\x02"  # WAL again after the first fill
     first, last = mirror.recent_runs(sqlite3.connect(path), 2)[::-1]
     assert last["status"] == "completed"
     # Nothing could record the end of the killed run; the next one marks it.
