@@ -13,8 +13,11 @@ import math
 import multiprocessing
 import os
 import sqlite3
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -88,21 +91,28 @@ def _sync(
         with deferred_interrupt() as stop:
             search.refresh(conn)  # whatever a killed run left un-indexed
             small = [r for r in selected if not r.incremental]
-            # Per-mailbox lists need the mailboxes mirrored first; the rest go out together.
-            for group in (
-                [r for r in small if not r.per_mailbox],
-                [r for r in small if r.per_mailbox],
-            ):
-                if group:
-                    _sync_whole(client, conn, group, options, progress, result)
-                    stop.check()
             lists = [
                 with_timelogs(r) if r.name == "conversations" and options.timelogs else r
                 for r in selected
                 if r.incremental
             ]
-            if lists:
-                _sync_lists(client, conn, lists, options, progress, result, stop)
+            reads = list_reads(conn, lists, options)
+            # Planning the lists is round trips and little else, so it goes out while the
+            # small resources are read: with 50 ms latency that was 0.2 s of idle cores.
+            with shared_slots(client, options.workers), ThreadPoolExecutor(1) as planner:
+                planned = planner.submit(plan_lists, client, reads, options) if reads else None
+                # Per-mailbox lists need the mailboxes mirrored first; the rest go out together.
+                for group in (
+                    [r for r in small if not r.per_mailbox],
+                    [r for r in small if r.per_mailbox],
+                ):
+                    if group:
+                        _sync_whole(client, conn, group, options, progress, result)
+                        stop.check()
+                if planned:
+                    planned.result()
+            if reads:
+                _sync_lists(client, conn, reads, options, progress, result, stop)
         result.status = "completed"
     except KeyboardInterrupt:
         result.status = "interrupted"
@@ -127,6 +137,19 @@ def _sync(
         counts.update({f"{k}_deleted": v for k, v in result.deleted.items()})
         mirror.finish_run(conn, result.run_id, result.status, counts, result.requests, errors)
     return result
+
+
+@contextmanager
+def shared_slots(client: Client, workers: int) -> Iterator[None]:
+    """While it lasts, this client's requests from every thread share `workers` slots."""
+    if client.in_flight is not None:
+        yield
+        return
+    client.in_flight = threading.BoundedSemaphore(workers)
+    try:
+        yield
+    finally:
+        client.in_flight = None
 
 
 def _sync_whole(
@@ -337,25 +360,27 @@ def plan_lists(client: Client, reads: list[ListRead], options: SyncOptions) -> N
         )
 
 
+def list_reads(conn: sqlite3.Connection, lists: list[Resource], options) -> list[ListRead]:
+    """Each incremental list's read, from its stored cursor (none for a full scan)."""
+    reads = []
+    for resource in lists:
+        cursor = None if options.full else mirror.get_cursor(conn, resource.name)
+        since = one_second_before(cursor) if cursor else None
+        reads.append(ListRead(resource, cursor, since, mirror.now_text()))
+    return reads
+
+
 def _sync_lists(
-    client, conn, resources: list[Resource], options, progress, result: SyncResult, stop: StopFlag
+    client, conn, reads: list[ListRead], options, progress, result: SyncResult, stop: StopFlag
 ) -> None:
-    """Keyset-walk the incremental lists together, each from its cursor.
+    """Keyset-walk the planned incremental lists together, each from its cursor.
 
     All segments of all lists share the `workers` request slots; each page's rows commit
     with its list's cursor.
     """
-    reads = []
-    for resource in resources:
-        cursor = None if options.full else mirror.get_cursor(conn, resource.name)
-        since = one_second_before(cursor) if cursor else None
-        reads.append(ListRead(resource, cursor, since, mirror.now_text()))
     for read in reads:
-        read.bar = progress(read.resource.name, None)
+        read.bar = progress(read.resource.name, read.total)
     try:
-        plan_lists(client, reads, options)
-        for read in reads:
-            read.bar.set_total(read.total)
         _read_segments(client, conn, reads, options, result, stop)
     finally:
         for read in reads:
