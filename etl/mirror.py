@@ -330,7 +330,9 @@ def open_mirror(path: str | os.PathLike) -> Mirror:
     conn = sqlite3.connect(str(path), check_same_thread=False, timeout=BUSY_SECONDS)
     conn.execute(f"PRAGMA page_size={PAGE_BYTES}")  # before WAL, which fixes it
     if str(path) != ":memory:":
-        conn.execute("PRAGMA journal_mode=WAL")
+        # Not while a first sync fills it through a rollback journal (see `bulk_journal`):
+        # that sync switches it back when it ends, and a killed one leaves it to this.
+        _switch_journal(conn, "wal")
     conn.execute("PRAGMA synchronous=NORMAL")
     # A sync writes about a second's worth of pages per transaction. In SQLite's default 2 MB
     # cache those pages were spilled to the WAL and read back many times before the commit

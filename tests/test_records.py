@@ -228,6 +228,13 @@ def test_an_empty_mirror_is_filled_through_a_rollback_journal_then_returns_to_wa
         conn.commit()
         assert reader.execute("SELECT count(*) FROM tags").fetchone() == (2,)
         reader.close()
+        # Commands that open the mirror meanwhile read it as it is, without switching it.
+        mirror.upsert(conn, "tags", [{"id": 3, "name": "not yet committed"}])
+        status = mirror.open_mirror(path).conn
+        assert status.execute("SELECT count(*) FROM tags").fetchone() == (2,)
+        status.close()
+        conn.commit()
+        assert journal(conn) == "truncate"
     assert journal(conn) == "wal" and busy_ms(conn) == mirror.BUSY_SECONDS * 1000
     with mirror.bulk_journal(conn) as bulk:  # no longer empty
         assert not bulk and journal(conn) == "wal"
