@@ -652,7 +652,7 @@ def bulk_journal(conn: sqlite3.Connection) -> Iterator[bool]:
     """While a first sync fills an empty mirror, journal with a rollback journal, not the WAL.
 
     Pages appended to a database need no journal, so each is written once; through the WAL
-    each was written twice (to the WAL, then copied by a checkpoint), 0.7-2 s of the parent's
+    each was written twice (to the WAL, then copied by a checkpoint), 0.5-2 s of the parent's
     system time in a first sync of 50,000 conversations. Only an empty, file-backed WAL mirror
     that no other connection has open qualifies (the switch needs the file alone and does
     not wait for it). Readers then block commits instead of reading beside them, so the writer
