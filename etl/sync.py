@@ -84,7 +84,9 @@ def _sync(
     client: Client, conn: sqlite3.Connection, options: SyncOptions, progress: Progress, command: str
 ) -> SyncResult:
     selected = [r for r in ALL if not options.resources or r.name in options.resources]
-    result = SyncResult(run_id=mirror.start_run(conn, command, options.full))
+    # A run with no cursor to start from reads everything, as `--full` does: say so.
+    first = all(mirror.get_cursor(conn, r.name) is None for r in selected if r.incremental)
+    result = SyncResult(run_id=mirror.start_run(conn, command, options.full or first))
     first_request = client.requests_made
     errors: list[str] = []
     try:

@@ -353,6 +353,11 @@ def test_runs_are_recorded_and_status_shows_them(sandbox, tmp_path):
     assert status.exit_code == 0
     assert "completed" in status.output and "conversations" in status.output
     assert str(counts["conversations"]) in status.output
+    assert runner.invoke(cli, ["sync", "--db", str(path)], env=env).exit_code == 0
+    status = runner.invoke(cli, ["status", "--db", str(path)])
+    # The first run read everything, like --full; the second only what changed.
+    assert " sync incremental " in status.output.splitlines()[2]
+    assert " sync full " in status.output.splitlines()[3]
 
 
 def test_environment_variables_configure_every_setting_and_flags_win(sandbox, tmp_path):
