@@ -84,21 +84,21 @@ def _sync(
     client: Client, conn: sqlite3.Connection, options: SyncOptions, progress: Progress, command: str
 ) -> SyncResult:
     selected = [r for r in ALL if not options.resources or r.name in options.resources]
+    small = [r for r in selected if not r.incremental]
+    lists = [
+        with_timelogs(r) if r.name == "conversations" and options.timelogs else r
+        for r in selected
+        if r.incremental
+    ]
+    reads = list_reads(conn, lists, options)
     # A run with no cursor to start from reads everything, as `--full` does: say so.
-    first = all(mirror.get_cursor(conn, r.name) is None for r in selected if r.incremental)
-    result = SyncResult(run_id=mirror.start_run(conn, command, options.full or first))
+    full = options.full or all(read.cursor is None for read in reads)
+    result = SyncResult(run_id=mirror.start_run(conn, command, full))
     first_request = client.requests_made
     errors: list[str] = []
     try:
         with deferred_interrupt() as stop:
             search.refresh(conn)  # whatever a killed run left un-indexed
-            small = [r for r in selected if not r.incremental]
-            lists = [
-                with_timelogs(r) if r.name == "conversations" and options.timelogs else r
-                for r in selected
-                if r.incremental
-            ]
-            reads = list_reads(conn, lists, options)
             # Planning the lists is round trips and little else, so it goes out while the
             # small resources are read: with 50 ms latency that was 0.2 s of idle cores.
             with shared_slots(client, options.workers), ThreadPoolExecutor(1) as planner:
