@@ -367,9 +367,7 @@ def repeated_sync(
     runs = []
     for attempt in range(repeat):
         remove_mirror(db)
-        runs.append(
-            timed_sync(f"{name}-{attempt + 1}" if repeat > 1 else name, sandbox, db, work, workers)
-        )
+        runs.append(timed_sync(run_name(name, attempt, repeat), sandbox, db, work, workers))
     return median_run(runs)
 
 
@@ -389,11 +387,16 @@ def repeated_incremental(
             for end in ("", "-wal"):
                 if db.with_name(db.name + end).exists():
                     copy_at_rest(db.with_name(db.name + end), target.with_name(target.name + end))
-        name = f"sync-incremental-{attempt + 1}" if repeat > 1 else "sync-incremental"
+        name = run_name("sync-incremental", attempt, repeat)
         runs.append(timed_sync(name, sandbox, target, work))
         if target != db:
             remove_mirror(target)
     return median_run(runs)
+
+
+def run_name(name: str, attempt: int, repeat: int) -> str:
+    """The name of one of `repeat` runs (its logs are kept under it): numbered if repeated."""
+    return f"{name}-{attempt + 1}" if repeat > 1 else name
 
 
 def copy_at_rest(source: Path, target: Path) -> None:
@@ -693,11 +696,7 @@ def benchmark(args, work: Path, table: Table) -> None:
         with table.scenario("1 full sync"):
             say("full sync")
             full, full_runs = repeated_sync("sync-full", sandbox, full_db, work, repeat=args.repeat)
-            figures["full_sync"] = {
-                **asdict_run(full.run),
-                **sync_extra(full),
-                "runs_seconds": [round(x, 2) for x in full_runs],
-            }
+            figures["full_sync"] = repeated_figures(full, full_runs)
             if full.conversations != n or full.customers != m:
                 raise RuntimeError(
                     f"mirrored {full.conversations} conversations, {full.customers} customers"
@@ -732,11 +731,7 @@ def benchmark(args, work: Path, table: Table) -> None:
             changed = change_conversations(sandbox.url, full_db, CHANGED_SHARE)
             say(f"changed {changed} conversations; incremental sync")
             inc, inc_runs = repeated_incremental(sandbox, full_db, work, args.repeat)
-            figures["incremental_sync"] = {
-                **asdict_run(inc.run),
-                **sync_extra(inc),
-                "runs_seconds": [round(x, 2) for x in inc_runs],
-            }
+            figures["incremental_sync"] = repeated_figures(inc, inc_runs)
             share = inc.run.seconds / full.run.seconds
             table.add(
                 "2 incremental",
@@ -765,10 +760,8 @@ def benchmark(args, work: Path, table: Table) -> None:
                 bound = workers * PAGE_SIZE / SYNC_LATENCY
                 share = slow.records_per_s / bound
                 figures[f"latency_sync_{workers}"] = {
-                    **asdict_run(slow.run),
-                    **sync_extra(slow),
+                    **repeated_figures(slow, slow_runs),
                     "bound": bound,
-                    "runs_seconds": [round(x, 2) for x in slow_runs],
                 }
                 table.add(
                     "3 latency 50 ms",
@@ -913,6 +906,15 @@ def sync_extra(figures: SyncFigures) -> dict:
         if figures.sandbox_cpu != figures.sandbox_cpu
         else round(figures.sandbox_cpu, 2),
         "conv_per_s": round(figures.conv_per_s, 1),
+    }
+
+
+def repeated_figures(figures: SyncFigures, seconds: list[float]) -> dict:
+    """A repeated sync's JSON figures: the median run's, and every run's seconds."""
+    return {
+        **asdict_run(figures.run),
+        **sync_extra(figures),
+        "runs_seconds": [round(x, 2) for x in seconds],
     }
 
 
