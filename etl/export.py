@@ -146,10 +146,9 @@ LEFT JOIN users u ON u.id = c.assignee_id"""
 _THREAD_SQL = f"""SELECT t.conversation_id, t.id, t.type, t.body, t.created_at, t.status,
   t."to", t.cc, t.bcc,
   CASE WHEN {views.IS_USER_AUTHOR} THEN 'user' ELSE 'customer' END,
-  CASE WHEN {views.IS_USER_AUTHOR} THEN t.created_by_id
-       ELSE COALESCE(t.customer_id, t.created_by_id) END,
+  CASE WHEN {views.IS_USER_AUTHOR} THEN t.created_by_id ELSE {views.CUSTOMER_AUTHOR_ID} END,
   CASE WHEN {views.IS_USER_AUTHOR} THEN COALESCE(au.email, t.created_by_email)
-       ELSE COALESCE(t.customer_email, ac.email, t.created_by_email) END,
+       ELSE {views.CUSTOMER_AUTHOR_EMAIL} END,
   CASE WHEN {views.IS_USER_AUTHOR} THEN au.first_name ELSE ac.first_name END,
   CASE WHEN {views.IS_USER_AUTHOR} THEN au.last_name ELSE ac.last_name END
 FROM threads t

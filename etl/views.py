@@ -203,10 +203,19 @@ IS_USER_AUTHOR = (
     " = 'user'"
 )
 
+# A customer thread's author is the customer who created it: a reply from someone else (a
+# colleague cc'd) still names the conversation's customer as the thread's `customer`. Only a
+# thread without a customer `createdBy` falls back to that `customer`.
+_CREATED_BY_CUSTOMER = "t.created_by_type = 'customer' AND t.created_by_id IS NOT NULL"
+CUSTOMER_AUTHOR_ID = f"CASE WHEN {_CREATED_BY_CUSTOMER} THEN t.created_by_id ELSE t.customer_id END"
+CUSTOMER_AUTHOR_EMAIL = (
+    f"CASE WHEN {_CREATED_BY_CUSTOMER} THEN COALESCE(t.created_by_email, ac.email) "
+    "ELSE COALESCE(t.customer_email, ac.email, t.created_by_email) END"
+)
+
 THREAD_AUTHOR_JOINS = (
     f"LEFT JOIN users au ON {IS_USER_AUTHOR} AND au.id = t.created_by_id\n"
-    f"LEFT JOIN customers ac ON NOT ({IS_USER_AUTHOR}) "
-    "AND ac.id = COALESCE(t.customer_id, t.created_by_id)"
+    f"LEFT JOIN customers ac ON NOT ({IS_USER_AUTHOR}) AND ac.id = {CUSTOMER_AUTHOR_ID}"
 )
 
 
@@ -226,7 +235,7 @@ def _threads() -> Sheet:
         Column(
             "author_email",
             f"CASE WHEN {IS_USER_AUTHOR} THEN COALESCE(au.email, t.created_by_email) "
-            "ELSE COALESCE(t.customer_email, ac.email, t.created_by_email) END",
+            f"ELSE {CUSTOMER_AUTHOR_EMAIL} END",
         ),
         Column("created_at", "t.created_at", TIME),
         Column("body", "COALESCE(NULLIF(t.body_text, ''), t.action_text)"),

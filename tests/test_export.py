@@ -208,6 +208,31 @@ CUSTOMERS = (
 )
 
 
+def test_a_reply_from_another_customer_names_its_writer_as_the_author(mirror_path, tmp_path):
+    """A thread's `customer` is the conversation's customer; `createdBy` is who wrote it."""
+    written_by_other = {}
+    for thread_id, raw in rows(mirror_path, "SELECT id, raw_json FROM threads"):
+        thread = json.loads(raw)
+        writer = thread.get("createdBy") or {}
+        if writer.get("type") == "customer" and writer["id"] != thread["customer"]["id"]:
+            written_by_other[thread_id] = writer
+    assert written_by_other  # the seeded sandbox has replies from people cc'd
+    sheet = {
+        r[0]: r[1:]
+        for r in rows(
+            mirror_path, "SELECT id, author_type, author_name, author_email FROM threads_sheet"
+        )
+    }
+    run_export(mirror_path, "json", tmp_path)
+    records = json.loads((tmp_path / "conversations.json").read_text(encoding="utf-8"))
+    exported = {t["id"]: t["author"] for r in records for t in r["threads"]}
+    for thread_id, writer in written_by_other.items():
+        name = f"{writer.get('firstName') or ''} {writer.get('lastName') or ''}".strip() or None
+        assert sheet[thread_id] == ("customer", name, writer.get("email"))
+        author = exported[thread_id]
+        assert (author["id"], author["email"]) == (writer["id"], writer.get("email"))
+
+
 def test_json_conversations_are_self_contained_records_with_nested_threads(mirror_path, tmp_path):
     run_export(mirror_path, "json", tmp_path)
     records = json.loads((tmp_path / "conversations.json").read_text(encoding="utf-8"))
