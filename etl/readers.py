@@ -118,12 +118,15 @@ def _read_csv(path: Path, encoding: str | None) -> Iterator[SourceRow]:
         raise InputError(f"unknown encoding {encoding!r}") from None
     first_line = text.split("\n", 1)[0]
     delimiter = "\t" if path.suffix.lower() == ".tsv" else _guess_delimiter(first_line)
-    # newline="" semantics: the csv module itself handles CRLF and newlines inside quotes.
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header: list[str] | None = None
     number = 0
-    for record in reader:
+    for record, problem in _csv_records(text, delimiter):
         number += 1
+        if problem is not None:
+            if header is None:
+                raise InputError(f"{path.name}: the header row: {problem}")
+            yield SourceRow(path.name, number, None, problem)
+            continue
         if header is None:
             if not any(cell.strip() for cell in record):
                 continue
@@ -146,6 +149,37 @@ def _read_csv(path: Path, encoding: str | None) -> Iterator[SourceRow]:
         yield SourceRow(path.name, number, dict(zip(header, cells, strict=False)))
     if header is None:
         raise InputError(f"{path.name}: the file is empty (no header row)")
+
+
+def _csv_records(text: str, delimiter: str) -> Iterator[tuple[list[str], str | None]]:
+    """The file's records, and for a record whose quotes do not pair up, why (no record).
+
+    A stray quote opens a cell that runs on into the following lines: read leniently, it
+    swallowed every row up to the next quote, or to the end of the file, without a word. Read
+    strictly, the csv module stops there; the record that began on that line is reported,
+    and reading goes on from the next line, so the rows after it still load.
+    """
+    # newline="" semantics: the csv module itself handles CRLF and newlines inside quotes.
+    lines = io.StringIO(text, newline="").readlines()
+    start = 0
+    while start < len(lines):
+        reader = csv.reader(iter(lines[start:]), delimiter=delimiter, strict=True)
+        began = 0  # lines of this reader consumed before the current record
+        try:
+            for record in reader:
+                yield record, None
+                began = reader.line_num
+            return
+        except csv.Error as exc:
+            line = start + began + 1
+            yield (
+                [],
+                (
+                    f"the quotes of the row that starts on line {line} do not pair up "
+                    f"({exc}, line {start + reader.line_num}); read again from line {line + 1}"
+                ),
+            )
+            start = line
 
 
 def _guess_delimiter(line: str) -> str:

@@ -41,6 +41,34 @@ def test_a_row_with_extra_cells_is_an_error_row_not_a_crash(tmp_path):
     assert rows[1].number == 3
 
 
+@pytest.mark.parametrize(
+    "after",
+    [
+        "3,third\n4,fourth\n",  # no quote follows: the stray one ran to the end of the file
+        '3,third\n4,"fourth"\n',  # a later quote closed it, glued to more text
+    ],
+)
+def test_a_stray_quote_rejects_its_row_and_the_rows_after_it_still_load(tmp_path, after):
+    path = tmp_path / "t.csv"
+    path.write_text('id,subject\n1,"multi\nline, fine"\n2,"broken\n' + after, encoding="utf-8")
+    rows = list(read_rows(path))
+    assert [r.number for r in rows] == [2, 3, 4, 5]
+    assert rows[0].data == {"id": "1", "subject": "multi\nline, fine"}  # quoted newlines are fine
+    assert rows[1].data is None
+    assert "the row that starts on line 4 do not pair up" in rows[1].error
+    assert [r.data for r in rows[2:]] == [
+        {"id": "3", "subject": "third"},
+        {"id": "4", "subject": "fourth"},
+    ]
+
+
+def test_a_stray_quote_in_the_header_is_a_one_line_error(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text('id,"subject\n1,a\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"t.csv: the header row: .*line 1 do not pair up"):
+        list(read_rows(path))
+
+
 def test_jsonl_keeps_line_numbers_and_reports_broken_lines(tmp_path):
     path = tmp_path / "t.jsonl"
     path.write_text('{"id": 1}\n\n{"id": 2\n[1]\n{"id": 3}\n', encoding="utf-8")
