@@ -17,7 +17,7 @@ import os
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -278,6 +278,9 @@ class Writer:
     def finish(self) -> None:
         """Called once after every table (the workbook is saved here)."""
 
+    def abandon(self) -> None:
+        """Called instead of `finish` when the export fails or is interrupted."""
+
 
 def _part(path: Path) -> Path:
     return path.with_name(path.name + ".part")
@@ -501,6 +504,14 @@ class XlsxWriter(Writer):
             self.workbook.save(part)
         self.files.append(self.out)
 
+    def abandon(self) -> None:
+        """Close the sheets' temporary files now: left to the garbage collector, each sheet's
+        row writer found its file closed and printed a traceback after Ctrl-C."""
+        for sheet in self.workbook.worksheets:
+            if not sheet.closed:
+                with suppress(Exception):
+                    sheet.close()
+
 
 def _width(column: Column, index: int, sample: list) -> float:
     if column.kind == TIME:
@@ -575,8 +586,11 @@ def export(
         for name in options.tables:
             summary.rows[name] = _export_table(conn, fmt, writer, sheets[name], options, progress)
         writer.finish()
-    except OSError as exc:
-        raise ExportError(f"writing the {fmt} export failed: {exc}") from None
+    except BaseException as exc:
+        writer.abandon()
+        if isinstance(exc, OSError):
+            raise ExportError(f"writing the {fmt} export failed: {exc}") from None
+        raise
     finally:
         if began:
             conn.rollback()

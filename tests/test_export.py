@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 import tracemalloc
 
 import pyarrow as pa
@@ -231,6 +233,38 @@ def test_a_reply_from_another_customer_names_its_writer_as_the_author(mirror_pat
         assert sheet[thread_id] == ("customer", name, writer.get("email"))
         author = exported[thread_id]
         assert (author["id"], author["email"]) == (writer["id"], writer.get("email"))
+
+
+INTERRUPTED_EXPORT = """
+import sys
+from etl import export as exporting, mirror
+
+def interrupted(chunks, bar):  # Ctrl-C after the first chunk of rows
+    for chunk in chunks:
+        yield chunk
+        raise KeyboardInterrupt
+
+exporting._counted = interrupted
+conn = mirror.open_mirror(sys.argv[1]).conn
+try:
+    exporting.export(conn, "xlsx", sys.argv[2])
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+def test_ctrl_c_in_an_xlsx_export_leaves_no_file_and_prints_no_traceback(mirror_path, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_EXPORT, str(mirror_path), str(out / "x.xlsx")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.stdout.strip() == "interrupted"
+    assert done.stderr == ""  # openpyxl's sheet writers used to print tracebacks at exit
+    assert list(out.iterdir()) == []
 
 
 def test_json_conversations_are_self_contained_records_with_nested_threads(mirror_path, tmp_path):

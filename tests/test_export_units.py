@@ -6,6 +6,7 @@ import pytest
 
 from etl import export as exporting
 from etl import mirror, records, views
+from etl.cli import main
 from etl.errors import ConfigError
 
 
@@ -66,3 +67,29 @@ def test_custom_field_columns_are_named_by_field_and_never_clash():
     assert row["status"] == "active"
     views.refresh_views(db.conn)
     assert db.conn.execute('SELECT "Priority" FROM conversations_sheet').fetchone() == ("Hïgh",)
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (["export", "--format", "csv", "--out", "out"], "the command did not finish; run it again"),
+        (["backup", "--dir", "snapshots", "--no-sync"], "everything committed so far is kept"),
+    ],
+)
+def test_ctrl_c_says_whether_running_again_goes_on_or_starts_over(
+    tmp_path, monkeypatch, capsys, command, said
+):
+    """An export keeps nothing half-done to go on from; a backup, sync or load does."""
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(exporting, "export", interrupted)
+    monkeypatch.setattr("etl.backup.backup", interrupted)
+    monkeypatch.chdir(tmp_path)
+    mirror.open_mirror(tmp_path / "m.db").conn.close()
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--db", str(tmp_path / "m.db")])
+    assert exited.value.code == 130
+    err = capsys.readouterr().err
+    assert f"Interrupted: {said}" in err and "Traceback" not in err

@@ -44,6 +44,10 @@ COMMAND_MODULES = {
 }
 
 
+# Commands that keep what they committed before Ctrl-C, and take up from there when run again.
+RESUMABLE = frozenset(("sync", "backup", "load", "demo"))
+
+
 class EtlGroup(click.Group):
     """Turns library errors and Ctrl-C into CommandFailed, unless --debug asks for tracebacks."""
 
@@ -68,10 +72,11 @@ class EtlGroup(click.Group):
         except KeyboardInterrupt as exc:
             if debug:
                 raise
-            raise CommandFailed(
-                "Interrupted: everything committed so far is kept; run the command again to go on.",
-                INTERRUPTED,
-            ) from exc
+            if ctx.invoked_subcommand in RESUMABLE:
+                message = "everything committed so far is kept; run the command again to go on"
+            else:
+                message = "the command did not finish; run it again"
+            raise CommandFailed(f"Interrupted: {message}.", INTERRUPTED) from exc
 
 
 @click.group(cls=EtlGroup, context_settings={"help_option_names": ["-h", "--help"]})
