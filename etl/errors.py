@@ -60,6 +60,10 @@ class LockedError(EtlError):
     exit_code = 5
 
 
+class MirrorError(EtlError):
+    """The mirror database failed (locked too long, disk full): named, in one line."""
+
+
 class ConfigError(EtlError):
     """A setting is missing or wrong (URL, key, file)."""
 

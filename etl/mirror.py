@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import etl
-from etl.errors import ConfigError, LockedError
+from etl.errors import ConfigError, LockedError, MirrorError
 
 T, INT = str, int
 
@@ -326,8 +326,34 @@ class Mirror:
 
 
 def open_mirror(path: str | os.PathLike) -> Mirror:
-    """Open (creating if needed) a mirror database with its schema."""
-    conn = sqlite3.connect(str(path), check_same_thread=False, timeout=BUSY_SECONDS)
+    """Open (creating if needed) a mirror database with its schema.
+
+    A folder, a file that is not a database, or a mirror that cannot be written is a one-line
+    error naming the file.
+    """
+    if str(path) != ":memory:":
+        check_mirror_path(path)
+    conn = None
+    try:
+        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=BUSY_SECONDS)
+        return _prepared(conn, path)
+    except sqlite3.DatabaseError as exc:
+        if conn is not None:
+            conn.close()
+        message = str(exc)
+        if message in _USER_ERRORS:  # the setting points at the wrong file or place
+            raise ConfigError(f"cannot open the mirror {path}: {_USER_ERRORS[message]}") from None
+        raise MirrorError(f"the mirror {path}: {message}") from None
+
+
+_USER_ERRORS = {
+    "file is not a database": "it is not a SQLite database (is it the right file?)",
+    "unable to open database file": "SQLite cannot open it (can its folder be written?)",
+    "attempt to write a readonly database": "it is read-only here",
+}
+
+
+def _prepared(conn: sqlite3.Connection, path: str | os.PathLike) -> Mirror:
     conn.execute(f"PRAGMA page_size={PAGE_BYTES}")  # before WAL, which fixes it
     if str(path) != ":memory:":
         # Not while a first sync fills it through a rollback journal (see `bulk_journal`):
@@ -794,7 +820,10 @@ def writer_lock(db_path: str | os.PathLike) -> Iterator[None]:
         return
     check_mirror_path(db_path)
     lock_path = Path(f"{db_path}.lock")
-    handle = open(lock_path, "a+")  # noqa: SIM115 - held for the lifetime of the lock
+    try:
+        handle = open(lock_path, "a+")  # noqa: SIM115 - held for the lifetime of the lock
+    except OSError as exc:
+        raise ConfigError(f"cannot write beside the mirror {db_path}: {exc.strerror}") from None
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -93,3 +93,26 @@ def test_ctrl_c_says_whether_running_again_goes_on_or_starts_over(
     assert exited.value.code == 130
     err = capsys.readouterr().err
     assert f"Interrupted: {said}" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["status"],
+        ["search", "refund"],
+        ["export", "--format", "csv", "--out", "out"],
+        ["backup", "--dir", "snapshots", "--no-sync"],
+        ["sync", "--url", "http://127.0.0.1:9", "--api-key", "k"],
+    ],
+)
+def test_a_mirror_that_is_not_a_database_is_a_one_line_error_naming_it(
+    tmp_path, monkeypatch, capsys, command
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.db").write_text("meeting notes, not a database\n")
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--db", "notes.db"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.strip()
+    said = "Error: cannot open the mirror notes.db: it is not a SQLite database"
+    assert err == f"{said} (is it the right file?)"
