@@ -262,6 +262,10 @@ def _customers(conn: sqlite3.Connection) -> Sheet:
     fixed = [
         Column("id", "cu.id", INT),
         Column("name", _name("cu.first_name", "cu.last_name")),
+        # The parts too: a name split again at its first space breaks "Mary, Jr. Kowalczyk",
+        # and `--mapping smarticks` loads them as they are.
+        Column("first_name", "cu.first_name"),
+        Column("last_name", "cu.last_name"),
         Column("email", "cu.email"),
         Column("phone", "cu.phone"),
         Column(
@@ -276,6 +280,7 @@ def _customers(conn: sqlite3.Connection) -> Sheet:
         Column("state", "cu.state"),
         Column("zip", "cu.zip"),
         Column("country", "cu.country"),
+        Column("notes", "cu.notes"),
         Column("created_at", "cu.created_at", TIME),
         Column("updated_at", "cu.updated_at", TIME),
     ]

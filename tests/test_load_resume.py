@@ -242,17 +242,19 @@ def test_round_trip_sync_export_load_reproduces_the_source(sandbox_factory, tmp_
     else:
         assert not rejects.exists()
 
+    def person(c: dict) -> tuple:  # the name as its two parts ("Mary, Jr." stays whole)
+        return (c["firstName"] or None, c["lastName"] or None, c["notes"] or None)
+
     b_people = {
-        c["_embedded"]["emails"][0][
-            "value"
-        ].casefold(): f"{c['firstName'] or ''} {c['lastName'] or ''}".strip()
+        c["_embedded"]["emails"][0]["value"].casefold(): person(c)
         for c in map(target.store.get_customer, target.store.customer_ids())
         if c["_embedded"]["emails"]
     }
-    for person in with_email:
-        email = person["_embedded"]["emails"][0]["value"].casefold()
-        name = f"{person['firstName'] or ''} {person['lastName'] or ''}".strip()
-        assert b_people.get(email) == name, email
+    for a_person in with_email:
+        email = a_person["_embedded"]["emails"][0]["value"].casefold()
+        assert b_people.get(email) == person(a_person), email
+    assert any(" " in (c["firstName"] or "") for c in with_email)  # seed 8 has such names
+    assert any(c["notes"] for c in with_email)
 
     # Phone-only customers arrive by phone and name, and their threads name the same customer.
     b_by_subject = {
