@@ -268,7 +268,7 @@ class Client:
                 failure: Exception = exc
                 response = None
                 if not transient:
-                    raise OutcomeUnknown(method, path, _describe(exc)) from exc
+                    raise OutcomeUnknown(method, path, _describe(exc, self.url)) from exc
             if response is not None:
                 if response.status_code < 400:
                     return response
@@ -287,7 +287,7 @@ class Client:
                     delay = after
                     self.gate.close_for(after)
             if attempt >= self.retry.attempts or waited + delay > self.retry.max_total_wait:
-                raise _give_up(method, path, failure, attempt)
+                raise _give_up(method, path, failure, attempt, self.url)
             waited += delay
             with self._count_lock:
                 self.retries_made += 1
@@ -337,11 +337,22 @@ def _not_sent(exc: requests.RequestException) -> bool:
     return False
 
 
-def _describe(exc: Exception) -> str:
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+
+
+def _describe(exc: Exception, url: str = "") -> str:
+    """What went wrong on the wire, naming the server and the system's reason when it gave one."""
+    server = urlsplit(url).netloc or "the server"
+    found = _ERRNO.search(str(exc))
+    reason = f" ({found[1].strip()})" if found else ""
     if isinstance(exc, requests.Timeout):
-        return "timed out"
+        return f"{server} did not answer in time"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"the TLS handshake with {server} failed (does it speak https?)"
     if isinstance(exc, requests.ConnectionError):
-        return "connection failed" if _not_sent(exc) else "connection dropped"
+        if _not_sent(exc):
+            return f"could not connect to {server}{reason}"
+        return f"{server} dropped the connection{reason}"
     return type(exc).__name__
 
 
@@ -360,10 +371,10 @@ def _status_error(method: str, path: str, response: requests.Response) -> ApiErr
     return ApiError(status, method, path, detail)
 
 
-def _give_up(method: str, path: str, failure: Exception, attempts: int) -> ApiError:
+def _give_up(method: str, path: str, failure: Exception, attempts: int, url: str = "") -> ApiError:
     if isinstance(failure, ApiError):
         return ApiError(failure.status, method, path, f"{failure.detail} (after {attempts} tries)")
-    return ApiError(None, method, path, f"{_describe(failure)} (after {attempts} tries)")
+    return ApiError(None, method, path, f"{_describe(failure, url)} (after {attempts} tries)")
 
 
 # -- paging ---------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ import contextlib
 import http.server
 import json
 import random
+import socket
 import threading
 from datetime import UTC, datetime
 
@@ -156,3 +157,19 @@ def test_certificates_are_verified_against_the_bundle_the_environment_names(
     client = Client("https://api.example.test", "key")
     assert client.session.verify == verify
     client.close()
+
+
+def test_a_server_that_cannot_be_reached_is_named_with_the_reason():
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = Client(
+        f"http://127.0.0.1:{port}", "key", retry=RetryPolicy(attempts=2, base_delay=0.01)
+    )
+    with pytest.raises(ApiError) as failed:
+        client.get("api/mailboxes")
+    client.close()
+    assert str(failed.value) == (
+        f"GET api/mailboxes: no response: could not connect to 127.0.0.1:{port} "
+        "(Connection refused) (after 2 tries)"
+    )
