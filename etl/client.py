@@ -85,7 +85,8 @@ def insecure_url_warning(url: str) -> str | None:
             return None
     except ValueError:
         pass
-    return f"{parts.scheme}://{host} is plain http: the API key crosses the network unencrypted"
+    server = f"{host}:{parts.port}" if parts.port else host
+    return f"http://{server} is plain http: the API key crosses the network unencrypted"
 
 
 def json_body(

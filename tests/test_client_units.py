@@ -43,6 +43,16 @@ def test_plain_http_warning_only_off_loopback():
     assert insecure_url_warning("http://[::1]:8000") is None
     assert insecure_url_warning("https://help.example.org") is None
     assert "unencrypted" in insecure_url_warning("http://help.example.org")
+    assert insecure_url_warning("http://192.0.2.2:8956").startswith("http://192.0.2.2:8956 is")
+
+
+def test_quiet_keeps_the_plain_http_warning_out_of_cron_mail(capsys):
+    from etl.cli.common import make_client
+
+    make_client("http://192.0.2.2:8956", "key", quiet=True).close()
+    assert capsys.readouterr().err == ""
+    make_client("http://192.0.2.2:8956", "key").close()
+    assert "warning: http://192.0.2.2:8956 is plain http" in capsys.readouterr().err
 
 
 def test_dash_timestamps_from_users_endpoint_parse():

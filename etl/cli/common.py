@@ -47,11 +47,15 @@ def quiet_option(func):
     )(func)
 
 
-def make_client(url: str | None, api_key: str | None, **kwargs) -> Client:
-    """A client for the given settings, warning on stderr if the key would travel unencrypted."""
+def make_client(url: str | None, api_key: str | None, quiet: bool = False, **kwargs) -> Client:
+    """A client for the given settings, warning on stderr if the key would travel unencrypted.
+
+    `--quiet` is errors only, so a nightly cron job over plain http does not mail the same
+    warning every night.
+    """
     client = Client(url or "", api_key or "", **kwargs)
     warning = insecure_url_warning(client.url)
-    if warning:
+    if warning and not quiet:
         click.echo(f"warning: {warning}", err=True)
     return client
 

@@ -133,7 +133,8 @@ def export_command(db, fmt, out, tables, since, mailboxes, statuses, include_del
     for path in summary.files:
         say(quiet, f"  wrote {path}")
     for warning in summary.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        if not quiet:
+            click.echo(f"warning: {warning}", err=True)
 
 
 @click.command("search")
@@ -212,7 +213,7 @@ def backup_command(url, api_key, db, directory, keep, full, no_sync, quiet):
       30 2 * * * cd /srv/helpdesk && . ./etl.env && etl backup --dir backups --keep 14 -q
     """
     if not no_sync:
-        client = make_client(url, api_key)
+        client = make_client(url, api_key, quiet)
         started = time.monotonic()
         result = run_sync(client, db, SyncOptions(full=full), quiet, command="backup")
         say(quiet, f"Synced {client.url} into {db}")

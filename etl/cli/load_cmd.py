@@ -63,7 +63,7 @@ def load_options(func):
 
 def run_load(kind: str, file: Path, url, api_key, db, quiet, **settings) -> None:
     """Lock the database, load, print the summary; exit 3 when any row was rejected."""
-    client = make_client(url, api_key)
+    client = make_client(url, api_key, quiet)
     options = LoadOptions(
         kind=kind,
         mapping=settings["mapping"],
@@ -230,7 +230,7 @@ def verify_command(url, api_key, db, system, kind, workers, quiet):
 
     if not _Path(db).exists():
         raise click.ClickException(f"no database at {db}: nothing was loaded with it")
-    client = make_client(url, api_key)
+    client = make_client(url, api_key, quiet)
     database = mirror.open_mirror(db)
     try:
         kinds = [CONVERSATIONS, CUSTOMERS] if kind == "all" else [kind]

@@ -58,7 +58,7 @@ def sync_command(url, api_key, db, full, timelogs, only, page_size, workers, qui
       etl sync --db helpdesk.db          # first run is full, later runs incremental
       etl sync --full                    # rescan, detect deletions
     """
-    client = make_client(url, api_key)
+    client = make_client(url, api_key, quiet)
     options = SyncOptions(
         full=full, timelogs=timelogs, page_size=page_size, workers=workers, resources=only
     )
