@@ -493,7 +493,8 @@ class XlsxWriter(Writer):
             marker = f" [… cut: {len(text):,} characters in full; CSV/JSON/Parquet keep all]"
             text = text[: self.max_chars - len(marker)] + marker
             self.warnings[
-                f"cells over Excel's {self.max_chars:,}-character limit cut (marked '[… cut')"
+                f"cells over Excel's {self.max_chars:,}-character limit cut (marked '[… cut') "
+                f"in sheet '{sheet.title}', column {column.name}"
             ] += 1
         cell = WriteOnlyCell(sheet, value=text)
         cell.data_type = "s"  # helpdesk text is text, never a formula or an error code
