@@ -72,7 +72,7 @@ def _tables(ctx, param, values):
     "--since",
     callback=_since,
     metavar="DATE",
-    help="Only conversations (and their threads) and customers updated since DATE (UTC).",
+    help="Only conversations (and their threads), customers and users updated since DATE (UTC).",
 )
 @click.option(
     "--mailbox",
