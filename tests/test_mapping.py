@@ -213,6 +213,43 @@ def test_every_bad_row_kind_is_a_named_problem(tmp_path):
     assert (bad_date.field, bad_date.row) == ("at", 6)
 
 
+def test_closed_before_created_or_dated_in_the_future_is_a_bad_date(tmp_path):
+    mapping = parse(
+        GROUPED.replace(
+            'createdAt = "created"\n', 'createdAt = "created"\nclosedAt = "closed"\n', 1
+        )
+    )
+    base = {
+        "subject": "S",
+        "status": "solved",
+        "email": "a@x.org",
+        "kind": "customer",
+        "body": "b",
+        "at": "2024-02-05T14:21:00Z",
+        "created": "2024-02-05T14:21:00Z",
+    }
+    cases = {
+        "fine": {"closed": "2024-02-06T09:00:00Z"},
+        "closed_first": {"closed": "2020-01-01T00:00:00Z"},
+        "typed_2099": {"created": "2099-02-05T14:21:00Z", "closed": "2099-02-06T09:00:00Z"},
+    }
+    records = [dict(base, cid=kind, **change) for kind, change in cases.items()]
+    convs, _ = m.conversations(mapping, rows(*records), tmp_path)
+    found = {c.source_id: [(p.field, p.kind, p.reason, p.row) for p in c.problems] for c in convs}
+    assert found["fine"] == []
+    assert found["closed_first"] == [
+        (
+            "closedAt",
+            "bad_date",
+            "closedAt 2020-01-01T00:00:00Z is before createdAt 2024-02-05T14:21:00Z",
+            3,
+        )
+    ]
+    assert ("createdAt", "bad_date", "createdAt: 2099-02-05T14:21:00Z is in the future", 4) in (
+        found["typed_2099"]
+    )
+
+
 def test_a_phone_conversation_may_name_its_customer_by_phone_or_first_name(tmp_path):
     mapping = parse(
         GROUPED.replace(
