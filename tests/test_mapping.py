@@ -182,16 +182,20 @@ def test_rows_sharing_an_id_form_one_conversation_with_threads_in_time_order(tmp
     assert a.problems == []
 
 
+# One valid row for GROUPED: each test changes what it is about.
+GOOD_ROW = {
+    "subject": "S",
+    "status": "active",
+    "email": "a@x.org",
+    "kind": "customer",
+    "body": "b",
+    "at": "2024-01-01T10:00:00Z",
+}
+
+
 def test_every_bad_row_kind_is_a_named_problem(tmp_path):
     mapping = parse(GROUPED)
-    base = {
-        "subject": "S",
-        "status": "active",
-        "email": "a@x.org",
-        "kind": "customer",
-        "body": "b",
-        "at": "2024-01-01T10:00:00Z",
-    }
+    base = GOOD_ROW
     cases = {
         "missing_subject": {"subject": ""},
         "missing_email": {"email": ""},
@@ -219,15 +223,8 @@ def test_closed_before_created_or_dated_in_the_future_is_a_bad_date(tmp_path):
             'createdAt = "created"\n', 'createdAt = "created"\nclosedAt = "closed"\n', 1
         )
     )
-    base = {
-        "subject": "S",
-        "status": "solved",
-        "email": "a@x.org",
-        "kind": "customer",
-        "body": "b",
-        "at": "2024-02-05T14:21:00Z",
-        "created": "2024-02-05T14:21:00Z",
-    }
+    at = "2024-02-05T14:21:00Z"
+    base = dict(GOOD_ROW, status="solved", at=at, created=at)
     cases = {
         "fine": {"closed": "2024-02-06T09:00:00Z"},
         "closed_first": {"closed": "2020-01-01T00:00:00Z"},
@@ -322,14 +319,7 @@ def test_attachments_urls_and_files_only_inside_the_input_folder(tmp_path):
         ).replace('path = "att"\nsplit = ";"', "")
     )
     mapping.thread["attachments"] = {"path": "att", "split": ";"}
-    base = {
-        "subject": "S",
-        "status": "active",
-        "email": "a@x.org",
-        "kind": "customer",
-        "body": "b",
-        "at": "2024-01-01T10:00:00Z",
-    }
+    base = GOOD_ROW
     convs, _ = m.conversations(
         mapping,
         rows(
