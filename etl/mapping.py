@@ -757,33 +757,6 @@ def _sort_threads(conv: SourceConversation) -> None:
     conv.threads.sort(key=lambda t: t.created_at or "")
     if not conv.created_at and conv.threads and conv.threads[0].created_at:
         conv.created_at = conv.threads[0].created_at
-    _check_dates(conv)
-
-
-# A clock a little ahead at the source, or a time zone written one way too far, is not an error.
-FUTURE_SLACK = timedelta(days=1)
-
-
-def _check_dates(conv: SourceConversation) -> None:
-    """A conversation closed before it was created, or dated in the future, is a problem.
-
-    The API stores such dates as given; a mistyped year would file the conversation years
-    away, where no one looks.
-    """
-    row = conv.rows[0] if conv.rows else None
-    latest = _utc(datetime.now(UTC) + FUTURE_SLACK)
-    for key, stamp in (("createdAt", conv.created_at), ("closedAt", conv.closed_at)):
-        if stamp and stamp > latest:
-            conv.problems.append(Problem(key, "bad_date", f"{key}: {stamp} is in the future", row))
-    if conv.created_at and conv.closed_at and conv.closed_at < conv.created_at:
-        conv.problems.append(
-            Problem(
-                "closedAt",
-                "bad_date",
-                f"closedAt {conv.closed_at} is before createdAt {conv.created_at}",
-                row,
-            )
-        )
 
 
 def _first_value(ev: Evaluator, spec: Any, records: list[dict]) -> Any:
@@ -1013,6 +986,29 @@ def _attachment(base: Path, where: str, name: str, mime: str, conv, row) -> Atta
     return Attachment(name, mime, path=path)
 
 
+def _check_dates(conv: SourceConversation) -> None:
+    """A conversation closed before it was created, or dated in the future, is a problem.
+
+    The API stores such dates as given; a mistyped year would file the conversation years
+    away, where no one looks.
+    """
+    latest = _utc(datetime.now(UTC) + FUTURE_SLACK)
+    for key, stamp in (("createdAt", conv.created_at), ("closedAt", conv.closed_at)):
+        if stamp and stamp > latest:
+            conv.problems.append(
+                Problem(key, "bad_date", f"{key}: {stamp} is in the future", conv.row)
+            )
+    if conv.created_at and conv.closed_at and conv.closed_at < conv.created_at:
+        conv.problems.append(
+            Problem(
+                "closedAt",
+                "bad_date",
+                f"closedAt {conv.closed_at} is before createdAt {conv.created_at}",
+                conv.row,
+            )
+        )
+
+
 def phone_customer_ok(conv: SourceConversation) -> bool:
     """A phone conversation may name its customer by phone or first name instead of an email
     (API reference, Create Conversation); every other type needs the email."""
@@ -1020,9 +1016,14 @@ def phone_customer_ok(conv: SourceConversation) -> bool:
     return conv.type == "phone" and bool(customer.phone or customer.first_name)
 
 
+# A clock a little ahead at the source, or a time zone written one way too far, is not an error.
+FUTURE_SLACK = timedelta(days=1)
+
+
 def _check_conversation(conv: SourceConversation) -> None:
-    """Checks that need no target: required fields, enums, emails, limits."""
+    """Checks that need no target: required fields, enums, emails, limits, dates."""
     add = conv.problems.append
+    _check_dates(conv)
     if not conv.subject.strip():
         add(Problem("subject", "missing_subject", "no subject", conv.row))
     elif len(conv.subject) > LIMITS["subject"]:
