@@ -85,8 +85,12 @@ def insecure_url_warning(url: str) -> str | None:
             return None
     except ValueError:
         pass
-    server = f"{host}:{parts.port}" if parts.port else host
-    return f"http://{server} is plain http: the API key crosses the network unencrypted"
+    return f"http://{server_name(url)} is plain http: the API key crosses the network unencrypted"
+
+
+def server_name(url: str) -> str:
+    """A URL's host and port as a message names the server: never a user or password in it."""
+    return urlsplit(url).netloc.rpartition("@")[2].lower() or "the server"
 
 
 def json_body(
@@ -341,16 +345,16 @@ def _not_sent(exc: requests.RequestException) -> bool:
 _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
 
 
-def _describe(exc: Exception, url: str = "") -> str:
+def _describe(exc: Exception, url: str) -> str:
     """What went wrong on the wire, naming the server and the system's reason when it gave one."""
-    server = urlsplit(url).netloc or "the server"
-    found = _ERRNO.search(str(exc))
-    reason = f" ({found[1].strip()})" if found else ""
+    server = server_name(url)
     if isinstance(exc, requests.Timeout):
         return f"{server} did not answer in time"
     if isinstance(exc, requests.exceptions.SSLError):
         return f"the TLS handshake with {server} failed (does it speak https?)"
     if isinstance(exc, requests.ConnectionError):
+        found = _ERRNO.search(str(exc))
+        reason = f" ({found[1].strip()})" if found else ""
         if _not_sent(exc):
             return f"could not connect to {server}{reason}"
         return f"{server} dropped the connection{reason}"
@@ -372,7 +376,7 @@ def _status_error(method: str, path: str, response: requests.Response) -> ApiErr
     return ApiError(status, method, path, detail)
 
 
-def _give_up(method: str, path: str, failure: Exception, attempts: int, url: str = "") -> ApiError:
+def _give_up(method: str, path: str, failure: Exception, attempts: int, url: str) -> ApiError:
     if isinstance(failure, ApiError):
         return ApiError(failure.status, method, path, f"{failure.detail} (after {attempts} tries)")
     return ApiError(None, method, path, f"{_describe(failure, url)} (after {attempts} tries)")

@@ -16,6 +16,7 @@ from etl.client import (
     insecure_url_warning,
     parse_retry_after,
     parse_timestamp,
+    server_name,
 )
 from etl.errors import ApiError
 
@@ -44,6 +45,7 @@ def test_plain_http_warning_only_off_loopback():
     assert insecure_url_warning("https://help.example.org") is None
     assert "unencrypted" in insecure_url_warning("http://help.example.org")
     assert insecure_url_warning("http://192.0.2.2:8956").startswith("http://192.0.2.2:8956 is")
+    assert server_name("http://me:secret@Help.Example.org:8956/api") == "help.example.org:8956"
 
 
 def test_quiet_keeps_the_plain_http_warning_out_of_cron_mail(capsys):
