@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -215,3 +218,62 @@ def test_a_missing_file_is_not_found_and_its_token_is_not_shown():
         with pytest.raises(NotFound) as caught:
             client.download(files.url + "/f.pdf?id=1&token=SECRET", io.BytesIO())
     assert "SECRET" not in str(caught.value) and "token=***" in str(caught.value)
+
+
+# ----- 2. no wait without end ----------------------------------------------------------------
+
+
+def etl_process(url: str, key: str, *args, timeout: float = 120):
+    """Run `etl` in its own process, as cron does (fork, lock and exit code included)."""
+    env = {**os.environ, "SMARTICKS_URL": url, "SMARTICKS_API_KEY": key}
+    return subprocess.run(
+        [sys.executable, "-m", "etl", *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,  # a hang fails the test instead of holding the suite
+    )
+
+
+@pytest.mark.parametrize(
+    ("where", "every"),
+    [("/api/conversations", 5), ("/api/mailboxes/", 2)],
+    ids=["in-the-fetch-processes", "in-the-small-lists-threads"],
+)
+def test_a_huge_retry_after_fails_a_4_worker_sync_at_once_and_frees_the_lock(
+    sandbox_factory, tmp_path, where, every
+):
+    sandbox = sandbox_factory(
+        seed=3, conversations=300, rate_limit_every=every, retry_after=999999999, fault_paths=where
+    )
+    db = tmp_path / "m.db"
+    args = ("sync", "--db", db, "--workers", 4, "--page-size", 10)
+    failed = etl_process(sandbox.url, sandbox.api_key, *args)
+    assert failed.returncode == 1, failed.stderr
+    assert failed.stderr.count("Error:") == 1 and len(failed.stderr.splitlines()) == 1
+    assert "the server asked to wait 999999999 s (Retry-After), longer than --max-wait 300 s" in (
+        failed.stderr
+    )
+    sandbox.rate_limit_every = 0
+    again = etl_process(sandbox.url, sandbox.api_key, *args, "--quiet")
+    assert again.returncode == 0, again.stderr  # not 5: the failed run let go of the lock
+
+
+def test_max_wait_sets_the_patience(sandbox_factory, tmp_path):
+    sandbox = sandbox_factory(seed=3, conversations=20, rate_limit_every=2, retry_after=2)
+    result = etl(sandbox.url, sandbox.api_key, "sync", "--db", tmp_path / "m.db", "--max-wait", 1)
+    assert result.exit_code == 1
+    assert "asked to wait 2 s (Retry-After), longer than --max-wait 1 s" in error_line(result)
+
+
+def test_a_download_waits_out_a_short_retry_after_and_refuses_a_long_one():
+    answers = iter([Answer(429, {"Retry-After": "1"})])
+    with serve(lambda request: next(answers, Answer(200, {}, b"file"))) as files:
+        client = Client(files.url, "k")
+        assert client.download("/a", io.BytesIO()) == 4
+        assert client.requests_made == 2 and client.retries_made == 1
+    with serve(lambda request: Answer(429, {"Retry-After": "86400"})) as files:
+        client = Client(files.url, "k")
+        with pytest.raises(ApiError, match="asked to wait 86400 s"):
+            client.download("/a", io.BytesIO())
+        assert client.requests_made == 1
