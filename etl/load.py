@@ -38,6 +38,7 @@ from etl.errors import Conflict, EtlError, OutcomeUnknown, ValidationFailed
 from etl.ledger import Entry, Ledger
 from etl.progress import Progress, silent
 from etl.readers import read_rows
+from etl.redact import redact_url
 from etl.resources import ALL_STATUSES
 
 CONVERSATIONS = "conversations"
@@ -825,7 +826,7 @@ def load(
         options.kind,
         str(path),
         mapping.name,
-        client.url,
+        redact_url(client.url),
         options.dry_run,
         fallback_user=options.fallback_user,
     )

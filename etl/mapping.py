@@ -77,6 +77,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from etl.errors import EtlError
 from etl.readers import SourceRow, read_rows
+from etl.redact import redact_url
 
 SHIPPED = Path(__file__).resolve().parent.parent / "mappings"
 
@@ -961,7 +962,12 @@ def _attachment(base: Path, where: str, name: str, mime: str, conv, row) -> Atta
         return Attachment(name, mime, url=where)
     if re.match(r"^[a-z][a-z0-9+.-]*://", where, re.IGNORECASE):
         conv.problems.append(
-            Problem("attachments", "bad_attachment", f"{where}: only http(s) URLs or files", row)
+            Problem(
+                "attachments",
+                "bad_attachment",
+                f"{redact_url(where)}: only http(s) URLs or files",
+                row,
+            )
         )
         return None
     folder = base.resolve()

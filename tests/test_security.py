@@ -23,6 +23,7 @@ from click.testing import CliRunner
 from etl.cli import cli
 from etl.client import Client, RetryPolicy
 from etl.errors import ApiError, NotFound
+from etl.redact import redact_text, redact_url
 from tests.hostile import Answer, keys_received, proxy, redirect, serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -365,3 +366,79 @@ def test_a_keyset_list_of_ever_new_records_ends_past_twice_its_total(sandbox, tm
         "Error: GET api/conversations: the list does not end: 600 records read, it announced 250"
     )
     assert pages < 20
+
+
+# ----- 5. credentials in URLs are shown as *** ------------------------------------------------
+
+
+def test_redact_url_masks_user_info_and_secret_query_values_only():
+    assert redact_url("https://user:pw@help.example.org:8443/api") == (
+        "https://***@help.example.org:8443/api"
+    )
+    assert redact_url("http://just-a-key@h/x") == "http://***@h/x"
+    assert redact_url("https://s.example.org/f/a.pdf?id=71&token=c51354") == (
+        "https://s.example.org/f/a.pdf?id=71&token=***"
+    )
+    assert redact_url("https://h/a?X-Amz-Signature=abc&page=2") == (
+        "https://h/a?X-Amz-Signature=***&page=2"
+    )
+    plain = "https://help.example.org/api/conversations?page=2&pageSize=100"
+    assert redact_url(plain) == plain
+    assert redact_text("from http://a:b@h/x?token=t to https://o/y.") == (
+        "from http://***@h/x?token=*** to https://o/y."
+    )
+
+
+def with_password(url: str) -> str:
+    return url.replace("http://", "http://someone:PASSWORD@")
+
+
+def test_a_password_in_the_url_is_never_printed(sandbox, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    url = with_password(sandbox.url)
+    shown = sandbox.url.replace("http://", "http://***@")
+    db = tmp_path / "m.db"
+    synced = etl(url, sandbox.api_key, "sync", "--db", db)
+    assert synced.exit_code == 0, synced.output
+    assert f"Synced {shown} into {db}" in synced.stdout
+    backed = etl(url, sandbox.api_key, "backup", "--dir", tmp_path / "b", "--db", db)
+    assert backed.exit_code == 0, backed.output
+    assert f"Synced {shown} into {db}" in backed.stdout
+    loaded = etl(
+        url,
+        sandbox.api_key,
+        "load",
+        "customers",
+        SAMPLES / "generic" / "customers.csv",
+        "--db",
+        tmp_path / "ledger.db",
+    )
+    assert loaded.exit_code == 0, loaded.output
+    assert f"for {shown}" in loaded.stdout
+    ledger = ("--db", tmp_path / "ledger.db")
+    checked = etl(url, sandbox.api_key, "verify", "--kind", "customers", *ledger)
+    assert checked.exit_code == 0, checked.output
+    assert f"loaded into {shown}:" in checked.stdout
+    wrong = etl("ftp://someone:PASSWORD@h/", "k", "sync", "--db", db)
+    assert wrong.exit_code == 2 and "ftp://***@h" in wrong.stderr
+    gone = etl(with_password("http://127.0.0.1:9"), "k", "sync", "--db", db)
+    assert gone.exit_code == 1 and "127.0.0.1:9" in gone.stderr
+    for result in (synced, backed, loaded, checked, wrong, gone):
+        assert "PASSWORD" not in result.output
+
+
+def test_a_token_in_a_url_is_not_shown_in_errors_or_run_records(sandbox, tmp_path):
+    def rule(request):
+        if request.path.startswith("/api/tags"):
+            return redirect(302, "http://files.example.org/a.pdf?id=7&token=SECRET")
+        return None
+
+    db = tmp_path / "m.db"
+    with proxy(sandbox.url, rule) as front:
+        failed = etl(with_password(front.url), sandbox.api_key, "sync", "--db", db)
+    assert failed.exit_code == 1
+    assert "http://files.example.org/a.pdf?id=7&token=***" in error_line(failed)
+    status = CliRunner().invoke(cli, ["status", "--db", str(db)])
+    assert "token=***" in status.output
+    for output in (failed.output, status.output):
+        assert "SECRET" not in output and "PASSWORD" not in output
