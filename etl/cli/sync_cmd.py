@@ -30,6 +30,11 @@ def summary_lines(result, seconds: float) -> list[str]:
         deleted = result.deleted.get(name, 0)
         lines.append(f"{name:<16}{count:>9}{deleted:>9}")
     lines.append(f"{result.requests} requests in {seconds:.1f} s")
+    if result.timestamps_kept_as_text:
+        lines.append(
+            f"{result.timestamps_kept_as_text:,} timestamps the server sent did not parse: "
+            "kept as text, as sent"
+        )
     return lines
 
 
