@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from etl import load as load_module
 from etl import mirror
 from etl.cli import cli
 from etl.client import Client
 from etl.errors import OutcomeUnknown
 from etl.load import LoadOptions, load
+from etl.load import send as load_module
 from etl.sandbox import Sandbox
 from etl.verify import verify
 

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from etl import load as load_module
 from etl import mirror
 from etl.cli import cli
 from etl.client import Client
 from etl.ledger import Ledger
 from etl.load import LoadOptions, load
+from etl.load import send as load_module
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "smarticks" / "conversations.jsonl"

@@ -1,0 +1,95 @@
+"""The target as a load sees it: its agents, mailboxes and custom fields, and the look-ups
+that find what a create may have made before anything is sent again."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from etl import mapping as m
+from etl.client import Client, iter_pages, parse_timestamp
+from etl.resources import ALL_STATUSES
+
+
+@dataclass
+class Target:
+    """What payloads are resolved against: agents, mailboxes, custom field definitions."""
+
+    users: dict[str, int]  # lower-case email (and alternate emails) -> user id
+    mailboxes: list[dict]
+    fields: dict[int, dict[str, dict]]  # mailbox id -> lower-case field name -> definition
+
+    def mailbox_for(self, value: str | None) -> int | None:
+        if not value:
+            return None
+        wanted = value.strip().casefold()
+        for box in self.mailboxes:
+            if wanted in (
+                str(box["id"]),
+                str(box.get("name", "")).casefold(),
+                str(box.get("email", "")).casefold(),
+            ):
+                return int(box["id"])
+        return None
+
+
+def fetch_target(client: Client, with_fields: bool = True) -> Target:
+    users: dict[str, int] = {}
+    for page in iter_pages(client, "api/users", "users"):
+        for user in page.items:
+            for email in [user.get("email") or "", *(user.get("alternateEmails") or "").split(",")]:
+                if email.strip():
+                    users.setdefault(email.strip().casefold(), int(user["id"]))
+    mailboxes = [b for page in iter_pages(client, "api/mailboxes", "mailboxes") for b in page.items]
+    fields: dict[int, dict[str, dict]] = {}
+    if with_fields:
+        for box in mailboxes:
+            path = f"api/mailboxes/{box['id']}/custom_fields"
+            definitions = [
+                d for page in iter_pages(client, path, "custom_fields") for d in page.items
+            ]
+            fields[int(box["id"])] = {str(d["name"]).casefold(): d for d in definitions}
+    return Target(users, mailboxes, fields)
+
+
+def find_conversation(client: Client, expected: dict, claimed: set[int]) -> int | None:
+    """The target conversation matching subject + customer + createdAt, not yet claimed.
+
+    The customer is matched by email; a phone conversation's customer without one by phone.
+    With neither (a customer known by name only) the match is subject + createdAt + mailbox
+    alone: weaker, as two conversations with the same subject created in the same second in
+    the same mailbox cannot be told apart (the claimed ids keep each from being taken twice).
+    """
+    created = expected["createdAt"]
+    params = {
+        "subject": expected["subject"],
+        "createdSince": m.one_second_before(created),
+        "status": ALL_STATUSES,
+        "sortField": "createdAt",
+        "sortOrder": "asc",
+    }
+    if expected.get("customerEmail"):
+        params["customerEmail"] = expected["customerEmail"]
+    elif expected.get("customerPhone"):
+        params["customerPhone"] = expected["customerPhone"]
+    if expected.get("mailboxId"):
+        params["mailboxId"] = expected["mailboxId"]
+    wanted = parse_timestamp(created)
+    for page in iter_pages(client, "api/conversations", "conversations", params, page_size=50):
+        for conv in page.items:
+            when = conv.get("createdAt")
+            if when and parse_timestamp(when) > wanted:
+                return None  # sorted by createdAt: nothing later can match
+            if (
+                conv.get("subject") == expected["subject"]
+                and when
+                and parse_timestamp(when) == wanted
+                and int(conv["id"]) not in claimed
+            ):
+                return int(conv["id"])
+    return None
+
+
+def find_customer(client: Client, email: str) -> int | None:
+    document = client.get("api/customers", {"email": email, "pageSize": 1}) or {}
+    found = (document.get("_embedded") or {}).get("customers") or []
+    return int(found[0]["id"]) if found else None
