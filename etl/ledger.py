@@ -15,6 +15,7 @@ never holds the API key: the target is named by its URL alone.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -71,6 +72,11 @@ class Entry:
     file: str | None
     row: int | None
     reason: str | None
+
+
+def thread_digest(body: str | None) -> str:
+    """A thread body as `expected` keeps it: what load stored and verify compares."""
+    return hashlib.sha1((body or "").encode("utf-8")).hexdigest()[:16]
 
 
 def target_key(url: str) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from etl import mapping as m
+from etl.ledger import thread_digest
 from etl.load.target import Target
 
 NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
@@ -152,7 +153,7 @@ def plan_conversation(
         "mailboxId": box,
         "assignTo": payload.get("assignTo"),
         "tags": sorted(t.casefold() for t in conv.tags),
-        "threads": [[t["type"], t.get("createdAt"), _digest(t["text"])] for t in threads],
+        "threads": [[t["type"], t.get("createdAt"), thread_digest(t["text"])] for t in threads],
     }
     item = Item(
         conv.source_id,
@@ -303,10 +304,6 @@ def _file_digest(path: str) -> str:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()
     except OSError:
         return "unreadable"
-
-
-def _digest(body: str) -> str:
-    return hashlib.sha1(body.encode("utf-8")).hexdigest()[:16]
 
 
 def plan_customer(customer: m.SourceCustomer) -> tuple[Item | None, list[m.Problem]]:
