@@ -284,7 +284,7 @@ BAD_KINDS = {
     "B-5": "no_threads",
     "B-6": "too_long",
     "B-7": "attachment_outside_folder",
-    "B-8": "missing_email",
+    "B-8": "missing_customer",
 }
 
 
@@ -342,7 +342,7 @@ def test_bad_rows_go_to_the_rejects_file_with_reasons_while_the_rest_load(empty_
     assert by_id["B-7"]["reason"].startswith("../../secret.txt: refused")
     assert (by_id["B-8"]["field"], by_id["B-8"]["reason"]) == (
         "customer.email",
-        "no customer email",
+        "no customer: no email, phone, name or id",
     )
     subjects = sorted(conversations_by_subject(empty_sandbox))
     assert subjects == ["Good one", "Good two"]

@@ -28,6 +28,7 @@ from etl import mapping as m
 from etl.client import Client
 from etl.errors import EtlError
 from etl.ledger import Entry, Ledger
+from etl.load.customers import CustomerResolver
 from etl.load.plan import Item, plan_conversation, plan_customer
 from etl.load.report import (
     CONVERSATIONS,
@@ -39,7 +40,13 @@ from etl.load.report import (
     write_rejects,
 )
 from etl.load.send import Sender, run_workers
-from etl.load.target import Target, fetch_target, find_conversation, find_customer
+from etl.load.target import (
+    Target,
+    fetch_target,
+    find_conversation,
+    find_customer,
+    mailboxes_with_conversations,
+)
 from etl.progress import Progress, silent
 from etl.readers import read_rows
 
@@ -179,6 +186,11 @@ def load(
         _count_customers(client, [i for i, _ in to_send], report, options.workers)
     else:
         sender = Sender(client, ledger, report, run_id)
+        if options.kind == CONVERSATIONS:
+            customers = Ledger(conn, client.url, mapping.system, CUSTOMERS)
+            sender.customers = CustomerResolver(client, customers, sender.retry_pause)
+            boxes = {i.payload.get("mailboxId") for i, e in to_send if e is None}
+            sender.look_in = mailboxes_with_conversations(client, boxes - {None})
         entry_of = {item.source_id: entry for item, entry in to_send}
         bar = progress(options.kind, len(to_send))
         status = "failed"
@@ -198,6 +210,9 @@ def load(
             report.requests = client.requests_made - requests_before
             report.seconds = time.monotonic() - started
             report.not_attempted += len(to_send) - sender.finished
+            if sender.customers is not None:
+                report.customers_created = sender.customers.created
+                report.customers_found = sender.customers.found
             ledger.finish_run(run_id, status, report.counts())
             write_rejects(report)
     report.requests = client.requests_made - requests_before

@@ -201,6 +201,9 @@ def _thread_customer_ref(author: m.Person, customer: m.Person) -> dict[str, Any]
         if author.first_name:
             ref.update(_customer_ref(author))
         return ref
+    if author.source_id and customer.source_id:
+        same = author.source_id == customer.source_id
+        return _customer_ref(customer if same else author)
     named = (author.first_name, author.last_name)
     if not any(named) or named == (customer.first_name, customer.last_name):
         return _customer_ref(customer)
@@ -208,6 +211,8 @@ def _thread_customer_ref(author: m.Person, customer: m.Person) -> dict[str, Any]
 
 
 def _customer_ref(person: m.Person) -> dict[str, Any]:
+    """`{email, firstName, lastName, phone}`; without an email, the source's id as `_source`
+    (resolved to `{"id": N}` before sending: see customers.py)."""
     ref: dict[str, Any] = {"email": person.email} if person.email else {}
     for key, value in (
         ("firstName", person.first_name),
@@ -216,6 +221,8 @@ def _customer_ref(person: m.Person) -> dict[str, Any]:
     ):
         if value:
             ref[key] = value
+    if not person.email and person.source_id:
+        ref["_source"] = person.source_id
     return ref
 
 

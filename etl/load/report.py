@@ -49,6 +49,9 @@ class Report:
     changed: list[tuple[str, str, int | None]] = field(default_factory=list)
     created: int = 0
     reused: int = 0
+    on_target: int = 0
+    customers_created: int = 0
+    customers_found: int = 0
     recovered: int = 0
     rejects: list[Reject] = field(default_factory=list)
     rejects_path: Path | None = None
@@ -94,6 +97,15 @@ class Report:
             line("created", self.created)
             if self.reused:
                 line("existing, reused", self.reused)
+            if self.on_target:
+                line("already on the target", self.on_target, "(found there, not created)")
+            if self.customers_created or self.customers_found:
+                line(
+                    "customers without email",
+                    self.customers_created + self.customers_found,
+                    f"({self.customers_created} created, {self.customers_found} found by "
+                    "phone or name)",
+                )
             if self.recovered:
                 line(
                     "created before a stop",
@@ -136,6 +148,7 @@ class Report:
             "threads": self.threads,
             "created": self.created,
             "reused": self.reused,
+            "on_target": self.on_target,
             "recovered": self.recovered,
             "already_loaded": self.already_loaded,
             "changed": len(self.changed),

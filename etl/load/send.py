@@ -13,9 +13,10 @@ from etl import mapping as m
 from etl.client import Client
 from etl.errors import Conflict, OutcomeUnknown, ValidationFailed
 from etl.ledger import Entry, Ledger
+from etl.load.customers import CustomerResolver, find_match, needs_id, with_ids
 from etl.load.plan import Item, materialize
 from etl.load.report import CONVERSATIONS, Report
-from etl.load.target import find_conversation, find_customer
+from etl.load.target import conversation_candidates, find_customer
 
 RECOVERY_ATTEMPTS = 8
 RETRY_PAUSE = 1.0  # seconds before looking up a create whose outcome is unknown (x attempt)
@@ -38,6 +39,11 @@ class Sender:
     recovery: threading.Lock = field(default_factory=threading.Lock)
     counts_lock: threading.Lock = field(default_factory=threading.Lock)
     finished: int = 0
+    customers: CustomerResolver | None = None
+    # Mailboxes that held conversations before the run (None: look in every one).
+    look_in: set[int] | None = None
+    claimed: set[int] | None = None  # target ids the ledger owns, read on first need
+    taken: set[int] = field(default_factory=set)  # customers this run matched or created
 
     def send(self, kind: str, item: Item, entry: Entry | None) -> None:
         """Send one item (created, found or rejected); raises on failures that stop the run."""
@@ -72,17 +78,30 @@ class Sender:
         if entry is not None and entry.state == "created":
             target_id = entry.target_id  # created before a stop; only the tags may be missing
             self._count("recovered")
-        elif entry is not None and entry.state == "sending":
+            body = None
+        else:
+            try:
+                body = self._with_customer_ids(item)
+            except (ValidationFailed, Conflict) as exc:
+                self._reject(item, exc)
+                return
+        if entry is not None and entry.state == "sending":
             # A previous run recorded the intent and stopped before recording the outcome.
-            target_id = self._recover_conversation(item)
+            target_id = self._claim_conversation(item)
             if target_id is not None:
                 self._count("recovered")
+        elif target_id is None and self._may_be_on_target(item):
+            # No ledger entry: the target may hold it from a load with another (or a lost) ledger.
+            found = self._claim_conversation(item, existing=True)
+            if found is not None:
+                self._count("on_target")
+                return
         if target_id is None:
             self.ledger.intend(
                 item.source_id, item.fingerprint, item.expected, item.file, item.row, self.run_id
             )
             try:
-                target_id, recovered = self._create_conversation(item)
+                target_id, recovered = self._create_conversation(item, body)
             except (ValidationFailed, Conflict) as exc:
                 self._reject(item, exc)
                 return
@@ -91,15 +110,36 @@ class Sender:
             self.client.put(f"api/conversations/{target_id}/tags", {"tags": item.tags})
         self.ledger.done(item.source_id, target_id)
 
-    def _recover_conversation(self, item: Item) -> int | None:
+    def _with_customer_ids(self, item: Item) -> dict:
+        """The payload with customers that have no email given by id (found or created)."""
+        if self.customers is None:
+            return item.payload
+        body = with_ids(item.payload, self.customers.resolve)
+        if needs_id(item.payload.get("customer")):
+            item.expected["customerId"] = body["customer"]["id"]
+        return body
+
+    def _may_be_on_target(self, item: Item) -> bool:
+        return self.look_in is None or item.payload.get("mailboxId") in self.look_in
+
+    def _claim_conversation(self, item: Item, existing: bool = False) -> int | None:
+        """Find the item's conversation on the target and record it, unless another source
+        record owns it already."""
+        candidates = conversation_candidates(self.client, item.expected)
         with self.recovery:
-            found = find_conversation(self.client, item.expected, self.ledger.claimed_target_ids())
+            if self.claimed is None:
+                self.claimed = self.ledger.claimed_target_ids()
+            found = next((c for c in candidates if c not in self.claimed), None)
             if found is not None:
-                self.ledger.created(item.source_id, found)
+                self.claimed.add(found)
+                if existing:
+                    self.ledger.done(item.source_id, found, existing=True)
+                else:
+                    self.ledger.created(item.source_id, found)
             return found
 
-    def _create_conversation(self, item: Item) -> tuple[int, bool]:
-        body = materialize(item.payload)
+    def _create_conversation(self, item: Item, body: dict) -> tuple[int, bool]:
+        body = materialize(body)
         for attempt in range(1, RECOVERY_ATTEMPTS + 1):
             try:
                 target_id = self.client.create("api/conversations", body)
@@ -108,10 +148,13 @@ class Sender:
                     raise
                 # The create may have happened: look before sending it again.
                 time.sleep(self.retry_pause * attempt)
-                found = self._recover_conversation(item)
+                found = self._claim_conversation(item)
                 if found is not None:
                     return found, True
                 continue
+            with self.recovery:
+                if self.claimed is not None:
+                    self.claimed.add(target_id)
             self.ledger.created(item.source_id, target_id)
             return target_id, False
         raise AssertionError("unreachable")
@@ -119,15 +162,18 @@ class Sender:
     def customer(self, item: Item, entry: Entry | None) -> None:
         if self.stop.is_set():
             raise Stop
+        ref = customer_ref(item.payload)
         if entry is not None and entry.state in ("sending", "created"):
-            found = entry.target_id or find_customer(self.client, item.email)
+            found = entry.target_id or self._match_customer(ref)
             if found is not None:
                 self.ledger.done(item.source_id, found)
                 self._count("recovered")
                 return
         # The API creates a customer when only some of the emails are known: look first.
-        for email in item.payload.get("emails", []):
-            found = find_customer(self.client, email["value"])
+        # Without an email: by phone, else by first and last name.
+        emails = item.payload.get("emails", [])
+        for other in [{"email": e["value"]} for e in emails] or [ref]:
+            found = self._match_customer(other)
             if found is not None:
                 self.ledger.done(item.source_id, found, existing=True)
                 self._count("reused")
@@ -153,15 +199,42 @@ class Sender:
                 if attempt == RECOVERY_ATTEMPTS:
                     raise
                 time.sleep(self.retry_pause * attempt)
-                found = find_customer(self.client, item.email)
+                found = self._match_customer(ref)
                 if found is not None:
                     self.ledger.done(item.source_id, found)
                     self._count("recovered")
                     return
                 continue
+            with self.recovery:
+                self.taken.add(target_id)
             self.ledger.done(item.source_id, target_id)
             self._count("created")
             return
+
+    def _match_customer(self, ref: dict) -> int | None:
+        """A target customer for `ref` that this run has not given to another record: by
+        email, by phone or by name, two people of the same name stay two."""
+        if ref.get("email"):
+            return find_customer(self.client, ref["email"])
+        with self.recovery:
+            taken = set(self.taken)
+        found = find_match(self.client, ref, taken)
+        if found is not None:
+            with self.recovery:
+                if found in self.taken:
+                    return None
+                self.taken.add(found)
+        return found
+
+
+def customer_ref(payload: dict) -> dict:
+    """What a Create Customer payload can be found by: primary email, first phone, names."""
+    ref = {k: payload[k] for k in ("firstName", "lastName") if payload.get(k)}
+    if payload.get("emails"):
+        ref["email"] = payload["emails"][0]["value"]
+    if payload.get("phones"):
+        ref["phone"] = payload["phones"][0]["value"]
+    return ref
 
 
 def run_workers(

@@ -52,12 +52,18 @@ def fetch_target(client: Client, with_fields: bool = True) -> Target:
 
 
 def find_conversation(client: Client, expected: dict, claimed: set[int]) -> int | None:
-    """The target conversation matching subject + customer + createdAt, not yet claimed.
+    """The target conversation matching subject + customer + createdAt, not yet claimed."""
+    return next((c for c in conversation_candidates(client, expected) if c not in claimed), None)
 
-    The customer is matched by email; a phone conversation's customer without one by phone.
-    With neither (a customer known by name only) the match is subject + createdAt + mailbox
-    alone: weaker, as two conversations with the same subject created in the same second in
-    the same mailbox cannot be told apart (the claimed ids keep each from being taken twice).
+
+def conversation_candidates(client: Client, expected: dict) -> list[int]:
+    """Target conversations with the subject, customer and createdAt of `expected`, oldest
+    first; usually one request (the list filters narrow it to the second).
+
+    The customer is matched by email, else by the id it was resolved to, else by phone. With
+    none (a customer known by name only) the match is subject + createdAt + mailbox alone:
+    weaker, as two conversations with the same subject created in the same second in the same
+    mailbox cannot be told apart (claimed ids keep each from being taken twice).
     """
     created = expected["createdAt"]
     params = {
@@ -69,24 +75,37 @@ def find_conversation(client: Client, expected: dict, claimed: set[int]) -> int 
     }
     if expected.get("customerEmail"):
         params["customerEmail"] = expected["customerEmail"]
+    elif expected.get("customerId"):
+        params["customerId"] = expected["customerId"]
     elif expected.get("customerPhone"):
         params["customerPhone"] = expected["customerPhone"]
     if expected.get("mailboxId"):
         params["mailboxId"] = expected["mailboxId"]
     wanted = parse_timestamp(created)
+    found: list[int] = []
     for page in iter_pages(client, "api/conversations", "conversations", params, page_size=50):
         for conv in page.items:
             when = conv.get("createdAt")
             if when and parse_timestamp(when) > wanted:
-                return None  # sorted by createdAt: nothing later can match
-            if (
-                conv.get("subject") == expected["subject"]
-                and when
-                and parse_timestamp(when) == wanted
-                and int(conv["id"]) not in claimed
-            ):
-                return int(conv["id"])
-    return None
+                return found  # sorted by createdAt: nothing later can match
+            if conv.get("subject") == expected["subject"] and when:
+                if parse_timestamp(when) == wanted:
+                    found.append(int(conv["id"]))
+    return found
+
+
+def mailboxes_with_conversations(client: Client, mailbox_ids: set[int]) -> set[int]:
+    """The mailboxes that hold any conversation (one request each): in the others nothing
+    can be on the target already, so a load skips looking for each conversation there."""
+    held = set()
+    for box in sorted(mailbox_ids):
+        params = {"mailboxId": box, "status": ALL_STATUSES, "pageSize": 1}
+        document = client.get("api/conversations", params) or {}
+        if (document.get("page") or {}).get("totalElements") or (
+            (document.get("_embedded") or {}).get("conversations")
+        ):
+            held.add(box)
+    return held
 
 
 def find_customer(client: Client, email: str) -> int | None:

@@ -77,7 +77,7 @@ from etl.mapping.build import (
     SourceThread,
     conversations,
     customers,
-    phone_customer_ok,
+    identifiable,
 )
 from etl.mapping.dates import DateProblem, one_second_before, parse_date
 from etl.mapping.definition import (
@@ -133,7 +133,7 @@ __all__ = [
     "one_second_before",
     "parse_date",
     "parse_mapping",
-    "phone_customer_ok",
+    "identifiable",
     "resolve_mapping_path",
     "shipped_mappings",
     "split_name",

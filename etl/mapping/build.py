@@ -63,6 +63,7 @@ class Problem:
 @dataclass
 class Person:
     email: str | None = None
+    source_id: str | None = None  # the person's id at the source, when the mapping names it
     first_name: str | None = None
     last_name: str | None = None
     type: str | None = None  # customer | user, when the source says
@@ -326,6 +327,7 @@ def _person(ev: Evaluator, spec: Any, records: list[dict], parent: Any = None) -
         last_name=text(get("lastName")).strip() or None,
         type=text(get("type")).strip().lower() or None,
         phone=text(get("phone")).strip() or None,
+        source_id=text(get("id")).strip() or None,
     )
     full = text(get("name")).strip()
     if full and not person.first_name and not person.last_name:
@@ -480,11 +482,12 @@ def _check_dates(conv: SourceConversation) -> None:
         )
 
 
-def phone_customer_ok(conv: SourceConversation) -> bool:
-    """A phone conversation may name its customer by phone or first name instead of an email
-    (API reference, Create Conversation); every other type needs the email."""
-    customer = conv.customer
-    return conv.type == "phone" and bool(customer.phone or customer.first_name)
+def identifiable(person: Person) -> bool:
+    """A customer the target can be given: by email, or (created or found through the
+    customer list filters) by phone, name or, at least, the source's id for it."""
+    return bool(
+        person.email or person.phone or person.first_name or person.last_name or person.source_id
+    )
 
 
 # A clock a little ahead at the source, or a time zone written one way too far, is not an error.
@@ -527,11 +530,9 @@ def _check_conversation(conv: SourceConversation) -> None:
             )
         )
     email = conv.customer.email
-    if not email and not phone_customer_ok(conv):
-        reason = "no customer email"
-        if conv.type == "phone":
-            reason += " (a phone conversation needs at least a customer phone or first name)"
-        add(Problem("customer.email", "missing_email", reason, conv.row))
+    if not identifiable(conv.customer):
+        reason = "no customer: no email, phone, name or id"
+        add(Problem("customer.email", "missing_customer", reason, conv.row))
     elif email and not valid_email(email):
         add(
             Problem(
@@ -700,8 +701,10 @@ def _customer(ev: Evaluator, spec: dict, row: SourceRow) -> SourceCustomer:
     websites = as_list(get("websites"))
     if websites:
         payload["websites"] = [{"value": w} for w in websites]
-    if not emails:
-        problems.append(Problem(label("email"), "missing_email", "no email", row.number))
+    if not emails and not phones and not first and not last:
+        problems.append(
+            Problem(label("email"), "missing_customer", "no email, phone or name", row.number)
+        )
     for entry in emails:
         if not valid_email(entry["value"]):
             problems.append(
@@ -712,10 +715,22 @@ def _customer(ev: Evaluator, spec: dict, row: SourceRow) -> SourceCustomer:
                     row.number,
                 )
             )
-    payload["emails"] = emails
+    if emails:
+        payload["emails"] = emails
     primary = emails[0]["value"] if emails else None
-    source_id = text(get("id")).strip() or (primary or "").lower()
+    source_id = text(get("id")).strip() or _natural_key(primary, phones, first, last)
     return SourceCustomer(source_id, row.file, row.number, payload, primary, problems)
+
+
+def _natural_key(email: str | None, phones: list[dict], first: str, last: str) -> str:
+    """The ledger's key for a customer row without an id: its email, else phone, else name."""
+    if email:
+        return email.lower()
+    if phones:
+        return f"phone:{phones[0]['value']}"
+    if first or last:
+        return f"name:{first} {last}".strip().casefold()
+    return ""
 
 
 def _entries(ev: Evaluator, spec: Any, data: Any) -> list[dict[str, str]]:

@@ -83,7 +83,7 @@ SPEC_KEYS = {
     "strip_html",
     "truncate",
 }
-PERSON_KEYS = {"email", "name", "firstName", "lastName", "type", "phone"}
+PERSON_KEYS = {"id", "email", "name", "firstName", "lastName", "type", "phone"}
 ATTACHMENT_KEYS = {"path", "split", "fileName", "url", "file", "mimeType", "size"}
 
 

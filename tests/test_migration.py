@@ -1,0 +1,173 @@
+"""Issue 19: every record arrives, once, even when the file, the target or the ledger is untidy.
+
+Each test runs the CLI against a sandbox over real HTTP.
+"""
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from etl.cli import cli
+from etl.client import Client
+from etl.load import send as load_module
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+FALLBACK = "admin@support.example.org"
+HEADER = [
+    "conversation_id",
+    "subject",
+    "customer_email",
+    "customer_first_name",
+    "customer_last_name",
+    "customer_phone",
+    "type",
+    "status",
+    "message_type",
+    "author_email",
+    "message_created_at",
+    "body",
+]
+
+
+@pytest.fixture(autouse=True)
+def _fast_recovery(monkeypatch, tmp_path):
+    monkeypatch.setattr(load_module, "RETRY_PAUSE", 0.0)
+    monkeypatch.chdir(tmp_path)
+
+
+def run(sandbox, *args, db):
+    env = {
+        "SMARTICKS_URL": sandbox.url,
+        "SMARTICKS_API_KEY": sandbox.api_key,
+        "SMARTICKS_DB": str(db),
+    }
+    return CliRunner().invoke(cli, [str(a) for a in args], env=env)
+
+
+def figure(output: str, label: str) -> int:
+    found = re.search(rf"^\s+{re.escape(label)}\s+(\d+)", output, re.MULTILINE)
+    assert found, f"no {label!r} line in:\n{output}"
+    return int(found.group(1))
+
+
+def write_csv(path: Path, rows: list[dict], header=HEADER) -> Path:
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, header)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row.get(k, "") for k in header})
+    return path
+
+
+def conversations(sandbox) -> list[dict]:
+    store = sandbox.store
+    return [store.get_conversation(c, embed=("threads", "tags")) for c in store.conversation_ids()]
+
+
+CHATS = [
+    # A chat customer known by phone, already on the target: found, not duplicated.
+    {
+        "conversation_id": "C-1",
+        "subject": "Chat with a phone",
+        "customer_first_name": "Ana",
+        "customer_phone": "+1 555-0100",
+        "type": "chat",
+        "message_created_at": "2024-03-01 10:00:00",
+        "body": "Hi, my parcel?",
+    },
+    # The same customer again, in a phone conversation.
+    {
+        "conversation_id": "C-2",
+        "subject": "Call back",
+        "customer_first_name": "Ana",
+        "customer_phone": "+1 555-0100",
+        "type": "phone",
+        "message_created_at": "2024-03-02 10:00:00",
+        "body": "Called about the parcel",
+    },
+    # Known by name only: created once, used by both of its conversations.
+    {
+        "conversation_id": "C-3",
+        "subject": "Chat by name",
+        "customer_first_name": "Bo",
+        "customer_last_name": "Li",
+        "type": "chat",
+        "message_created_at": "2024-03-03 10:00:00",
+        "body": "Hello",
+    },
+    {
+        "conversation_id": "C-4",
+        "subject": "Chat by name again",
+        "customer_first_name": "Bo",
+        "customer_last_name": "Li",
+        "type": "chat",
+        "message_created_at": "2024-03-04 10:00:00",
+        "body": "Me again",
+    },
+]
+
+
+def test_customers_without_email_are_matched_by_phone_then_name_or_created_once(
+    empty_sandbox, tmp_path
+):
+    client = Client(empty_sandbox.url, empty_sandbox.api_key)
+    ana = client.create(
+        "api/customers", {"firstName": "Ana", "phones": [{"value": "+1 555-0100", "type": "work"}]}
+    )
+    source = write_csv(tmp_path / "chats.csv", CHATS)
+    db = tmp_path / "l.db"
+    args = ["load", "conversations", source, "--mailbox", 1, "--timezone", "UTC"]
+    first = run(empty_sandbox, *args, db=db)
+    assert first.exit_code == 0, first.output
+    assert figure(first.output, "created") == 4
+    assert figure(first.output, "rejected") == 0
+    assert figure(first.output, "customers without email") == 2
+    assert "(1 created, 1 found by phone or name)" in first.output
+    convs = {c["subject"]: c for c in conversations(empty_sandbox)}
+    assert convs["Chat with a phone"]["customer"]["id"] == ana
+    assert convs["Call back"]["customer"]["id"] == ana
+    bo = convs["Chat by name"]["customer"]["id"]
+    assert convs["Chat by name again"]["customer"]["id"] == bo != ana
+    assert len(empty_sandbox.store.customer_ids()) == 2
+    checked = run(empty_sandbox, "verify", db=db)
+    assert checked.exit_code == 0 and "4 records" in checked.output, checked.output
+    # Customer threads point at the same customer.
+    for conv in convs.values():
+        authors = {t["createdBy"]["id"] for t in conv["_embedded"]["threads"]}
+        assert authors == {conv["customer"]["id"]}
+
+    # The ledger remembers each match: a rerun asks the target for no customer.
+    empty_sandbox.request_log.clear()
+    again = run(empty_sandbox, *args, db=db)
+    assert figure(again.output, "already loaded") == 4
+    assert not [p for _, p, _ in empty_sandbox.request_log if p.startswith("/api/customers")]
+    assert len(empty_sandbox.store.customer_ids()) == 2
+
+
+def test_customers_file_rows_without_email_load_and_match_by_phone_or_name(empty_sandbox, tmp_path):
+    header = ["id", "email", "first_name", "last_name", "phone", "company"]
+    rows = [
+        {"id": 1, "first_name": "Ana", "phone": "+1 555-0100", "company": "ACME"},
+        {"id": 2, "first_name": "Bo", "last_name": "Li"},
+        {"id": 3, "first_name": "Bo", "last_name": "Li", "company": "Another Bo Li"},
+        {"id": 4, "email": "cy@example.org", "first_name": "Cy"},
+    ]
+    source = write_csv(tmp_path / "people.csv", rows, header)
+    first = run(empty_sandbox, "load", "customers", source, db=tmp_path / "a.db")
+    assert first.exit_code == 0, first.output
+    assert figure(first.output, "created") == 4
+    store = empty_sandbox.store
+    people = [store.get_customer(i) for i in store.customer_ids()]
+    assert sorted(p["firstName"] for p in people) == ["Ana", "Bo", "Bo", "Cy"]
+    assert [p["company"] for p in people if p["firstName"] == "Ana"] == ["ACME"]
+
+    # A new ledger: each row finds its own customer (two Bo Li stay two), nothing is created.
+    again = run(empty_sandbox, "load", "customers", source, db=tmp_path / "b.db")
+    assert again.exit_code == 0, again.output
+    assert figure(again.output, "created") == 0
+    assert figure(again.output, "existing, reused") == 4
+    assert len(store.customer_ids()) == 4
