@@ -133,7 +133,7 @@ def test_customers_without_email_are_matched_by_phone_then_name_or_created_once(
     bo = convs["Chat by name"]["customer"]["id"]
     assert convs["Chat by name again"]["customer"]["id"] == bo != ana
     assert len(empty_sandbox.store.customer_ids()) == 2
-    checked = run(empty_sandbox, "verify", db=db)
+    checked = run(empty_sandbox, "verify", "--kind", "conversations", db=db)
     assert checked.exit_code == 0 and "4 records" in checked.output, checked.output
     # Customer threads point at the same customer.
     for conv in convs.values():
