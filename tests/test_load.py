@@ -418,7 +418,7 @@ def test_dry_run_sends_nothing_and_reports_what_a_load_would_do(empty_sandbox, t
         "--dry-run",
         db=tmp_path / "l.db",
     )
-    assert result.exit_code == 3, result.output  # the unmapped agent's ticket would be rejected
+    assert result.exit_code == 0, result.output  # the unmapped agent goes to the first admin
     assert {m for m, _, _ in empty_sandbox.request_log} == {"GET"}
     assert empty_sandbox.store.conversation_ids() == []
     out = result.output
@@ -426,12 +426,12 @@ def test_dry_run_sends_nothing_and_reports_what_a_load_would_do(empty_sandbox, t
     assert figure(out, "rows read") == 14
     assert figure(out, "conversations") == 13
     assert figure(out, "threads") == 33
-    assert figure(out, "would be sent") == 12
+    assert figure(out, "would be sent") == 13
     assert figure(out, "customers existing") == 1  # mark@example.org
     assert figure(out, "customers new") == 9
-    assert figure(out, "unmapped_agent") == 2
-    assert "former.agent@support.example.org" in out
-    assert (tmp_path / "tickets.rejects.csv").is_file()
+    assert "unmapped agents (sent to admin@support.example.org, the first administrator" in out
+    assert "former.agent@support.example.org  (2 references)" in out
+    assert not (tmp_path / "tickets.rejects.csv").exists()
 
 
 def test_existing_customers_are_reused_never_duplicated(empty_sandbox, tmp_path):

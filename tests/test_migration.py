@@ -4,6 +4,7 @@ Each test runs the CLI against a sandbox over real HTTP.
 """
 
 import csv
+import json
 import re
 from pathlib import Path
 
@@ -171,3 +172,81 @@ def test_customers_file_rows_without_email_load_and_match_by_phone_or_name(empty
     assert figure(again.output, "created") == 0
     assert figure(again.output, "existing, reused") == 4
     assert len(store.customer_ids()) == 4
+
+
+def smarticks_record(cid: str, subject: str, **extra) -> dict:
+    """A conversation as `etl export --format jsonl` writes it (the `smarticks` mapping)."""
+    record = {
+        "id": cid,
+        "subject": subject,
+        "status": "closed",
+        "state": "published",
+        "type": "email",
+        "createdAt": "2024-03-01T10:00:00Z",
+        "closedAt": "2024-03-01T12:00:00Z",
+        "mailbox": {"id": 9, "name": "Support"},
+        "customer": {"id": 70, "email": "pat@example.org", "firstName": "Pat", "lastName": "Q"},
+        "assignee": None,
+        "tags": [],
+        "customFields": {},
+        "threads": [
+            {
+                "id": 1,
+                "type": "customer",
+                "body": "First line\nsecond line",
+                "createdAt": "2024-03-01T10:00:00Z",
+                "author": {"type": "customer", "id": 70, "email": "pat@example.org"},
+                "cc": [],
+                "bcc": [],
+                "attachments": [],
+            }
+        ],
+    }
+    record.update(extra)
+    return record
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def test_values_the_target_cannot_hold_are_left_out_and_listed_never_fatal(empty_sandbox, tmp_path):
+    long_tag = "t" * 120
+    records = [
+        smarticks_record(
+            "1",
+            "Fields the target lacks",
+            customFields={"Warranty": "yes", "Priority": "Urgent", "Amount": "lots", "Vendor": "V"},
+            tags=["kept", long_tag],
+            assignee={"email": "gone@old.example.org"},
+        ),
+        smarticks_record("2", "Another", customFields={"Warranty": "no", "Priority": "Low"}),
+    ]
+    source = write_jsonl(tmp_path / "conversations.jsonl", records)
+    args = ["load", "conversations", source, "--mapping", "smarticks", "--mailbox", 1]
+    dry = run(empty_sandbox, *args, "--dry-run", db=tmp_path / "l.db")
+    assert dry.exit_code == 0, dry.output
+    listed = [
+        "custom field Warranty (not in the target mailbox)  (2 records)",
+        "Priority option 'Urgent' (not an option on the target)  (1 record)",
+        "Amount value 'lots' (not a number)  (1 record)",
+        "tag tttttttttttttttttttttttttttttttttttttttt... (over 100 characters)  (1 record)",
+        "gone@old.example.org  (1 reference)",
+    ]
+    for line in listed:
+        assert line in dry.output
+    assert empty_sandbox.store.conversation_ids() == []
+
+    result = run(empty_sandbox, *args, db=tmp_path / "l.db")
+    assert result.exit_code == 0, result.output
+    assert figure(result.output, "created") == 2
+    assert figure(result.output, "rejected") == 0
+    for line in listed:
+        assert line in result.output
+    convs = {c["subject"]: c for c in conversations(empty_sandbox)}
+    first = convs["Fields the target lacks"]
+    assert {f["name"]: f["value"] for f in first["customFields"]} == {"Vendor": "V"}
+    assert [t["name"] for t in first["_embedded"]["tags"]] == ["kept"]
+    assert first["assignee"]["email"] == FALLBACK
+    assert [f["text"] for f in convs["Another"]["customFields"]] == ["Low"]

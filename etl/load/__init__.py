@@ -147,7 +147,7 @@ def load(
             names = ", ".join(f"{b['id']} ({b.get('name')})" for b in target.mailboxes)
             raise UsageError(f"no mailbox {options.mailbox_id} on the target; mailboxes: {names}")
         report.mailbox_id = options.mailbox_id
-        fallback_id = _fallback_id(target, options.fallback_user)
+        fallback_id = _fallback_id(target, options.fallback_user, report)
         items, problems = _plan_conversations(
             mapping, rows, path, target, options, fallback_id, report, entries
         )
@@ -222,9 +222,14 @@ def load(
     return report
 
 
-def _fallback_id(target: Target, email: str | None) -> int | None:
+def _fallback_id(target: Target, email: str | None, report: Report) -> int | None:
+    """The user for agents the target lacks: --fallback-user, else the first administrator
+    (an agent the target lacks never rejects a conversation)."""
     if not email:
-        return None
+        if target.admin is None:
+            return None
+        report.fallback_user = f"{target.admin}, the first administrator; --fallback-user to choose"
+        return target.users.get(target.admin.casefold())
     found = target.users.get(email.strip().casefold())
     if found is None:
         raise UsageError(f"--fallback-user {email} is not a user on the target")
@@ -262,6 +267,7 @@ def _plan_conversations(mapping, rows, path, target, options, fallback_id, repor
             problems[conv.source_id] = (conv.file, conv.row, found)
         else:
             items.append(item)
+            report.left_out.update(item.left_out)
     return items, problems
 
 

@@ -34,6 +34,7 @@ class Item:
     fingerprint: str
     tags: list[str] = field(default_factory=list)
     email: str | None = None
+    left_out: list[str] = field(default_factory=list)  # values the target cannot hold
 
 
 @dataclass
@@ -70,7 +71,6 @@ def plan_conversation(
                         at,
                     )
                 )
-            return fallback_user_id
         return fallback_user_id
 
     box = mailbox_id or target.mailbox_for(conv.mailbox)
@@ -137,8 +137,13 @@ def plan_conversation(
             item["attachments"] = [_attachment_ref(a) for a in thread.attachments]
         threads.append(item)
     payload["threads"] = list(reversed(threads))  # the API wants newest first
+    left_out: list[str] = []
     if conv.custom_fields and box is not None:
-        payload["customFields"] = _custom_fields(conv, target.fields.get(box, {}), problems)
+        payload["customFields"] = _custom_fields(conv, target.fields.get(box, {}), left_out)
+    tags = [t for t in conv.tags if len(t) <= m.LIMITS["tag"]]
+    left_out += [
+        f"tag {t[:40]}... (over {m.LIMITS['tag']} characters)" for t in conv.tags if t not in tags
+    ]
     if problems:
         return None, problems
     expected = {
@@ -152,7 +157,7 @@ def plan_conversation(
         "closedAt": conv.closed_at if conv.status == "closed" else None,
         "mailboxId": box,
         "assignTo": payload.get("assignTo"),
-        "tags": sorted(t.casefold() for t in conv.tags),
+        "tags": sorted(t.casefold() for t in tags),
         "threads": [[t["type"], t.get("createdAt"), thread_digest(t["text"])] for t in threads],
     }
     item = Item(
@@ -162,8 +167,9 @@ def plan_conversation(
         payload,
         expected,
         fingerprint({"payload": payload, "tags": conv.tags}),
-        conv.tags,
+        tags,
         conv.customer.email,
+        left_out,
     )
     return item, []
 
@@ -237,21 +243,15 @@ def _attachment_ref(attachment: m.Attachment) -> dict[str, Any]:
 
 
 def _custom_fields(
-    conv: m.SourceConversation, definitions: dict[str, dict], problems: list[m.Problem]
+    conv: m.SourceConversation, definitions: dict[str, dict], left_out: list[str]
 ) -> list[dict[str, Any]]:
+    """Custom fields by name, dropdowns by label; a value the target mailbox cannot hold (no
+    such field, no such option, not a number or date) is left out and noted, never fatal."""
     out = []
     for name, value in conv.custom_fields.items():
         definition = definitions.get(name.casefold())
-        where = f"custom_fields.{name}"
         if definition is None:
-            problems.append(
-                m.Problem(
-                    where,
-                    "unknown_custom_field",
-                    f"custom field {name!r} is not defined in the target mailbox",
-                    conv.row,
-                )
-            )
+            left_out.append(f"custom field {name} (not in the target mailbox)")
             continue
         kind = definition.get("type")
         if kind == "dropdown":
@@ -259,29 +259,15 @@ def _custom_fields(
             by_label = {str(label).casefold(): key for key, label in options.items()}
             option = by_label.get(value.casefold()) or (value if value in options else None)
             if option is None:
-                labels = ", ".join(repr(v) for v in options.values())
-                problems.append(
-                    m.Problem(
-                        where,
-                        "unknown_option",
-                        f"{value!r} is not an option of {name} ({labels})",
-                        conv.row,
-                    )
-                )
+                left_out.append(f"{name} option {value!r} (not an option on the target)")
                 continue
             out.append({"id": int(definition["id"]), "value": option})
         elif kind == "number" and not NUMBER.match(value):
-            problems.append(
-                m.Problem(where, "bad_value", f"{name}: {value!r} is not a number", conv.row)
-            )
+            left_out.append(f"{name} value {value!r} (not a number)")
         elif kind == "date":
             day = value[:10]
             if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
-                problems.append(
-                    m.Problem(
-                        where, "bad_date", f"{name}: {value!r} is not a YYYY-MM-DD date", conv.row
-                    )
-                )
+                left_out.append(f"{name} value {value!r} (not a YYYY-MM-DD date)")
                 continue
             out.append({"id": int(definition["id"]), "value": day})
         else:

@@ -43,6 +43,7 @@ class Report:
     customers_new: int | None = None
     customers_existing: int | None = None
     unmapped_agents: Counter = field(default_factory=Counter)
+    left_out: Counter = field(default_factory=Counter)  # values the target cannot hold
     fallback_user: str | None = None
     problems: Counter = field(default_factory=Counter)
     already_loaded: int = 0
@@ -131,6 +132,10 @@ class Report:
             out.append(f"  unmapped agents ({where}):")
             for email, count in self.unmapped_agents.most_common():
                 out.append(f"    {email}  ({count} reference{'s' if count != 1 else ''})")
+        if self.left_out:
+            out.append("  left out (the target cannot hold them; the records load without):")
+            for what, count in sorted(self.left_out.items()):
+                out.append(f"    {what}  ({count} record{'s' if count != 1 else ''})")
         for source_id, file, row in self.changed[:20]:
             out.append(f"  changed: {file} row {row} (id {source_id})")
         if len(self.changed) > 20:

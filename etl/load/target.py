@@ -17,6 +17,7 @@ class Target:
     users: dict[str, int]  # lower-case email (and alternate emails) -> user id
     mailboxes: list[dict]
     fields: dict[int, dict[str, dict]]  # mailbox id -> lower-case field name -> definition
+    admin: str | None = None  # the first administrator's email: the default fallback user
 
     def mailbox_for(self, value: str | None) -> int | None:
         if not value:
@@ -34,8 +35,11 @@ class Target:
 
 def fetch_target(client: Client, with_fields: bool = True) -> Target:
     users: dict[str, int] = {}
+    admins: list[tuple[int, str]] = []
     for page in iter_pages(client, "api/users", "users"):
         for user in page.items:
+            if user.get("role") == "admin" and user.get("email"):
+                admins.append((int(user["id"]), str(user["email"])))
             for email in [user.get("email") or "", *(user.get("alternateEmails") or "").split(",")]:
                 if email.strip():
                     users.setdefault(email.strip().casefold(), int(user["id"]))
@@ -48,7 +52,7 @@ def fetch_target(client: Client, with_fields: bool = True) -> Target:
                 d for page in iter_pages(client, path, "custom_fields") for d in page.items
             ]
             fields[int(box["id"])] = {str(d["name"]).casefold(): d for d in definitions}
-    return Target(users, mailboxes, fields)
+    return Target(users, mailboxes, fields, min(admins)[1] if admins else None)
 
 
 def find_conversation(client: Client, expected: dict, claimed: set[int]) -> int | None:

@@ -561,9 +561,6 @@ def _check_conversation(conv: SourceConversation) -> None:
                 conv.row,
             )
         )
-    for tag in conv.tags:
-        if len(tag) > LIMITS["tag"]:
-            add(Problem("tags", "too_long", f"tag over {LIMITS['tag']} characters", conv.row))
     for address in conv.cc + conv.bcc:
         if not valid_email(address):
             add(
