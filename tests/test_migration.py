@@ -250,3 +250,37 @@ def test_values_the_target_cannot_hold_are_left_out_and_listed_never_fatal(empty
     assert [t["name"] for t in first["_embedded"]["tags"]] == ["kept"]
     assert first["assignee"]["email"] == FALLBACK
     assert [f["text"] for f in convs["Another"]["customFields"]] == ["Low"]
+
+
+def test_a_new_ledger_finds_what_the_target_holds_and_creates_nothing(sandbox_factory, tmp_path):
+    target = sandbox_factory(empty=True)
+    other = sandbox_factory(empty=True)
+    source = SAMPLES / "smarticks" / "conversations.jsonl"
+    people = SAMPLES / "smarticks" / "customers.jsonl"
+    args = ["load", "conversations", source, "--mapping", "smarticks"]
+    db = tmp_path / "a.db"
+    loaded = run(target, "load", "customers", people, "--mapping", "smarticks", db=db)
+    assert loaded.exit_code == 0, loaded.output
+    first = run(target, *args, db=tmp_path / "a.db")
+    assert first.exit_code == 0, first.output
+    made = figure(first.output, "created")
+    assert made == 14 and len(target.store.conversation_ids()) == made
+
+    # The ledger is lost (a new --db, another folder): the target is asked, nothing is created.
+    target.request_log.clear()
+    again = run(target, *args, db=tmp_path / "new.db")
+    assert again.exit_code == 0, again.output
+    assert figure(again.output, "created") == 0
+    assert figure(again.output, "already on the target") == made
+    assert len(target.store.conversation_ids()) == made
+    lists = [p for m, p, _ in target.request_log if m == "GET" and p == "/api/conversations"]
+    assert len(lists) <= made + 3  # at most one look-up per conversation (+ one per mailbox)
+    # ... and the new ledger remembers: verify checks them, a rerun asks nothing.
+    checked = run(target, "verify", "--kind", "conversations", db=tmp_path / "new.db")
+    assert checked.exit_code == 0 and f"Verified {made} records" in checked.output
+
+    # The same ledger against another target takes none of the first target's ids.
+    elsewhere = run(other, *args, db=tmp_path / "a.db")
+    assert elsewhere.exit_code == 0, elsewhere.output
+    assert figure(elsewhere.output, "created") == made
+    assert len(other.store.conversation_ids()) == made

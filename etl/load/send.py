@@ -132,7 +132,15 @@ class Sender:
             found = next((c for c in candidates if c not in self.claimed), None)
             if found is not None:
                 self.claimed.add(found)
-                if existing:
+                if existing:  # kept with what it should show, for verify and reruns
+                    self.ledger.intend(
+                        item.source_id,
+                        item.fingerprint,
+                        item.expected,
+                        item.file,
+                        item.row,
+                        self.run_id,
+                    )
                     self.ledger.done(item.source_id, found, existing=True)
                 else:
                     self.ledger.created(item.source_id, found)
