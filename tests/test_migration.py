@@ -284,3 +284,40 @@ def test_a_new_ledger_finds_what_the_target_holds_and_creates_nothing(sandbox_fa
     assert elsewhere.exit_code == 0, elsewhere.output
     assert figure(elsewhere.output, "created") == made
     assert len(other.store.conversation_ids()) == made
+
+
+def test_whole_file_problems_stop_before_the_first_request_with_one_line(empty_sandbox, tmp_path):
+    rows = [dict(CHATS[0], customer_email="ana@example.org")]
+    misspelt = [h if h != "subject" else "subjct" for h in HEADER]
+    cases = {
+        "misspelt.csv": (
+            write_csv(
+                tmp_path / "misspelt.csv", [{**r, "subjct": r["subject"]} for r in rows], misspelt
+            ),
+            ["--mailbox", 1, "--timezone", "UTC"],
+            "misspelt.csv: no column 'subject', which [conversation] subject of the mapping "
+            "reads; the closest header is 'subjct': rename the column or fix the mapping",
+        ),
+        "no-zone.csv": (
+            write_csv(tmp_path / "no-zone.csv", rows),
+            ["--mailbox", 1],
+            "no-zone.csv: no date has a UTC offset and no time zone is set: pass --timezone "
+            "ZONE (e.g. --timezone Europe/Paris) or set [source] timezone in the mapping",
+        ),
+    }
+    alone = tmp_path / "zendesk"
+    alone.mkdir()
+    (alone / "tickets.json").write_bytes((SAMPLES / "zendesk" / "tickets.json").read_bytes())
+    cases["tickets.json"] = (
+        alone / "tickets.json",
+        ["--mapping", "zendesk", "--mailbox", 1],
+        f"tickets.json: the lookup file users.json ([lookups.users] of mapping zendesk) is "
+        f"not beside it in {alone}: put it there (the same export has it)",
+    )
+    for name, (source, extra, message) in cases.items():
+        empty_sandbox.request_log.clear()
+        result = run(empty_sandbox, "load", "conversations", source, *extra, db=tmp_path / "l.db")
+        assert result.exit_code == 2, (name, result.output)
+        assert result.output.strip().splitlines() == [f"Error: {message}"], name
+        assert not empty_sandbox.request_log, name  # nothing was asked, nothing was sent
+        assert not (tmp_path / f"{Path(name).stem}.rejects.csv").exists()

@@ -28,6 +28,7 @@ from etl import mapping as m
 from etl.client import Client
 from etl.errors import EtlError
 from etl.ledger import Entry, Ledger
+from etl.load.checks import FileProblem, check_file, check_zones
 from etl.load.customers import CustomerResolver
 from etl.load.plan import Item, plan_conversation, plan_customer
 from etl.load.report import (
@@ -53,6 +54,7 @@ from etl.readers import read_rows
 __all__ = [
     "CONVERSATIONS",
     "CUSTOMERS",
+    "FileProblem",
     "Item",
     "LoadFailed",
     "LoadOptions",
@@ -137,6 +139,13 @@ def load(
         )
     )
     report.rows = len(rows)
+    # Whole-file problems stop here, before the first request.
+    check_file(mapping, rows, path, options.kind)
+    if options.kind == CONVERSATIONS:
+        records, row_rejects = m.conversations(mapping, rows, path.parent)
+        check_zones(records, path)
+    else:
+        records, row_rejects = m.customers(mapping, rows, path.parent)
     ledger = Ledger(conn, client.url, mapping.system, options.kind)
     entries = ledger.entries()
     if options.kind == CONVERSATIONS:
@@ -149,10 +158,10 @@ def load(
         report.mailbox_id = options.mailbox_id
         fallback_id = _fallback_id(target, options.fallback_user, report)
         items, problems = _plan_conversations(
-            mapping, rows, path, target, options, fallback_id, report, entries
+            records, row_rejects, target, options, fallback_id, report, entries
         )
     else:
-        items, problems = _plan_customers(mapping, rows, path, report, entries, options)
+        items, problems = _plan_customers(records, row_rejects, report, entries, options)
     run_id = (
         None if options.dry_run else ledger.start_run(str(path), str(mapping.path), options.dry_run)
     )
@@ -236,8 +245,7 @@ def _fallback_id(target: Target, email: str | None, report: Report) -> int | Non
     return found
 
 
-def _plan_conversations(mapping, rows, path, target, options, fallback_id, report, entries):
-    convs, row_rejects = m.conversations(mapping, rows, path.parent)
+def _plan_conversations(convs, row_rejects, target, options, fallback_id, report, entries):
     if (
         options.mailbox_id is None
         and len(target.mailboxes) > 1
@@ -271,8 +279,7 @@ def _plan_conversations(mapping, rows, path, target, options, fallback_id, repor
     return items, problems
 
 
-def _plan_customers(mapping, rows, path, report, entries, options):
-    customers, row_rejects = m.customers(mapping, rows, path.parent)
+def _plan_customers(customers, row_rejects, report, entries, options):
     for reject in row_rejects:
         report.reject(reject.file, reject.row, "", reject.problem)
     if options.retry_rejects:

@@ -101,7 +101,11 @@ class Evaluator:
             if not spec or "file" not in spec or "key" not in spec:
                 raise MappingError(f"{self.mapping.path}: [lookups.{name}] needs `file` and `key`")
             table: dict[str, Any] = {}
-            path = self.base_dir / spec["file"]
+            files = [spec["file"]] if isinstance(spec["file"], str) else list(spec["file"])
+            path = next(
+                (self.base_dir / f for f in files if (self.base_dir / f).is_file()),
+                self.base_dir / files[0],
+            )
             if path.is_file():
                 for row in read_rows(path, records=spec.get("records")):
                     if row.data is not None:
