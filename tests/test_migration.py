@@ -321,3 +321,40 @@ def test_whole_file_problems_stop_before_the_first_request_with_one_line(empty_s
         assert result.output.strip().splitlines() == [f"Error: {message}"], name
         assert not empty_sandbox.request_log, name  # nothing was asked, nothing was sent
         assert not (tmp_path / f"{Path(name).stem}.rejects.csv").exists()
+
+
+def test_each_load_writes_a_report_row_per_record_and_status_lists_the_runs(
+    empty_sandbox, tmp_path
+):
+    records = [
+        smarticks_record("1", "Loads", customFields={"Warranty": "yes"}),
+        smarticks_record("2", "", threads=[]),  # no subject and no threads: rejected
+        smarticks_record("3", "Deleted", deletedAt="2024-03-05T00:00:00Z"),
+    ]
+    source = write_jsonl(tmp_path / "moved.jsonl", records)
+    db = tmp_path / "l.db"
+    args = ["load", "conversations", source, "--mapping", "smarticks", "--mailbox", 1]
+    first = run(empty_sandbox, *args, "--rejects", tmp_path / "out" / "r.csv", db=db)
+    assert first.exit_code == 3, first.output
+    report = tmp_path / "out" / "moved.report.csv"
+    assert f"report: {report}" in first.output
+    with open(report, encoding="utf-8-sig", newline="") as handle:
+        rows = {r["id"]: r for r in csv.DictReader(handle)}
+    target_id = empty_sandbox.store.conversation_ids()[0]
+    assert rows["1"]["outcome"] == "created" and rows["1"]["target_id"] == str(target_id)
+    assert rows["1"]["left_out"] == "custom field Warranty (not in the target mailbox)"
+    assert rows["2"]["outcome"] == "rejected" and "no subject" in rows["2"]["reason"]
+    assert rows["3"]["outcome"] == "skipped: deleted at the source"
+
+    again = run(empty_sandbox, *args, db=db)
+    with open(tmp_path / "moved.report.csv", encoding="utf-8-sig", newline="") as handle:
+        rows = {r["id"]: r for r in csv.DictReader(handle)}
+    assert rows["1"]["outcome"] == "already loaded", again.output
+
+    status = CliRunner().invoke(cli, ["status", "--db", str(db)])
+    assert status.exit_code == 0, status.output
+    lines = [line.strip() for line in status.output.splitlines()]
+    runs = lines[lines.index("Load runs:") + 1 :][:2]
+    assert runs[0].startswith("#2 conversations from ") and "moved.jsonl" in runs[0]
+    assert runs[0].endswith("done: records 2, already loaded 1, rejected 1"), runs[0]
+    assert runs[1].startswith("#1 ") and "created 1" in runs[1] and "rejected 1" in runs[1]

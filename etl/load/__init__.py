@@ -39,6 +39,7 @@ from etl.load.report import (
     default_rejects_path,
     read_rejects,
     write_rejects,
+    write_report,
 )
 from etl.load.send import Sender, run_workers
 from etl.load.target import (
@@ -183,10 +184,13 @@ def load(
         entry = entries.get(item.source_id)
         if entry is not None and entry.state == "done":
             report.already_loaded += 1
+            report.outcome(item, "already loaded", entry.target_id)
             if entry.fingerprint and entry.fingerprint != item.fingerprint:
                 report.changed.append((item.source_id, item.file, item.row))
             continue
         to_send.append((item, entry))
+    for item, _ in to_send:  # until the sender says what became of it
+        report.outcome(item, "would be sent" if options.dry_run else "not attempted")
     if options.limit is not None:
         report.not_attempted = max(0, len(to_send) - options.limit)
         to_send = to_send[: options.limit]
@@ -224,10 +228,12 @@ def load(
                 report.customers_found = sender.customers.found
             ledger.finish_run(run_id, status, report.counts())
             write_rejects(report)
+            write_report(report)
     report.requests = client.requests_made - requests_before
     report.seconds = time.monotonic() - started
     if options.dry_run:
         write_rejects(report)
+        write_report(report)
     return report
 
 
@@ -264,6 +270,7 @@ def _plan_conversations(convs, row_rejects, target, options, fallback_id, report
     for conv in convs:
         if conv.skip_reason:
             report.skipped_records[conv.skip_reason] += 1
+            report.note(conv.file, conv.row, conv.source_id, f"skipped: {conv.skip_reason}")
             continue
         report.records += 1
         report.threads += len(conv.threads)

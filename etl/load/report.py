@@ -25,6 +25,19 @@ class Reject:
 
 
 @dataclass
+class Outcome:
+    """One source record's row of the report file."""
+
+    file: str
+    row: int | None
+    source_id: str
+    outcome: str
+    target_id: int | None = None
+    left_out: list[str] = field(default_factory=list)
+    reason: str = ""
+
+
+@dataclass
 class Report:
     """What a load saw and did; `lines()` is the summary that ends every run."""
 
@@ -55,6 +68,7 @@ class Report:
     customers_found: int = 0
     recovered: int = 0
     rejects: list[Reject] = field(default_factory=list)
+    outcomes: dict[str, Outcome] = field(default_factory=dict)  # by source id
     rejects_path: Path | None = None
     requests: int = 0
     seconds: float = 0.0
@@ -69,6 +83,30 @@ class Report:
             Reject(file, problem.row or row, source_id, problem.field, problem.kind, problem.reason)
         )
         self.problems[problem.kind] += 1
+        key = source_id or f"\0{file}:{problem.row or row}"
+        known = self.outcomes.get(key)
+        reason = f"{problem.field}: {problem.reason}".strip(": ")
+        if known is not None and known.outcome == "rejected":
+            known.reason = f"{known.reason}; {reason}"
+        else:
+            self.outcomes[key] = Outcome(file, row, source_id, "rejected", reason=reason)
+
+    def outcome(self, item: Any, outcome: str, target_id: int | None = None) -> None:
+        """Note what became of a planned record (an `Item`)."""
+        self.note(item.file, item.row, item.source_id, outcome, target_id, item.left_out)
+
+    def note(
+        self,
+        file: str,
+        row: int | None,
+        source_id: str,
+        outcome: str,
+        target_id: int | None = None,
+        left_out: list[str] | None = None,
+    ) -> None:
+        self.outcomes[source_id or f"\0{file}:{row}"] = Outcome(
+            file, row, source_id, outcome, target_id, list(left_out or [])
+        )
 
     def lines(self) -> list[str]:
         noun = "conversations" if self.kind == CONVERSATIONS else "customers"
@@ -123,6 +161,8 @@ class Report:
             )
         target = f"-> {self.rejects_path}" if self.rejects_path and self.rejects else ""
         line("rejected", self.rejected, target)
+        if self.rejects_path is not None:
+            out.append(f"  report: {report_path(self)}")
         if self.problems:
             out.append("  problems by kind:")
             for kind, count in self.problems.most_common():
@@ -195,3 +235,29 @@ def _is_rejects_file(path: Path) -> bool:
 def read_rejects(path: Path) -> list[dict[str, str]]:
     with open(path, encoding="utf-8-sig", newline="") as handle:
         return list(csv.DictReader(handle))
+
+
+REPORT_COLUMNS = ("file", "row", "id", "target_id", "outcome", "left_out", "reason")
+
+
+def report_path(report: Report) -> Path | None:
+    """`FILESTEM.report.csv` beside the rejects file."""
+    if report.rejects_path is None:
+        return None
+    return report.rejects_path.parent / f"{Path(report.file).stem}.report.csv"
+
+
+def write_report(report: Report) -> Path | None:
+    """One row per source record: what became of it, and what of it the target cannot hold."""
+    target = report_path(report)
+    if target is None:
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    rows = sorted(report.outcomes.values(), key=lambda o: (o.file, o.row or 0, o.source_id))
+    with open(target, "w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(REPORT_COLUMNS)
+        for o in rows:
+            left = "; ".join(o.left_out)
+            writer.writerow([o.file, o.row, o.source_id, o.target_id, o.outcome, left, o.reason])
+    return target

@@ -19,6 +19,13 @@ from etl.load.report import CONVERSATIONS, Report
 from etl.load.target import conversation_candidates, find_customer
 
 RECOVERY_ATTEMPTS = 8
+OUTCOMES = {
+    "created": "created",
+    "recovered": "created",  # before a stop, found on a rerun
+    "reused": "already on the target",
+    "on_target": "already on the target",
+    "updated": "updated",
+}
 RETRY_PAUSE = 1.0  # seconds before looking up a create whose outcome is unknown (x attempt)
 
 
@@ -51,9 +58,12 @@ class Sender:
         with self.counts_lock:
             self.finished += 1
 
-    def _count(self, what: str) -> None:
+    def _count(self, what: str, item: Item | None = None, target_id: int | None = None) -> None:
+        """Count an outcome, and note it for the item's row of the report."""
         with self.counts_lock:
             setattr(self.report, what, getattr(self.report, what) + 1)
+            if item is not None:
+                self.report.outcome(item, OUTCOMES[what], target_id)
 
     def _reject(self, item: Item, exc: ValidationFailed | Conflict) -> None:
         errors = getattr(exc, "errors", None) or [{"path": "", "message": exc.detail}]
@@ -77,7 +87,7 @@ class Sender:
         target_id = None
         if entry is not None and entry.state == "created":
             target_id = entry.target_id  # created before a stop; only the tags may be missing
-            self._count("recovered")
+            self._count("recovered", item, target_id)
             body = None
         else:
             try:
@@ -89,12 +99,12 @@ class Sender:
             # A previous run recorded the intent and stopped before recording the outcome.
             target_id = self._claim_conversation(item)
             if target_id is not None:
-                self._count("recovered")
+                self._count("recovered", item, target_id)
         elif target_id is None and self._may_be_on_target(item):
             # No ledger entry: the target may hold it from a load with another (or a lost) ledger.
             found = self._claim_conversation(item, existing=True)
             if found is not None:
-                self._count("on_target")
+                self._count("on_target", item, found)
                 return
         if target_id is None:
             self.ledger.intend(
@@ -105,7 +115,7 @@ class Sender:
             except (ValidationFailed, Conflict) as exc:
                 self._reject(item, exc)
                 return
-            self._count("recovered" if recovered else "created")
+            self._count("recovered" if recovered else "created", item, target_id)
         if item.tags:
             self.client.put(f"api/conversations/{target_id}/tags", {"tags": item.tags})
         self.ledger.done(item.source_id, target_id)
@@ -175,7 +185,7 @@ class Sender:
             found = entry.target_id or self._match_customer(ref)
             if found is not None:
                 self.ledger.done(item.source_id, found)
-                self._count("recovered")
+                self._count("recovered", item, found)
                 return
         # The API creates a customer when only some of the emails are known: look first.
         # Without an email: by phone, else by first and last name.
@@ -184,7 +194,7 @@ class Sender:
             found = self._match_customer(other)
             if found is not None:
                 self.ledger.done(item.source_id, found, existing=True)
-                self._count("reused")
+                self._count("reused", item, found)
                 return
         self.ledger.intend(
             item.source_id, item.fingerprint, item.expected, item.file, item.row, self.run_id
@@ -198,7 +208,7 @@ class Sender:
                 if found is None:
                     raise
                 self.ledger.done(item.source_id, found, existing=True)
-                self._count("reused")
+                self._count("reused", item, found)
                 return
             except ValidationFailed as exc:
                 self._reject(item, exc)
@@ -210,13 +220,13 @@ class Sender:
                 found = self._match_customer(ref)
                 if found is not None:
                     self.ledger.done(item.source_id, found)
-                    self._count("recovered")
+                    self._count("recovered", item, found)
                     return
                 continue
             with self.recovery:
                 self.taken.add(target_id)
             self.ledger.done(item.source_id, target_id)
-            self._count("created")
+            self._count("created", item, target_id)
             return
 
     def _match_customer(self, ref: dict) -> int | None:
