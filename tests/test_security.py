@@ -423,7 +423,9 @@ def test_a_password_in_the_url_is_never_printed(sandbox, tmp_path, monkeypatch):
     assert wrong.exit_code == 2 and "ftp://***@h" in wrong.stderr
     gone = etl(with_password("http://127.0.0.1:9"), "k", "sync", "--db", db)
     assert gone.exit_code == 1 and "127.0.0.1:9" in gone.stderr
-    for result in (synced, backed, loaded, checked, wrong, gone):
+    status = CliRunner().invoke(cli, ["status", "--db", str(tmp_path / "ledger.db")])
+    assert f"into {sandbox.url} " in status.output  # the load run names its target
+    for result in (synced, backed, loaded, checked, wrong, gone, status):
         assert "PASSWORD" not in result.output
 
 
