@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from etl.errors import ConfigError, EtlError
+from etl.mirror import create_private
 
 STAMP = "%Y%m%dT%H%M%SZ"
 
@@ -62,6 +63,7 @@ def snapshot(
     part = target.with_name(target.name + ".part")
     part.unlink(missing_ok=True)
     try:
+        create_private(part)  # VACUUM INTO writes into an empty file, keeping its mode
         conn = sqlite3.connect(source, timeout=30)
         try:
             conn.execute("VACUUM INTO ?", (str(part),))

@@ -29,6 +29,7 @@ from etl.errors import ApiError, NotFound
 from etl.redact import redact_text, redact_url
 from etl.sandbox.handlers import served_type
 from etl.sandbox.serve import exposure_warning
+from etl.sandbox.server import key_matches
 from tests.hostile import Answer, keys_received, proxy, redirect, serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -546,3 +547,22 @@ def test_the_sandbox_warns_when_it_listens_beyond_loopback_with_the_default_key(
     assert exposure_warning("localhost", "sandbox-key") is None
     assert exposure_warning("0.0.0.0", "a-key-of-my-own") is None
     assert exposure_warning("", "sandbox-key").startswith("warning: listening on every interface")
+
+
+# ----- where the issue is silent ---------------------------------------------------------------
+
+
+def test_the_mirror_and_its_snapshots_are_readable_by_their_owner_alone(sandbox, tmp_path):
+    db = tmp_path / "m.db"
+    result = etl(sandbox.url, sandbox.api_key, "backup", "--dir", tmp_path / "b", "--db", db)
+    assert result.exit_code == 0, result.output
+    made = [db, Path(f"{db}-wal"), *(tmp_path / "b").iterdir()]
+    assert len(made) == 3
+    for path in made:
+        if path.exists():
+            assert path.stat().st_mode & 0o077 == 0, path
+
+
+def test_the_sandbox_compares_keys_in_constant_time():
+    assert key_matches("sandbox-key", ["nope", "sandbox-key"])
+    assert not key_matches("sandbox-key", ["sandbox-ke", "sandbox-key2", ""])

@@ -2,6 +2,7 @@
 
 import base64
 import binascii
+import hmac
 import logging
 import random
 import socket
@@ -43,6 +44,12 @@ def key_from_request(headers, query: dict) -> list[str]:
                 pass
         keys.append(scheme)  # the reference's literal `Authorization: <key> <password>`
     return keys
+
+
+def key_matches(key: str, offered: list[str]) -> bool:
+    """Whether any offered key is the key, compared in constant time (no timing oracle)."""
+    wanted = key.encode()
+    return any(hmac.compare_digest(wanted, candidate.encode()) for candidate in offered)
 
 
 class _Server(ThreadingHTTPServer):
@@ -116,7 +123,8 @@ class _Handler(BaseHTTPRequestHandler):
                 needs_auth = routes.match(path)[2]
             except ApiFailure:
                 needs_auth = True  # no route: nothing to say to a caller without a key
-            if needs_auth and sandbox.api_key not in key_from_request(self.headers, query):
+            offered = key_from_request(self.headers, query)
+            if needs_auth and not key_matches(sandbox.api_key, offered):
                 self.close_connection = True
                 raise ApiFailure(401, "API Key is either not provided or not valid")
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
