@@ -610,6 +610,8 @@ def export(
 
 def _export_table(conn, fmt, writer: Writer, sheet: Sheet, options, progress) -> int:
     where, params = conditions(sheet, options)
+    if fmt not in ("json", "jsonl") or sheet.name != "conversations":
+        writer.notes.extend(f"{sheet.name}: {note}" for note in sheet.notes)
     total = conn.execute(sheet.count(where), params).fetchone()[0]
     bar = progress(sheet.name, total)
     try:
