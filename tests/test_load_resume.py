@@ -22,7 +22,7 @@ from etl import mirror
 from etl.cli import cli
 from etl.client import Client
 from etl.ledger import Ledger
-from etl.load import LoadOptions, load
+from etl.load import LoadOptions, attachments, load
 from etl.load import send as load_module
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +32,7 @@ SAMPLE = ROOT / "samples" / "smarticks" / "conversations.jsonl"
 @pytest.fixture(autouse=True)
 def _fast_recovery(monkeypatch, tmp_path):
     monkeypatch.setattr(load_module, "RETRY_PAUSE", 0.0)
+    monkeypatch.setattr(attachments, "DOWNLOAD_ATTEMPTS", 1)  # sample file hosts are offline
     monkeypatch.chdir(tmp_path)
 
 

@@ -418,3 +418,23 @@ def test_a_draft_from_nested_json_finds_the_threads_list():
     assert document["conversation"]["threads"] == "threads"
     assert document["thread"]["body"] == "body"
     assert document["thread"]["createdAt"] == "createdAt"
+
+
+def test_a_conversation_without_subject_takes_the_first_line_of_its_first_message(tmp_path):
+    option = "[conversation]\nsubject_from_first_message = true"
+    mapping = parse(GROUPED.replace("[conversation]", option))
+    long_line = "word " * 40
+    records = [
+        dict(GOOD_ROW, cid="1", subject="", body="<p>  Hello   there,</p><p>second line</p>"),
+        dict(GOOD_ROW, cid="2", subject="", body=long_line + "\nnext"),
+        dict(GOOD_ROW, cid="3", subject="Kept", body="Body"),
+        dict(GOOD_ROW, cid="4", subject="", body=" "),
+    ]
+    convs, _ = m.conversations(mapping, rows(*records), tmp_path)
+    by_id = {c.source_id: c for c in convs}
+    assert by_id["1"].subject == "Hello there,"
+    assert len(by_id["2"].subject) == 100 and by_id["2"].subject.endswith("…")
+    assert by_id["3"].subject == "Kept"
+    assert "missing_subject" in {p.kind for p in by_id["4"].problems}  # no text to take
+    without = m.conversations(parse(GROUPED), rows(records[0]), tmp_path)[0][0]
+    assert "missing_subject" in {p.kind for p in without.problems}

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from etl.cli import cli
 from etl.client import Client
+from etl.load import attachments
 from etl.load import send as load_module
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +38,7 @@ HEADER = [
 @pytest.fixture(autouse=True)
 def _fast_recovery(monkeypatch, tmp_path):
     monkeypatch.setattr(load_module, "RETRY_PAUSE", 0.0)
+    monkeypatch.setattr(attachments, "DOWNLOAD_ATTEMPTS", 1)  # sample file hosts are offline
     monkeypatch.chdir(tmp_path)
 
 

@@ -21,15 +21,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from etl import mapping as m
 from etl.client import Client
 from etl.errors import EtlError
 from etl.ledger import Entry, Ledger
+from etl.load.attachments import downloader
 from etl.load.checks import FileProblem, check_file, check_zones
-from etl.load.customers import CustomerResolver
+from etl.load.customers import CustomerFields, CustomerResolver
 from etl.load.plan import Item, plan_conversation, plan_customer
 from etl.load.report import (
     CONVERSATIONS,
@@ -104,6 +105,7 @@ class LoadOptions:
     encoding: str | None = None
     timezone: str | None = None
     sheet: str | None = None
+    customer_fields: dict[str, int] = field(default_factory=dict)  # --customer-field NAME=ID
 
 
 # -- the whole load -----------------------------------------------------------------------------
@@ -195,10 +197,26 @@ def load(
         report.not_attempted = max(0, len(to_send) - options.limit)
         to_send = to_send[: options.limit]
     report.to_send = len(to_send)
+    fields = None
+    wanted: dict[str, set[str]] = {}
+    for item, _ in to_send:
+        for name, value in item.customer_fields.items():
+            wanted.setdefault(name, set()).add(value)
+    if wanted:
+        fields = CustomerFields(options.customer_fields)
+        fields.learn(client, wanted)
     if options.dry_run:
         _count_customers(client, [i for i, _ in to_send], report, options.workers)
+        for item, _ in to_send if fields is not None else ():
+            left: list[str] = []
+            fields.resolve(item.customer_fields, left)
+            item.left_out.extend(left)
+            report.left_out.update(left)
+            report.outcome(item, "would be sent")
     else:
         sender = Sender(client, ledger, report, run_id)
+        sender.customer_fields = fields
+        sender.fetch = downloader(client)
         if options.kind == CONVERSATIONS:
             customers = Ledger(conn, client.url, mapping.system, CUSTOMERS)
             sender.customers = CustomerResolver(client, customers, sender.retry_pause)

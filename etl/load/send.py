@@ -13,8 +13,9 @@ from etl import mapping as m
 from etl.client import Client
 from etl.errors import Conflict, OutcomeUnknown, ValidationFailed
 from etl.ledger import Entry, Ledger
-from etl.load.customers import CustomerResolver, find_match, needs_id, with_ids
-from etl.load.plan import Item, materialize
+from etl.load.attachments import materialize
+from etl.load.customers import CustomerFields, CustomerResolver, find_match, needs_id, with_ids
+from etl.load.plan import Item
 from etl.load.report import CONVERSATIONS, Report
 from etl.load.target import conversation_candidates, find_customer
 
@@ -51,6 +52,8 @@ class Sender:
     look_in: set[int] | None = None
     claimed: set[int] | None = None  # target ids the ledger owns, read on first need
     taken: set[int] = field(default_factory=set)  # customers this run matched or created
+    customer_fields: CustomerFields | None = None
+    fetch: Callable[[str], bytes] | None = None  # downloads attachments (attachments.py)
 
     def send(self, kind: str, item: Item, entry: Entry | None) -> None:
         """Send one item (created, found or rejected); raises on failures that stop the run."""
@@ -157,7 +160,12 @@ class Sender:
             return found
 
     def _create_conversation(self, item: Item, body: dict) -> tuple[int, bool]:
-        body = materialize(body)
+        left: list[str] = []
+        body = materialize(body, self.fetch, left)
+        if left:
+            item.left_out.extend(left)
+            with self.counts_lock:
+                self.report.left_out.update(left)
         for attempt in range(1, RECOVERY_ATTEMPTS + 1):
             try:
                 target_id = self.client.create("api/conversations", body)
@@ -225,9 +233,31 @@ class Sender:
                 continue
             with self.recovery:
                 self.taken.add(target_id)
+            if item.customer_fields and self.customer_fields is not None:
+                self._set_customer_fields(target_id, item)
             self.ledger.done(item.source_id, target_id)
             self._count("created", item, target_id)
             return
+
+    def _set_customer_fields(self, target_id: int, item: Item) -> None:
+        """PUT the customer fields the target holds; one it refuses is left out, not fatal."""
+        left: list[str] = []
+        values = self.customer_fields.resolve(item.customer_fields, left)
+        path = f"api/customers/{target_id}/customer_fields"
+        if values:
+            try:
+                self.client.put(path, {"customerFields": values})
+            except ValidationFailed:
+                for value in values:  # find the ones refused, keep the others
+                    try:
+                        self.client.put(path, {"customerFields": [value]})
+                    except ValidationFailed:
+                        name = self.customer_fields.name_of(value["id"])
+                        left.append(f"customer field {name} value {value['value']!r} (refused)")
+        if left:
+            item.left_out.extend(left)
+            with self.counts_lock:
+                self.report.left_out.update(left)
 
     def _match_customer(self, ref: dict) -> int | None:
         """A target customer for `ref` that this run has not given to another record: by
