@@ -1,7 +1,7 @@
 """Loading into empty sandboxes: every shipped sample, exactly once, rejects, dry runs, verify.
 
-The round trip (sandbox A -> etl sync -> etl export -> etl load -> sandbox B) and the kill -9
-test live in test_load_resume.py.
+The round trip (sandbox A -> etl sync -> etl export -> etl load -> sandbox B) lives in
+test_migration.py, the kill -9 test in test_load_resume.py.
 """
 
 import csv
