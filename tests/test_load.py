@@ -401,7 +401,7 @@ def test_changed_rows_are_listed_and_left_alone(empty_sandbox, tmp_path):
     assert not (tmp_path / "tickets.rejects.csv").exists()  # a stale one is removed
     assert figure(result.output, "created") == 0
     assert figure(result.output, "changed since loaded") == 1
-    assert "not updated: the API cannot rewrite threads" in result.output
+    assert "not updated: the API cannot rewrite a subject or an old thread" in result.output
     assert "changed: tickets.csv row 2 (id G-1)" in result.output
 
 

@@ -567,3 +567,69 @@ def test_round_trip_moves_every_customer_and_conversation_field_by_field(sandbox
     assert figure(again.output, "created") == 0
     verified = run(target, "verify", db=ledger_db)
     assert verified.exit_code == 0, verified.output
+
+
+def thread(kind: str, at: str, body: str, author: dict) -> dict:
+    return {"type": kind, "body": body, "createdAt": at, "author": author, "attachments": []}
+
+
+def test_a_newer_export_appends_new_threads_once_with_the_source_status(empty_sandbox, tmp_path):
+    pat = {"type": "customer", "id": 70, "email": "pat@example.org"}
+    agent = {"type": "user", "email": FALLBACK}
+    first = thread("customer", "2024-03-01T10:00:00Z", "Where is my order?", pat)
+    reply = thread("message", "2024-03-01T11:00:00Z", "On its way.", agent)
+    later = thread("customer", "2024-03-05T09:00:00Z", "Still nothing.", pat)
+    answer = thread("message", "2024-03-05T10:00:00Z", "Refunded.", agent)
+    last = thread("customer", "2024-03-06T08:00:00Z", "Thanks!", pat)
+
+    def export(name, order_threads, order_status, spam_threads):
+        records = [
+            smarticks_record("A", "Order", status=order_status, threads=order_threads),
+            smarticks_record(
+                "B", "Cheap pills", status="spam", closedAt=None, threads=spam_threads
+            ),
+        ]
+        return write_jsonl(tmp_path / f"{name}.jsonl", records)
+
+    db = tmp_path / "l.db"
+    v1 = export("v1", [first, reply], "pending", [first])
+    args = ["--mapping", "smarticks", "--mailbox", 1]
+    loaded = run(empty_sandbox, "load", "conversations", v1, *args, db=db)
+    assert loaded.exit_code == 0, loaded.output
+    by_subject = {c["subject"]: c for c in conversations(empty_sandbox)}
+    assert by_subject["Cheap pills"]["status"] == "spam"  # set by PUT, byUser the fallback
+    assert by_subject["Order"]["status"] == "pending"
+
+    # After cut-over the source has two more threads and closed the conversation.
+    v2 = export("v2", [first, reply, later, answer], "closed", [first])
+    delta = run(empty_sandbox, "load", "conversations", v2, *args, db=db)
+    assert delta.exit_code == 0, delta.output
+    assert figure(delta.output, "updated") == 1
+    assert figure(delta.output, "created") == 0
+    assert figure(delta.output, "already loaded") == 1
+    order = {c["subject"]: c for c in conversations(empty_sandbox)}["Order"]
+    threads = list(reversed(order["_embedded"]["threads"]))
+    assert [(t["type"], t["createdAt"], t["body"]) for t in threads] == [
+        ("customer", "2024-03-01T10:00:00Z", "Where is my order?"),
+        ("message", "2024-03-01T11:00:00Z", "On its way."),
+        ("customer", "2024-03-05T09:00:00Z", "Still nothing."),
+        ("message", "2024-03-05T10:00:00Z", "Refunded."),
+    ]
+    assert order["status"] == "closed"  # each appended thread carried the source's status
+    assert empty_sandbox.store.notifications_sent == 0  # imported: true
+    again = run(empty_sandbox, "load", "conversations", v2, *args, db=db)
+    assert figure(again.output, "already loaded") == 2 and "updated" not in again.output
+
+    # The ledger is lost: threads are matched on the target, the one new thread goes once.
+    v3 = export("v3", [first, reply, later, answer, last], "closed", [first])
+    lost = run(empty_sandbox, "load", "conversations", v3, *args, db=tmp_path / "new.db")
+    assert lost.exit_code == 0, lost.output
+    assert figure(lost.output, "updated") == 1
+    assert figure(lost.output, "already on the target") == 1
+    order = {c["subject"]: c for c in conversations(empty_sandbox)}["Order"]
+    bodies = [t["body"] for t in reversed(order["_embedded"]["threads"])]
+    assert bodies == ["Where is my order?", "On its way.", "Still nothing.", "Refunded.", "Thanks!"]
+    assert order["status"] == "closed"
+    assert len(empty_sandbox.store.conversation_ids()) == 2
+    checked = run(empty_sandbox, "verify", "--kind", "conversations", db=tmp_path / "new.db")
+    assert checked.exit_code == 0, checked.output

@@ -151,6 +151,7 @@ def load(
         records, row_rejects = m.customers(mapping, rows, path.parent)
     ledger = Ledger(conn, client.url, mapping.system, options.kind)
     entries = ledger.entries()
+    fallback_id = None
     if options.kind == CONVERSATIONS:
         target = fetch_target(client)
         if options.mailbox_id is not None and not any(
@@ -185,6 +186,15 @@ def load(
     for item in items:
         entry = entries.get(item.source_id)
         if entry is not None and entry.state == "done":
+            if (
+                options.kind == CONVERSATIONS
+                and entry.fingerprint
+                and entry.fingerprint != item.fingerprint
+                and entry.target_id
+            ):
+                item.update_of = entry.target_id  # changed since: append what is new
+                to_send.append((item, entry))
+                continue
             report.already_loaded += 1
             report.outcome(item, "already loaded", entry.target_id)
             if entry.fingerprint and entry.fingerprint != item.fingerprint:
@@ -192,7 +202,8 @@ def load(
             continue
         to_send.append((item, entry))
     for item, _ in to_send:  # until the sender says what became of it
-        report.outcome(item, "would be sent" if options.dry_run else "not attempted")
+        label = "would be updated" if item.update_of else "would be sent"
+        report.outcome(item, label if options.dry_run else "not attempted")
     if options.limit is not None:
         report.not_attempted = max(0, len(to_send) - options.limit)
         to_send = to_send[: options.limit]
@@ -217,6 +228,7 @@ def load(
         sender = Sender(client, ledger, report, run_id)
         sender.customer_fields = fields
         sender.fetch = downloader(client)
+        sender.by_user = fallback_id
         if options.kind == CONVERSATIONS:
             customers = Ledger(conn, client.url, mapping.system, CUSTOMERS)
             sender.customers = CustomerResolver(client, customers, sender.retry_pause)

@@ -35,6 +35,8 @@ class Item:
     email: str | None = None
     left_out: list[str] = field(default_factory=list)  # values the target cannot hold
     customer_fields: dict[str, str] = field(default_factory=dict)  # by name, set after create
+    status: str | None = None  # the source's status (the payload cannot say spam)
+    update_of: int | None = None  # loaded before as this target id: append what is new
 
 
 @dataclass
@@ -96,7 +98,8 @@ def plan_conversation(
         "subject": conv.subject,
         "customer": _customer_ref(conv.customer),
         "imported": True,
-        "status": conv.status,
+        # Create Conversation takes active, pending or closed: spam is set afterwards by PUT.
+        "status": "active" if conv.status == "spam" else conv.status,
         "createdAt": conv.created_at,
     }
     if conv.closed_at:
@@ -170,6 +173,7 @@ def plan_conversation(
         tags,
         conv.customer.email,
         left_out,
+        status=conv.status,
     )
     return item, []
 
