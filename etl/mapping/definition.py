@@ -11,7 +11,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from etl.errors import EtlError
 
-SHIPPED = Path(__file__).resolve().parent.parent.parent / "mappings"
+
+def _shipped_folder() -> Path:
+    """etl/mappings in an installed package (setup.py puts them there), else the checkout's
+    top-level mappings/ (an editable install, or running from the source tree)."""
+    package = Path(__file__).resolve().parent.parent
+    inside = package / "mappings"
+    return inside if inside.is_dir() else package.parent / "mappings"
+
+
+SHIPPED = _shipped_folder()
 
 SECTIONS = {
     "source": {"system", "format", "records", "encoding", "timezone", "date_formats", "sheet"},
