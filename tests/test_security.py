@@ -7,6 +7,8 @@ and a second server on another loopback port (another origin) plays the attacker
 from __future__ import annotations
 
 import base64
+import contextlib
+import http.server
 import io
 import itertools
 import json
@@ -15,6 +17,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -23,6 +26,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
+from etl import client as client_module
 from etl.cli import cli
 from etl.client import Client, RetryPolicy
 from etl.errors import ApiError, NotFound
@@ -566,3 +570,33 @@ def test_the_mirror_and_its_snapshots_are_readable_by_their_owner_alone(sandbox,
 def test_the_sandbox_compares_keys_in_constant_time():
     assert key_matches("sandbox-key", ["nope", "sandbox-key"])
     assert not key_matches("sandbox-key", ["sandbox-ke", "sandbox-key2", ""])
+
+
+def test_an_answer_without_end_is_cut_off_not_read_into_memory(monkeypatch):
+    monkeypatch.setattr(client_module, "MAX_ANSWER_BYTES", 1 << 20)
+
+    class Endless(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            chunk = b'{"x": "' + b"y" * 65536
+            with contextlib.suppress(OSError):
+                for _ in range(1000):  # 64 MB, unless the client hangs up first
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Endless)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = Client(f"http://127.0.0.1:{server.server_port}", "k")
+        with pytest.raises(ApiError, match=r"GET api/tags: HTTP 200: an answer over 1 MB"):
+            client.get("api/tags")
+        assert client.requests_made == 1  # not retried
+    finally:
+        server.shutdown()
+        server.server_close()
