@@ -99,7 +99,7 @@ def test_csv_row_counts_match_the_mirror_and_plain_csv_is_byte_exact(mirror_path
 def test_excel_csv_has_bom_and_crlf_and_neutralises_formula_lookalikes(mirror_path, tmp_path):
     run_export(mirror_path, "csv", tmp_path, excel=True)
     neutralised = 0
-    for table in exporting.TABLES:
+    for table in exporting.DEFAULT_TABLES:
         raw = (tmp_path / f"{table}.csv").read_bytes()
         assert raw.startswith(b"\xef\xbb\xbf") and raw.endswith(b"\r\n")
         names, expected = sheet_rows(mirror_path, table)
@@ -129,8 +129,8 @@ def test_xlsx_sheets_headers_dates_text_and_long_cells(mirror_path, tmp_path):
         summary.warnings
     )
     book = load_workbook(out)
-    assert book.sheetnames == list(exporting.TABLES)
-    for table in exporting.TABLES:
+    assert book.sheetnames == list(exporting.DEFAULT_TABLES)
+    for table in exporting.DEFAULT_TABLES:
         sheet = book[table]
         names, expected = sheet_rows(mirror_path, table)
         assert [c.value for c in sheet[1]] == names
@@ -308,7 +308,7 @@ def test_json_conversations_are_self_contained_records_with_nested_threads(mirro
 def test_jsonl_holds_the_same_records_one_per_line(mirror_path, tmp_path):
     run_export(mirror_path, "json", tmp_path / "json")
     run_export(mirror_path, "jsonl", tmp_path / "jsonl")
-    for table in exporting.TABLES:
+    for table in exporting.DEFAULT_TABLES:
         array = json.loads((tmp_path / "json" / f"{table}.json").read_text(encoding="utf-8"))
         lines = (tmp_path / "jsonl" / f"{table}.jsonl").read_text(encoding="utf-8").splitlines()
         assert [json.loads(line) for line in lines] == array

@@ -10,7 +10,8 @@ from helpers_mirror import rows
 from hostile import Answer, Seen, forward, serve
 
 from etl.cli import main
-from etl.export import PLAIN_NUMBER, TABLES
+from etl.export import DEFAULT_TABLES as TABLES
+from etl.export import PLAIN_NUMBER
 from etl.sandbox import Sandbox
 
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
