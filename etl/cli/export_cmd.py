@@ -147,13 +147,9 @@ def export_command(
       etl export --format xlsx --out sydney.xlsx --timezone Australia/Sydney
       etl export --format csv --out form/ --tables timelogs --columns user_email,time_spent
     """
-    try:
-        zone = exporting.time_zone(timezone)
-        if since is not None:
-            since = exporting.parse_since(since, zone)
-        picked = exporting.parse_columns(columns, tables)
-    except EtlError as exc:
-        raise click.UsageError(str(exc)) from None
+    if since is not None:
+        since = exporting.parse_since(since, exporting.time_zone(timezone))
+    picked = exporting.parse_columns(columns, tables)
     options = exporting.ExportOptions(
         tables=tables,
         columns=picked,
