@@ -185,7 +185,8 @@ def search_command(query, db, limit, include_deleted, as_json):
     """Find conversations by words in their subject, threads, or customer's name and emails.
 
     Every word must appear somewhere in the conversation; "quote" a phrase, end a word with *
-    to match its beginning. Best matches first.
+    to match its beginning. Chinese and Japanese words are found inside longer runs of text.
+    Best matches first, each with the text around its matches, [marked].
 
     \b
     Example:
@@ -210,6 +211,8 @@ def search_command(query, db, limit, include_deleted, as_json):
             f"{row['number'] or '':>7}  {_cut(row['subject'], 44):<44}  {_cut(customer, 30):<30}"
             f"  {row['status'] or '':<8}  {row['updated_at'] or ''}"
         )
+        if row["snippet"]:
+            click.echo(f"{'':>7}  {row['snippet']}")
 
 
 def _cut(text: str | None, width: int) -> str:
