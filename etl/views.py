@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from etl import mirror, search
+from etl import datasette_meta, mirror, search
 
 INT, TEXT, TIME = "int", "text", "time"
 NUMBER, DATE = "number", "date"  # custom fields of those types; a value may still be text
@@ -559,12 +559,15 @@ def refresh_views(conn: sqlite3.Connection) -> list[str]:
 
 
 def install(db: mirror.Mirror) -> None:
-    """Schema hook: the search index (thread text lives there), then the sheet views."""
+    """Schema hook: the search index (thread text lives there), then the sheet views, and
+    what Datasette needs to search them (see `datasette_meta`)."""
     search.install(db)
     db.conn.execute(
         "CREATE INDEX IF NOT EXISTS sheet_customer_fields_field ON customer_fields (field_id)"
     )
     refresh_views(db.conn)
+    datasette_meta.refresh_fts_views(db.conn)
+    datasette_meta.write_metadata(db.conn)
 
 
 mirror.SCHEMA_HOOKS.append(install)
