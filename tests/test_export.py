@@ -11,12 +11,11 @@ import tracemalloc
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers_mirror import rows, scalar, sync_into
+from helpers_mirror import rows, run_cli, scalar, sync_into
 from openpyxl import load_workbook
 
 from etl import export as exporting
 from etl import mirror, views
-from etl.cli import main
 from etl.sandbox import Sandbox
 
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -424,22 +423,15 @@ def test_memory_stays_flat_as_the_mirror_grows(tmp_path, fmt):
     assert large_peak < 8_000_000  # far below the 15 MB of bodies
 
 
-def cli(capsys, *args):
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
-
-
 def test_cli_exports_and_summarises(mirror_path, tmp_path, capsys):
     out = tmp_path / "x"
-    code, stdout, stderr = cli(
+    code, stdout, stderr = run_cli(
         capsys, "export", "--db", str(mirror_path), "--format", "csv", "--out", str(out)
     )
     assert code == 0
     assert "conversations" in stdout and "120 rows" in stdout
     assert f"wrote {out / 'threads.csv'}" in stdout
-    code, stdout, stderr = cli(
+    code, stdout, stderr = run_cli(
         capsys, "export", "--db", str(mirror_path), "--format", "xlsx", "--out", str(out), "-q"
     )
     assert code == 0 and stdout == ""
@@ -461,7 +453,7 @@ def test_cli_bad_input_is_one_line_and_a_usage_exit(mirror_path, tmp_path, capsy
     base = ["export", "--db", str(mirror_path), "--out", str(tmp_path / "o")]
     if "--format" not in args:
         base += ["--format", "csv"]
-    code, _, stderr = cli(capsys, *base, *args)
+    code, _, stderr = run_cli(capsys, *base, *args)
     assert code == 2
     assert message in stderr
     assert "Traceback" not in stderr
@@ -470,12 +462,12 @@ def test_cli_bad_input_is_one_line_and_a_usage_exit(mirror_path, tmp_path, capsy
 def test_cli_unwritable_out_and_missing_mirror_are_one_line(mirror_path, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    code, _, stderr = cli(
+    code, _, stderr = run_cli(
         capsys, "export", "--db", str(mirror_path), "--format", "csv", "--out", str(blocker)
     )
     assert code == 2
     assert stderr.strip() == f"Error: --out {blocker} is a file: csv export writes a directory"
-    code, _, stderr = cli(
+    code, _, stderr = run_cli(
         capsys, "export", "--db", str(blocker / "sub"), "--format", "csv", "--out", str(tmp_path)
     )
     assert code == 1 and "no mirror at" in stderr and len(stderr.strip().splitlines()) == 1

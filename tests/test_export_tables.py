@@ -7,11 +7,10 @@ import json
 import sqlite3
 
 import pytest
-from helpers_mirror import scalar, sync_into
+from helpers_mirror import run_cli, scalar, sync_into
 
 from etl import export as exporting
 from etl import mirror
-from etl.cli import main
 from etl.sandbox import Sandbox
 
 MORE = {
@@ -34,13 +33,6 @@ def mirror_path(tmp_path_factory):
     return path
 
 
-def cli(capsys, *args):
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
-
-
 def read_csv(path):
     with open(path, encoding="utf-8", newline="") as handle:
         return list(csv.reader(handle))
@@ -59,7 +51,7 @@ def test_the_default_is_still_the_five_tables():
 def test_every_further_table_exports_with_its_rows_and_has_a_view_of_the_same_shape(
     mirror_path, tmp_path, capsys
 ):
-    code, out, err = cli(
+    code, out, err = run_cli(
         capsys,
         "export", "--db", str(mirror_path), "--format", "csv", "--out", str(tmp_path),
         "--tables", ",".join(MORE),
@@ -88,7 +80,7 @@ def test_every_further_table_exports_with_its_rows_and_has_a_view_of_the_same_sh
 
 
 def test_columns_pick_and_order_the_columns_of_one_table(mirror_path, tmp_path, capsys):
-    code, _, err = cli(
+    code, _, err = run_cli(
         capsys,
         "export", "--db", str(mirror_path), "--format", "csv", "--out", str(tmp_path),
         "--tables", "timelogs", "--columns", "user_email,time_spent,conversation_number",
@@ -101,7 +93,7 @@ def test_columns_pick_and_order_the_columns_of_one_table(mirror_path, tmp_path, 
 
 def test_columns_name_their_table_when_several_are_exported(mirror_path, tmp_path, capsys):
     out = tmp_path / "x"
-    code, _, err = cli(
+    code, _, err = run_cli(
         capsys,
         "export", "--db", str(mirror_path), "--format", "jsonl", "--out", str(out),
         "--tables", "conversations,users",
@@ -130,7 +122,7 @@ def test_columns_name_their_table_when_several_are_exported(mirror_path, tmp_pat
     ],
 )
 def test_bad_columns_are_one_line_usage_errors(mirror_path, tmp_path, capsys, args, message):
-    code, _, err = cli(
+    code, _, err = run_cli(
         capsys, "export", "--db", str(mirror_path), "--format", "csv", "--out", str(tmp_path), *args
     )
     assert code == 2
