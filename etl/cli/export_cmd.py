@@ -25,13 +25,13 @@ def open_existing(db: str):
     return mirror.open_mirror(db)
 
 
-def _since(ctx, param, value):
-    if value is None:
-        return None
+def _zone(ctx, param, value):
     try:
-        return exporting.parse_since(value)
+        exporting.time_zone(value)
     except EtlError as exc:
-        raise click.BadParameter(str(exc).removeprefix("--since "), ctx, param) from None
+        message = str(exc).removeprefix(f"--timezone {value!r} ")
+        raise click.BadParameter(message, ctx, param) from None
+    return value
 
 
 def _statuses(ctx, param, values):
@@ -67,13 +67,31 @@ def _tables(ctx, param, values):
     multiple=True,
     callback=_tables,
     metavar="NAMES",
-    help=f"Comma-separated or repeated: {', '.join(exporting.TABLES)} [default: all].",
+    help=f"Comma-separated or repeated: {', '.join(exporting.TABLES)} "
+    f"[default: {', '.join(exporting.DEFAULT_TABLES)}].",
+)
+@click.option(
+    "--columns",
+    multiple=True,
+    metavar="TABLE:COLS",
+    help="Only these columns of a table, in this order (conversations:number,subject,Amount); "
+    "repeatable; the table may be left out when one is exported.",
 )
 @click.option(
     "--since",
-    callback=_since,
     metavar="DATE",
-    help="Only conversations (and their threads), customers and users updated since DATE (UTC).",
+    help="Only conversations (and their threads), customers and users updated since DATE "
+    "(read in --timezone).",
+)
+@click.option(
+    "--timezone",
+    "timezone",
+    default="UTC",
+    show_default=True,
+    callback=_zone,
+    metavar="ZONE",
+    help="Write times in this IANA zone (Europe/Paris): local cells in xlsx, ISO 8601 with the "
+    "offset in csv and json, zoned timestamps in parquet.",
 )
 @click.option(
     "--mailbox",
@@ -101,7 +119,20 @@ def _tables(ctx, param, values):
     "--excel", is_flag=True, help="csv: BOM, CRLF and formula-lookalikes neutralised for Excel."
 )
 @quiet_option
-def export_command(db, fmt, out, tables, since, mailboxes, statuses, include_deleted, excel, quiet):
+def export_command(
+    db,
+    fmt,
+    out,
+    tables,
+    columns,
+    since,
+    timezone,
+    mailboxes,
+    statuses,
+    include_deleted,
+    excel,
+    quiet,
+):
     """Export the mirror as spreadsheet-shaped tables: conversations, threads, customers, ...
 
     csv, json, jsonl and parquet write one file per table into the --out directory; xlsx
@@ -113,9 +144,16 @@ def export_command(db, fmt, out, tables, since, mailboxes, statuses, include_del
       etl export --format xlsx --out helpdesk.xlsx --since 2024-01-01
       etl export --format csv --excel --out export/ --tables conversations,threads
       etl export --format jsonl --out dump/ --include-deleted
+      etl export --format xlsx --out sydney.xlsx --timezone Australia/Sydney
+      etl export --format csv --out form/ --tables timelogs --columns user_email,time_spent
     """
+    if since is not None:
+        since = exporting.parse_since(since, exporting.time_zone(timezone))
+    picked = exporting.parse_columns(columns, tables)
     options = exporting.ExportOptions(
         tables=tables,
+        columns=picked,
+        timezone=timezone,
         since=since,
         mailboxes=mailboxes,
         statuses=statuses,
@@ -147,7 +185,8 @@ def search_command(query, db, limit, include_deleted, as_json):
     """Find conversations by words in their subject, threads, or customer's name and emails.
 
     Every word must appear somewhere in the conversation; "quote" a phrase, end a word with *
-    to match its beginning. Best matches first.
+    to match its beginning. Chinese and Japanese words are found inside longer runs of text.
+    Best matches first, each with the text around its matches, [marked].
 
     \b
     Example:
@@ -172,6 +211,8 @@ def search_command(query, db, limit, include_deleted, as_json):
             f"{row['number'] or '':>7}  {_cut(row['subject'], 44):<44}  {_cut(customer, 30):<30}"
             f"  {row['status'] or '':<8}  {row['updated_at'] or ''}"
         )
+        if row["snippet"]:
+            click.echo(f"{'':>7}  {row['snippet']}")
 
 
 def _cut(text: str | None, width: int) -> str:
