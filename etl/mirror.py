@@ -241,6 +241,9 @@ TABLES = (
             "conversation_id": INT,
             **_cols("file_name", "file_url", "mime_type"),
             "size": INT,
+            # The file, once fetched (see etl.files): its sha256, and its path relative to
+            # the folder of the database holding the row.
+            **_cols("sha256", "path"),
         },
         foreign_keys=(("thread_id", "threads"), ("conversation_id", "conversations")),
         indexes=(("thread_id",), ("conversation_id",)),
