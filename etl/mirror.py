@@ -284,6 +284,8 @@ TABLES = (
         arrival_order=True,
     ),
     Table("etl_cursors", _cols("resource", "value", "updated_at"), pk="resource"),
+    # What the mirror knows of itself: its source (etl.binding), how far a backfill got.
+    Table("etl_state", _cols("name", "value", "updated_at"), pk="name"),
     # Records written since the search index last caught up (see etl.search.refresh).
     Table("etl_changes", {"table_name": T, "id": INT}, pk=("table_name", "id")),
     Table(

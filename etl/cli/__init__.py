@@ -37,7 +37,7 @@ COMMAND_MODULES = {
     "demo": "sandbox_cmd",
     "export": "export_cmd",
     "search": "export_cmd",
-    "backup": "export_cmd",
+    "backup": "backup_cmd",
     "load": "load_cmd",
     "mapping": "load_cmd",
     "verify": "load_cmd",

@@ -47,6 +47,14 @@ def quiet_option(func):
     )(func)
 
 
+def rebind_option(func):
+    return click.option(
+        "--rebind",
+        is_flag=True,
+        help="Accept a new address for the mirror's helpdesk (after it moved).",
+    )(func)
+
+
 def make_client(url: str | None, api_key: str | None, quiet: bool = False, **kwargs) -> Client:
     """A client for the given settings, warning on stderr if the key would travel unencrypted.
 

@@ -7,18 +7,33 @@ import time
 
 import click
 
-from etl import mirror
-from etl.cli.common import connection_options, db_option, make_client, quiet_option, say
+from etl import binding, mirror
+from etl.cli.common import (
+    connection_options,
+    db_option,
+    make_client,
+    quiet_option,
+    rebind_option,
+    say,
+)
 from etl.progress import bars
 from etl.resources import BY_NAME
 from etl.sync import SyncOptions, sync
 
 
-def run_sync(client, db_path: str, options: SyncOptions, quiet: bool, command: str = "sync"):
-    """Lock the mirror, sync into it and return the result (shared with `etl demo`)."""
+def run_sync(
+    client,
+    db_path: str,
+    options: SyncOptions,
+    quiet: bool,
+    command: str = "sync",
+    rebind: bool = False,
+):
+    """Lock the mirror, check its source, sync into it and return the result."""
     with mirror.writer_lock(db_path):
         db = mirror.open_mirror(db_path)
         try:
+            binding.bind(db.conn, client.url, rebind, db_path)
             return sync(client, db.conn, options, progress=bars(quiet), command=command)
         finally:
             db.conn.close()
@@ -48,8 +63,9 @@ def summary_lines(result, seconds: float) -> list[str]:
 @click.option(
     "--workers", default=4, show_default=True, type=click.IntRange(1, 16), help="Parallel requests."
 )
+@rebind_option
 @quiet_option
-def sync_command(url, api_key, db, full, timelogs, only, page_size, workers, quiet):
+def sync_command(url, api_key, db, full, timelogs, only, page_size, workers, rebind, quiet):
     """Mirror the helpdesk into SQLite, fetching only what changed since the last run.
 
     \b
@@ -57,13 +73,16 @@ def sync_command(url, api_key, db, full, timelogs, only, page_size, workers, qui
       export SMARTICKS_URL=https://support.example.org SMARTICKS_API_KEY=...
       etl sync --db helpdesk.db          # first run is full, later runs incremental
       etl sync --full                    # rescan, detect deletions
+
+    A mirror is bound to the address of the helpdesk it was first synced from; a sync from
+    another stops (exit 2). After the helpdesk moved, pass --rebind once.
     """
     client = make_client(url, api_key, quiet)
     options = SyncOptions(
         full=full, timelogs=timelogs, page_size=page_size, workers=workers, resources=only
     )
     started = time.monotonic()
-    result = run_sync(client, db, options, quiet)
+    result = run_sync(client, db, options, quiet, rebind=rebind)
     say(quiet, f"Synced {client.url} into {db}")
     for line in summary_lines(result, time.monotonic() - started):
         say(quiet, "  " + line)
