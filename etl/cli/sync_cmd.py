@@ -106,7 +106,14 @@ def status_command(db, runs, as_json):
     database = mirror.open_mirror(db)
     conn = database.conn
     report = {
-        "runs": mirror.recent_runs(conn, runs),
+        "runs": [
+            {
+                **run,
+                "counts": json.loads(run["counts"] or "{}"),
+                "errors": json.loads(run["errors"] or "[]"),
+            }
+            for run in mirror.recent_runs(conn, runs)
+        ],
         "cursors": {r: v for r, v, _ in conn.execute("SELECT * FROM etl_cursors")},
         "rows": mirror.row_counts(database),
     }
@@ -116,15 +123,14 @@ def status_command(db, runs, as_json):
     click.echo(f"Mirror {db}")
     click.echo("Recent runs:")
     for run in report["runs"]:
-        counts = json.loads(run["counts"] or "{}")
-        total = sum(v for k, v in counts.items() if not k.endswith("_deleted"))
+        total = sum(v for k, v in run["counts"].items() if not k.endswith("_deleted"))
         kind = "full" if run["full"] else "incremental"
         click.echo(
             f"  #{run['id']} {run['command']} {kind} {run['started_at']} -> "
             f"{run['ended_at'] or '-'} {run['status']}: {total} records, "
             f"{run['requests']} requests"
         )
-        for error in json.loads(run["errors"] or "[]"):
+        for error in run["errors"]:
             click.echo(f"      error: {error}")
     click.echo("Cursors (updatedAt of the newest record mirrored):")
     for resource, value in report["cursors"].items():
