@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 
 import pytest
 from helpers_mirror import sync_into
 
+from etl import views
 from etl.cli import main
 
 
@@ -53,3 +55,23 @@ def test_a_command_whose_reader_went_away_ends_quietly_with_exit_0(sandbox, tmp_
     finally:
         os.close(write_end)
     assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_right_after_a_first_sync_the_sheet_views_have_the_custom_field_columns(
+    sandbox, tmp_path, monkeypatch
+):
+    """So `datasette smarticks.db` shows what the spreadsheet shows, without another command."""
+    monkeypatch.setenv("SMARTICKS_URL", sandbox.url)
+    monkeypatch.setenv("SMARTICKS_API_KEY", sandbox.api_key)
+    db = tmp_path / "smarticks.db"
+    with pytest.raises(SystemExit) as exited:
+        main(["sync", "-q", "--db", str(db)])
+    assert exited.value.code == 0
+    conn = sqlite3.connect(db)  # a plain reader, as datasette opens it
+    try:
+        fields = {row[0] for row in conn.execute("SELECT name FROM custom_fields")}
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(conversations_sheet)")}
+        assert fields and fields <= columns
+        assert views.refresh_views(conn) == []  # nothing was stale
+    finally:
+        conn.close()

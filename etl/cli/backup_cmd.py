@@ -61,7 +61,7 @@ def backup_command(url, api_key, db, directory, keep, full, no_sync, rebind, qui
         say(quiet, f"Synced {client.url} into {db}")
         for line in summary_lines(result, time.monotonic() - started):
             say(quiet, "  " + line)
-    # Opening runs the schema hooks: views gain columns for custom fields the sync just met.
+    # Opening runs the schema hooks (a mirror made by an older version gains what it lacks).
     open_existing(db).conn.close()
     path, removed = backup.backup(db, directory, keep)
     say(quiet, f"Snapshot {path} ({path.stat().st_size / 1e6:.1f} MB)")

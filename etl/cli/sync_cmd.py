@@ -7,7 +7,7 @@ import time
 
 import click
 
-from etl import binding, mirror
+from etl import binding, mirror, views
 from etl.cli.common import (
     connection_options,
     db_option,
@@ -34,7 +34,11 @@ def run_sync(
         db = mirror.open_mirror(db_path)
         try:
             binding.bind(db.conn, client.url, rebind, db_path)
-            return sync(client, db.conn, options, progress=bars(quiet), command=command)
+            result = sync(client, db.conn, options, progress=bars(quiet), command=command)
+            # Custom fields met in this sync become sheet columns now, not at the next open.
+            views.refresh_views(db.conn)
+            db.conn.commit()
+            return result
         finally:
             db.conn.close()
 
