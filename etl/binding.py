@@ -8,30 +8,22 @@ When the helpdesk moves to another address, `--rebind` accepts the new one.
 from __future__ import annotations
 
 import sqlite3
-from urllib.parse import urlsplit
 
 from etl.errors import ConfigError
-from etl.mirror import now_text
+from etl.ledger import target_key
+from etl.state import get_state, set_state
 
-DEFAULT_PORTS = {"http": 80, "https": 443}
 # The tables whose rows only make sense for the source they came from.
 RECORDS = ("mailboxes", "users", "customers", "conversations")
 
 
 def source_address(url: str) -> str:
-    """`scheme://host:port/path` of an API URL: no user, password, query or trailing slash."""
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
-    port = parts.port or DEFAULT_PORTS.get(scheme, 0)
-    return f"{scheme}://{host}:{port}{parts.path.rstrip('/')}"
+    """The source as the mirror records it: as the load ledger names a target."""
+    return target_key(url)
 
 
 def bound_source(conn: sqlite3.Connection) -> str | None:
-    row = conn.execute("SELECT value FROM etl_state WHERE name = 'source'").fetchone()
-    return row[0] if row else None
+    return get_state(conn, "source")
 
 
 def _holds_records(conn: sqlite3.Connection) -> bool:
@@ -55,10 +47,5 @@ def bind(conn: sqlite3.Connection, url: str, rebind: bool = False, db: str = "th
             "helpdesk, or --rebind if this helpdesk moved"
         )
     with conn:
-        conn.execute(
-            "INSERT INTO etl_state (name, value, updated_at) VALUES ('source', ?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET value = excluded.value, "
-            "updated_at = excluded.updated_at",
-            (address, now_text()),
-        )
+        set_state(conn, "source", address)
     return address

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import click
 
-from etl import backup
+from etl import backup, mirror
 from etl.cli.common import (
     connection_options,
     db_option,
@@ -15,7 +16,6 @@ from etl.cli.common import (
     rebind_option,
     say,
 )
-from etl.cli.export_cmd import open_existing
 from etl.cli.sync_cmd import run_sync, summary_lines
 from etl.sync import SyncOptions
 
@@ -61,8 +61,10 @@ def backup_command(url, api_key, db, directory, keep, full, no_sync, rebind, qui
         say(quiet, f"Synced {client.url} into {db}")
         for line in summary_lines(result, time.monotonic() - started):
             say(quiet, "  " + line)
+    if not Path(db).is_file():
+        raise click.ClickException(f"no mirror at {db}: run `etl sync` first")
     # Opening runs the schema hooks (a mirror made by an older version gains what it lacks).
-    open_existing(db).conn.close()
+    mirror.open_mirror(db).conn.close()
     path, removed = backup.backup(db, directory, keep)
     say(quiet, f"Snapshot {path} ({path.stat().st_size / 1e6:.1f} MB)")
     for old in removed:

@@ -7,7 +7,7 @@ import time
 
 import click
 
-from etl import binding, mirror, views
+from etl import backfill, binding, mirror, views
 from etl.cli.common import (
     connection_options,
     db_option,
@@ -34,7 +34,17 @@ def run_sync(
         db = mirror.open_mirror(db_path)
         try:
             binding.bind(db.conn, client.url, rebind, db_path)
+            timelogs = options.timelogs and (
+                not options.resources or "conversations" in options.resources
+            )
+            gap = backfill.timelogs_gap(db.conn) if timelogs and not options.full else None
             result = sync(client, db.conn, options, progress=bars(quiet), command=command)
+            if timelogs:  # what syncs without --timelogs left out
+                done = backfill.backfill_timelogs(
+                    client, db.conn, gap, options.workers, bars(quiet)
+                )
+                result.counts["timelogs"] = result.counts.get("timelogs", 0) + done.timelogs
+                result.requests += done.requests
             # Custom fields met in this sync become sheet columns now, not at the next open.
             views.refresh_views(db.conn)
             db.conn.commit()
