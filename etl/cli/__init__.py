@@ -39,6 +39,7 @@ COMMAND_MODULES = {
     "export": "export_cmd",
     "search": "export_cmd",
     "backup": "backup_cmd",
+    "restore": "backup_cmd",
     "load": "load_cmd",
     "mapping": "load_cmd",
     "verify": "load_cmd",

@@ -71,4 +71,35 @@ def backup_command(url, api_key, db, directory, keep, full, no_sync, rebind, qui
         say(quiet, f"  removed {old}")
 
 
-COMMANDS = [backup_command]
+@click.command("restore")
+@click.argument("snapshot", type=click.Path(dir_okay=False))
+@db_option
+@quiet_option
+def restore_command(snapshot, db, quiet):
+    """Put a snapshot in place of the mirror, with its attachment files.
+
+    Refuses while a sync or another program has the mirror open. The old mirror is kept
+    beside it (`<db name>-before-restore-<UTC time>.db`) until you delete it.
+
+    \b
+    Example:
+      etl restore backups/smarticks-20261125T023000Z.db --db smarticks.db
+    """
+    from etl.restore import restore
+
+    done = restore(snapshot, db)
+    say(
+        quiet,
+        f"Restored {snapshot} as {db}: {done.conversations} conversations, {done.files} files",
+    )
+    if done.missing_files:
+        click.echo(
+            f"warning: {done.missing_files} attachment files named by the snapshot were not "
+            f"beside it; `etl sync --attachments` fetches them again",
+            err=True,
+        )
+    if done.previous is not None:
+        say(quiet, f"  the previous mirror is kept as {done.previous}")
+
+
+COMMANDS = [backup_command, restore_command]
