@@ -49,15 +49,13 @@ def snapshots(directory: str | os.PathLike, stem: str = "smarticks") -> list[Pat
 
 
 def snapshot(
-    db_path: str | os.PathLike,
-    directory: str | os.PathLike,
-    now: datetime | None = None,
-    with_files: bool = False,
+    db_path: str | os.PathLike, directory: str | os.PathLike, now: datetime | None = None
 ) -> Path:
     """Write `<dir>/<db stem>-YYYYMMDDThhmmssZ.db`, a consistent, checked copy of the mirror.
 
-    With `with_files`, the attachment files the mirror holds go to the snapshot's own files
-    folder beside it (hard links where the file system allows), and its rows name that folder.
+    The attachment files the mirror holds go to the snapshot's own files folder beside it
+    (`<snapshot stem>-files`, hard links where the file system allows), and its rows name
+    that folder, so the snapshot opened as a mirror finds them.
     """
     source = Path(db_path)
     if not source.is_file():
@@ -77,11 +75,10 @@ def snapshot(
             expected = _tables(conn)
         finally:
             conn.close()
-        if with_files:
-            folder_part = part.with_name(files.folder_for(target).name + ".part")
-            files.copy_for_snapshot(source, part, folder_part, files.folder_for(target).name)
+        folder_part = part.with_name(files.folder_for(target).name + ".part")
+        files.copy_for_snapshot(source, part, folder_part, files.folder_for(target).name)
         _check(part, expected)
-        if folder_part is not None:
+        if folder_part.exists():
             os.rename(folder_part, files.folder_for(target))
         _place(part, target)
     except BaseException as exc:
@@ -180,11 +177,10 @@ def backup(
     directory: str | os.PathLike,
     keep: int | None = None,
     now: datetime | None = None,
-    with_files: bool = False,
 ) -> tuple[Path, list[Path]]:
     """Snapshot the mirror, then keep only the newest `keep` (all when None)."""
     if keep is not None and keep < 1:
         raise ConfigError("--keep must be at least 1")
-    path = snapshot(db_path, directory, now, with_files)
+    path = snapshot(db_path, directory, now)
     removed = prune(directory, keep, Path(db_path).stem) if keep else []
     return path, removed

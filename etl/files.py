@@ -8,16 +8,61 @@ still finds them. Names from the server never become paths.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import random
 import shutil
 import sqlite3
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
+
+import requests
+
+from etl.client import RETRY_STATUSES, USER_AGENT, Client
+from etl.errors import ApiError, EtlError, NotFound
+from etl.interrupt import deferred_interrupt
+from etl.progress import Progress, silent
+
+PARTIAL = ".partial"  # downloads in progress, inside the files folder
+GONE = frozenset({404, 410})
+CHUNK = 1024 * 1024
 
 
 def folder_for(db_path: str | os.PathLike) -> Path:
     """The files folder of a database: `<folder>/<db stem>-files`."""
     path = Path(db_path)
     return path.with_name(f"{path.stem}-files")
+
+
+def held_files(conn: sqlite3.Connection, db_path: str | os.PathLike) -> dict:
+    """The files the rows name that are on disk: how many, their bytes, for how many rows."""
+    base = Path(db_path).parent
+    named = conn.execute(
+        "SELECT path, count(*) FROM attachments WHERE path IS NOT NULL GROUP BY path"
+    ).fetchall()
+    count = size = rows = 0
+    for path, attachments in named:
+        try:
+            size += (base / path).stat().st_size
+        except OSError:
+            continue
+        count += 1
+        rows += attachments
+    return {
+        "folder": str(folder_for(db_path)),
+        "files": count,
+        "bytes": size,
+        "attachments_with_file": rows,
+    }
+
+
+def count_files(folder: Path) -> int:
+    """How many files a files folder holds (0 when there is none)."""
+    return sum(len(names) for _, _, names in os.walk(folder))
 
 
 def relative_path(folder_name: str, sha256: str) -> str:
@@ -45,10 +90,9 @@ def copy_for_snapshot(
     Each file the snapshot's rows name is linked from the mirror's files into `folder`, and
     the rows are pointed at `folder_name`, the name the folder will have beside the snapshot.
     A row whose file the mirror lacks loses its path (a sync fetches it again). Returns the
-    number of files.
+    number of files; with none, no folder is made.
     """
     base = Path(source_db).parent
-    folder.mkdir(mode=0o700)
     conn = sqlite3.connect(snapshot)
     try:
         conn.execute("PRAGMA journal_mode = DELETE")
@@ -59,6 +103,8 @@ def copy_for_snapshot(
             "SELECT DISTINCT sha256, path FROM attachments WHERE path IS NOT NULL"
         ).fetchall()
         count = 0
+        if held:
+            folder.mkdir(mode=0o700)
         with conn:
             for sha256, path in held:
                 source = base / path
@@ -75,3 +121,194 @@ def copy_for_snapshot(
         return count
     finally:
         conn.close()
+
+
+@dataclass
+class Fetched:
+    """What `fetch_files` did: files downloaded, already held, and those it could not get."""
+
+    files: int = 0  # downloaded in this run
+    bytes: int = 0
+    duplicates: int = 0  # downloaded, but the same content was held already
+    held: int = 0  # attachments whose file was there already: no request
+    requests: int = 0
+    gone: list[int] = field(default_factory=list)  # attachment ids the server no longer has
+    failed: list[str] = field(default_factory=list)  # one line per file that kept failing
+
+
+class FilesFailed(EtlError):
+    """Some attachment files could not be downloaded, after retries."""
+
+
+def fetch_files(
+    client: Client,
+    conn: sqlite3.Connection,
+    db_path: str | os.PathLike,
+    workers: int = 4,
+    progress: Progress = silent,
+) -> Fetched:
+    """Download every attachment file the mirror lacks into its files folder.
+
+    An attachment whose file is on disk already costs no request. Each download streams into
+    a private temporary file (flat memory), is hashed, and is moved to `ab/abcd…`, or dropped
+    when that content is held already; its row gets `sha256` and `path` in the same step.
+    Files the server no longer has (404, 410) are listed in `gone`; the others that kept
+    failing raise FilesFailed once every other file is in.
+    """
+    folder = folder_for(db_path)
+    done = Fetched()
+    todo = _missing(conn, db_path, done)
+    if not todo:
+        return done
+    partial = folder / PARTIAL
+    partial.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for stale in partial.iterdir():  # a killed run's; only the writer-lock holder is here
+        stale.unlink(missing_ok=True)
+    bar = progress("files", len(todo))
+    first_request = client.requests_made
+    download = getattr(client, "download", None) or _Plain(client).download
+
+    def one(item: tuple[int, str, str | None]):
+        ident, url, name = item
+        try:
+            return ident, _store(download, url, folder), None
+        except ApiError as exc:
+            return ident, None, exc
+
+    try:
+        with deferred_interrupt() as stop, ThreadPoolExecutor(max(1, workers)) as pool:
+            step = max(1, workers) * 4
+            for start in range(0, len(todo), step):
+                chunk = todo[start : start + step]
+                with conn:
+                    for (ident, stored, error), (_, _, name) in zip(
+                        pool.map(one, chunk), chunk, strict=True
+                    ):
+                        _record(conn, folder, ident, name, stored, error, done)
+                        bar.update(1)
+                stop.check()
+    finally:
+        bar.close()
+        done.requests = client.requests_made - first_request
+    if done.failed:
+        shown = "; ".join(done.failed[:3]) + (" ..." if len(done.failed) > 3 else "")
+        raise FilesFailed(
+            f"{len(done.failed)} attachment files could not be downloaded ({shown}); "
+            "the others are in: run the command again to retry them"
+        )
+    return done
+
+
+def _missing(conn, db_path, done: Fetched) -> list[tuple[int, str, str | None]]:
+    """(id, file URL, file name) of the attachments whose file is not on disk yet.
+
+    A row whose content is held under another row's path gets that path, with no request.
+    """
+    base = Path(db_path).parent
+    folder = folder_for(db_path)
+    todo = []
+    rows = conn.execute(
+        "SELECT id, file_url, file_name, sha256, path FROM attachments "
+        "WHERE file_url IS NOT NULL AND file_url != '' ORDER BY id"
+    ).fetchall()
+    with conn:
+        for ident, url, name, sha256, path in rows:
+            if path and (base / path).is_file():
+                done.held += 1
+            elif sha256 and (folder / sha256[:2] / sha256).is_file():
+                conn.execute(
+                    "UPDATE attachments SET path = ? WHERE id = ?",
+                    (relative_path(folder.name, sha256), ident),
+                )
+                done.held += 1
+            else:
+                todo.append((ident, url, name))
+    return todo
+
+
+@dataclass
+class _Stored:
+    sha256: str
+    size: int
+    new: bool  # False: the same content was held already
+
+
+def _store(download, url: str, folder: Path) -> _Stored:
+    """Download one file into the folder, named by its sha256."""
+    handle = tempfile.NamedTemporaryFile(dir=folder / PARTIAL, delete=False)  # noqa: SIM115
+    temporary = Path(handle.name)
+    try:
+        with handle:
+            size = download(url, handle)
+        digest = hashlib.sha256()
+        with open(temporary, "rb") as written:
+            while block := written.read(CHUNK):
+                digest.update(block)
+        sha256 = digest.hexdigest()
+        final = folder / sha256[:2] / sha256
+        if final.is_file():
+            temporary.unlink()
+            return _Stored(sha256, size, False)
+        final.parent.mkdir(mode=0o700, exist_ok=True)
+        os.replace(temporary, final)
+        return _Stored(sha256, size, True)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _record(conn, folder: Path, ident, name, stored: _Stored | None, error, done: Fetched):
+    if stored is not None:
+        conn.execute(
+            "UPDATE attachments SET sha256 = ?, path = ? WHERE id = ?",
+            (stored.sha256, relative_path(folder.name, stored.sha256), ident),
+        )
+        done.files += stored.new
+        done.duplicates += not stored.new
+        done.bytes += stored.size
+    elif error.status in GONE:
+        done.gone.append(ident)
+    else:
+        reason = f"HTTP {error.status}" if error.status else "no response"
+        done.failed.append(f"attachment {ident}: {reason}")
+
+
+class _Plain:
+    """Streams a file with the client's retry policy and without the API key.
+
+    Stands in for `Client.download` where the client has none: file URLs carry their own
+    token, and the key must not travel to another host.
+    """
+
+    def __init__(self, client: Client):
+        self.client = client
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.session.headers["User-Agent"] = USER_AGENT
+        self.rng = random.Random()
+
+    def download(self, url: str, out: BinaryIO) -> int:
+        policy = self.client.retry
+        for attempt in range(1, policy.attempts + 1):
+            self.client._count()
+            status = None
+            try:
+                with self.session.get(url, stream=True, timeout=self.client.timeout) as response:
+                    status = response.status_code
+                    if status < 400:
+                        out.seek(0)
+                        out.truncate()
+                        written = 0
+                        for block in response.iter_content(CHUNK):
+                            out.write(block)
+                            written += len(block)
+                        return written
+            except requests.RequestException:
+                pass
+            if status is not None and status not in RETRY_STATUSES:
+                if status == 404:
+                    raise NotFound(status, "GET", "file")
+                raise ApiError(status, "GET", "file")
+            if attempt < policy.attempts:
+                time.sleep(policy.backoff(attempt, self.rng))
+        raise ApiError(status, "GET", "file", f"after {policy.attempts} tries")

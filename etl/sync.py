@@ -66,6 +66,7 @@ class SyncResult:
     requests: int = 0
     requests_elsewhere: int = 0  # made by child processes, which have their own clients
     status: str = "running"
+    files: Any = None  # attachment files fetched after the sync (etl.files.Fetched), if asked
 
 
 def sync(

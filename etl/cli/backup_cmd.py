@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from etl import backup, mirror
+from etl import backup, files, mirror
 from etl.cli.common import (
+    attachments_option,
     connection_options,
     db_option,
     make_client,
@@ -38,26 +39,30 @@ from etl.sync import SyncOptions
 )
 @click.option("--full", is_flag=True, help="Full rescan first (also detects deletions).")
 @click.option("--no-sync", is_flag=True, help="Snapshot the mirror as it is, without syncing.")
+@attachments_option
 @rebind_option
 @quiet_option
-def backup_command(url, api_key, db, directory, keep, full, no_sync, rebind, quiet):
+def backup_command(url, api_key, db, directory, keep, full, no_sync, attachments, rebind, quiet):
     """Sync, then write a consistent snapshot of the mirror named by UTC time.
 
     Snapshots are SQLite files (`<db name>-YYYYMMDDThhmmssZ.db`) made with VACUUM INTO, safe
-    while other processes read or write the mirror. To restore, use a snapshot as the mirror
-    (`etl export --db SNAPSHOT ...`, `datasette SNAPSHOT`), or copy it to the mirror's path
-    while no etl command runs, removing the old mirror's -wal and -shm files.
+    while other processes read or write the mirror, checked before they take their name, and
+    readable by their owner only. The attachment files the mirror holds (see --attachments)
+    go to the snapshot's own `-files` folder beside it, as hard links where possible. A
+    snapshot opens as a mirror (`etl export --db SNAPSHOT ...`); `etl restore SNAPSHOT` puts
+    it back in place of the mirror.
 
     \b
     Example:
-      etl backup --dir backups/ --keep 14
+      etl backup --dir backups/ --keep 14 --attachments
       # nightly at 02:30 (crontab -e); etl.env (chmod 600) exports SMARTICKS_URL/_API_KEY:
       30 2 * * * cd /srv/helpdesk && . ./etl.env && etl backup --dir backups --keep 14 -q
     """
     if not no_sync:
         client = make_client(url, api_key, quiet)
         started = time.monotonic()
-        result = run_sync(client, db, SyncOptions(full=full), quiet, "backup", rebind)
+        options = SyncOptions(full=full)
+        result = run_sync(client, db, options, quiet, "backup", rebind, attachments)
         say(quiet, f"Synced {client.url} into {db}")
         for line in summary_lines(result, time.monotonic() - started):
             say(quiet, "  " + line)
@@ -66,7 +71,9 @@ def backup_command(url, api_key, db, directory, keep, full, no_sync, rebind, qui
     # Opening runs the schema hooks (a mirror made by an older version gains what it lacks).
     mirror.open_mirror(db).conn.close()
     path, removed = backup.backup(db, directory, keep)
-    say(quiet, f"Snapshot {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    held = files.count_files(files.folder_for(path))
+    with_files = f", {held} attachment files" if held else ""
+    say(quiet, f"Snapshot {path} ({path.stat().st_size / 1e6:.1f} MB{with_files})")
     for old in removed:
         say(quiet, f"  removed {old}")
 

@@ -47,6 +47,14 @@ def quiet_option(func):
     )(func)
 
 
+def attachments_option(func):
+    return click.option(
+        "--attachments",
+        is_flag=True,
+        help="Also download attachment files (each stored once, beside the mirror).",
+    )(func)
+
+
 def rebind_option(func):
     return click.option(
         "--rebind",

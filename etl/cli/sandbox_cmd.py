@@ -27,6 +27,12 @@ from etl.sync import SyncOptions
 @click.option("--error-rate", default=0.0, help="Share of requests answered 5xx.")
 @click.option("--rate-limit-every", default=0, help="Answer every Nth request 429.")
 @click.option("--drop-rate", default=0.0, help="Share of requests whose connection is dropped.")
+@click.option(
+    "--attachment-files",
+    default=0,
+    metavar="BYTES",
+    help="Serve seeded attachments' files, each at most BYTES long [default: metadata only].",
+)
 def sandbox_command(**options):
     """Serve a local Smarticks API with realistic seeded data, until Ctrl-C.
 

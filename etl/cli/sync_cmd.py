@@ -7,8 +7,9 @@ import time
 
 import click
 
-from etl import backfill, binding, mirror, views
+from etl import backfill, binding, files, mirror, views
 from etl.cli.common import (
+    attachments_option,
     connection_options,
     db_option,
     make_client,
@@ -28,8 +29,9 @@ def run_sync(
     quiet: bool,
     command: str = "sync",
     rebind: bool = False,
+    attachments: bool = False,
 ):
-    """Lock the mirror, check its source, sync into it and return the result."""
+    """Lock the mirror, check its source, sync into it (and its attachment files if asked)."""
     with mirror.writer_lock(db_path):
         db = mirror.open_mirror(db_path)
         try:
@@ -48,9 +50,24 @@ def run_sync(
             # Custom fields met in this sync become sheet columns now, not at the next open.
             views.refresh_views(db.conn)
             db.conn.commit()
+            if attachments:
+                result.files = files.fetch_files(
+                    client, db.conn, db_path, options.workers, bars(quiet)
+                )
+                result.requests += result.files.requests
             return result
         finally:
             db.conn.close()
+
+
+def files_line(fetched) -> str:
+    line = f"files: {fetched.files} downloaded ({fetched.bytes / 1e6:.1f} MB), {fetched.held} held"
+    if fetched.duplicates:
+        line += f", {fetched.duplicates} the same as one held"
+    if fetched.gone:
+        ids = ", ".join(map(str, fetched.gone[:5])) + (" ..." if len(fetched.gone) > 5 else "")
+        line += f", {len(fetched.gone)} gone at the source (attachments {ids})"
+    return line
 
 
 def summary_lines(result, seconds: float) -> list[str]:
@@ -58,6 +75,8 @@ def summary_lines(result, seconds: float) -> list[str]:
     for name, count in result.counts.items():
         deleted = result.deleted.get(name, 0)
         lines.append(f"{name:<16}{count:>9}{deleted:>9}")
+    if result.files is not None:
+        lines.append(files_line(result.files))
     lines.append(f"{result.requests} requests in {seconds:.1f} s")
     return lines
 
@@ -67,6 +86,7 @@ def summary_lines(result, seconds: float) -> list[str]:
 @db_option
 @click.option("--full", is_flag=True, help="Rescan everything; marks records deleted at source.")
 @click.option("--timelogs", is_flag=True, help="Also mirror conversation timelogs.")
+@attachments_option
 @click.option(
     "--only",
     multiple=True,
@@ -79,7 +99,9 @@ def summary_lines(result, seconds: float) -> list[str]:
 )
 @rebind_option
 @quiet_option
-def sync_command(url, api_key, db, full, timelogs, only, page_size, workers, rebind, quiet):
+def sync_command(
+    url, api_key, db, full, timelogs, attachments, only, page_size, workers, rebind, quiet
+):
     """Mirror the helpdesk into SQLite, fetching only what changed since the last run.
 
     \b
@@ -96,7 +118,7 @@ def sync_command(url, api_key, db, full, timelogs, only, page_size, workers, reb
         full=full, timelogs=timelogs, page_size=page_size, workers=workers, resources=only
     )
     started = time.monotonic()
-    result = run_sync(client, db, options, quiet, rebind=rebind)
+    result = run_sync(client, db, options, quiet, rebind=rebind, attachments=attachments)
     say(quiet, f"Synced {client.url} into {db}")
     for line in summary_lines(result, time.monotonic() - started):
         say(quiet, "  " + line)
@@ -130,6 +152,7 @@ def status_command(db, runs, as_json):
         ],
         "cursors": {r: v for r, v, _ in conn.execute("SELECT * FROM etl_cursors")},
         "rows": mirror.row_counts(database),
+        "files": files.held_files(conn, db),
     }
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -152,6 +175,12 @@ def status_command(db, runs, as_json):
     click.echo("Rows:")
     for table, count in report["rows"].items():
         click.echo(f"  {table:<28}{count:>9}")
+    held = report["files"]
+    click.echo(
+        f"Attachment files: {held['files']} files, {held['bytes'] / 1e6:.1f} MB in "
+        f"{held['folder']}, for {held['attachments_with_file']} of {report['rows']['attachments']}"
+        " attachments"
+    )
 
 
 COMMANDS = [sync_command, status_command]

@@ -1,6 +1,7 @@
 """Endpoint handlers: a Request in, a Response out; all data access goes through the store."""
 
 import json
+import random
 from dataclasses import dataclass, field
 
 from . import query as q
@@ -351,6 +352,12 @@ def get_attachment(req: Request) -> Response:
     store = req.store
     with store.lock:
         item = store.attachments.get(req.params["id"])
-        if item is None or item.data is None:
+        if item is None or (item.data is None and not item.generated):
             raise not_found("Attachment")
-        return Response(200, item.data, content_type=item.mime_type)
+        data = item.data if item.data is not None else seeded_file(item.id, item.size)
+        return Response(200, data, content_type=item.mime_type)
+
+
+def seeded_file(ident: int, size: int) -> bytes:
+    """The made-up content of a seeded attachment: the same bytes for the same id and size."""
+    return random.Random(ident).randbytes(size)

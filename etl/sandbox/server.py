@@ -239,6 +239,7 @@ class Sandbox:
         mailboxes=3,
         users=8,
         log_size=10_000,
+        attachment_files=0,
     ):
         self.seed, self.api_key, self.host, self.port = seed, api_key, host, port
         self.store = Store()
@@ -247,6 +248,8 @@ class Sandbox:
         self.rate_limit_every, self.retry_after = rate_limit_every, retry_after
         self.retry_after_http_date, self.fault_paths = retry_after_http_date, fault_paths
         self.fault_rng = random.Random(fault_seed)
+        # Serve seeded attachments' files, each at most this many bytes (0: metadata only).
+        self.attachment_files = attachment_files
         self.on_request = None
         self.requests_served = 0
         self.dropped_connections = 0
@@ -270,6 +273,8 @@ class Sandbox:
         self._server = _Server((self.host, self.port), _Handler, self)
         self.port = self._server.server_address[1]
         self.store.base_url = self.url
+        if self.attachment_files:
+            self.store.serve_seeded_files(self.attachment_files)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},
