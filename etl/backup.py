@@ -76,7 +76,7 @@ def snapshot(
         finally:
             conn.close()
         folder_part = part.with_name(files.folder_for(target).name + ".part")
-        files.copy_for_snapshot(source, part, folder_part, files.folder_for(target).name)
+        files.carry_files(part, source.parent, folder_part, files.folder_for(target).name)
         _check(part, expected)
         if folder_part.exists():
             os.rename(folder_part, files.folder_for(target))

@@ -10,20 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import random
 import shutil
 import sqlite3
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
-import requests
-
-from etl.client import RETRY_STATUSES, USER_AGENT, Client
-from etl.errors import ApiError, EtlError, NotFound
+from etl.client import Client
+from etl.errors import ApiError, EtlError
 from etl.interrupt import deferred_interrupt
 from etl.progress import Progress, silent
 
@@ -82,43 +77,43 @@ def link_or_copy(source: Path, target: Path) -> None:
         os.chmod(target, 0o600)
 
 
-def copy_for_snapshot(
-    source_db: str | os.PathLike, snapshot: Path, folder: Path, folder_name: str
-) -> int:
-    """Give a snapshot of `source_db` its own files folder, written at `folder`.
+def carry_files(db: Path, found_in: Path, folder: Path, folder_name: str) -> tuple[int, int]:
+    """Give the database `db` the files its rows name, in `folder`, and point the rows there.
 
-    Each file the snapshot's rows name is linked from the mirror's files into `folder`, and
-    the rows are pointed at `folder_name`, the name the folder will have beside the snapshot.
-    A row whose file the mirror lacks loses its path (a sync fetches it again). Returns the
-    number of files; with none, no folder is made.
+    The rows' paths are relative to `found_in` (the folder of the database they were written
+    for: the mirror a snapshot was taken of, the folder of a snapshot being restored). Each
+    file found is linked into `folder` (a copy where links cannot be made), and its rows are
+    set to `<folder_name>/ab/abcd…`, the folder's name beside `db`; rows whose file is not
+    found lose their path (`fetch_files` gets it again). `folder` is made (mode 0700) only
+    when there is a file to put in it. Returns (files carried, files not found).
     """
-    base = Path(source_db).parent
-    conn = sqlite3.connect(snapshot)
+    conn = sqlite3.connect(db)
     try:
         conn.execute("PRAGMA journal_mode = DELETE")
         columns = {row[1] for row in conn.execute("PRAGMA table_info(attachments)")}
         if not {"sha256", "path"} <= columns:
-            return 0
-        held = conn.execute(
+            return 0, 0
+        named = conn.execute(
             "SELECT DISTINCT sha256, path FROM attachments WHERE path IS NOT NULL"
         ).fetchall()
-        count = 0
-        if held:
-            folder.mkdir(mode=0o700)
+        carried = missing = 0
         with conn:
-            for sha256, path in held:
-                source = base / path
+            for sha256, path in named:
+                source = found_in / path
+                new = None
                 if source.is_file():
+                    if not folder.exists():
+                        folder.mkdir(mode=0o700)
                     link_or_copy(source, folder / sha256[:2] / sha256)
                     new = relative_path(folder_name, sha256)
-                    count += 1
+                    carried += 1
                 else:
-                    new = None
+                    missing += 1
                 conn.execute(
                     "UPDATE attachments SET path = ? WHERE sha256 = ? AND path IS NOT NULL",
                     (new, sha256),
                 )
-        return count
+        return carried, missing
     finally:
         conn.close()
 
@@ -166,12 +161,11 @@ def fetch_files(
         stale.unlink(missing_ok=True)
     bar = progress("files", len(todo))
     first_request = client.requests_made
-    download = getattr(client, "download", None) or _Plain(client).download
 
     def one(item: tuple[int, str, str | None]):
         ident, url, name = item
         try:
-            return ident, _store(download, url, folder), None
+            return ident, _store(client, url, folder), None
         except ApiError as exc:
             return ident, None, exc
 
@@ -233,25 +227,34 @@ class _Stored:
     new: bool  # False: the same content was held already
 
 
-def _store(download, url: str, folder: Path) -> _Stored:
-    """Download one file into the folder, named by its sha256."""
+def _store(client: Client, url: str, folder: Path) -> _Stored:
+    """Download one file into the folder, named by its sha256.
+
+    `Client.download` streams it, retried like the API, and sends the key only to the API's
+    own origin (file URLs carry their own token).
+    """
     handle = tempfile.NamedTemporaryFile(dir=folder / PARTIAL, delete=False)  # noqa: SIM115
     temporary = Path(handle.name)
     try:
         with handle:
-            size = download(url, handle)
+            size = client.download(url, handle)
         digest = hashlib.sha256()
         with open(temporary, "rb") as written:
             while block := written.read(CHUNK):
                 digest.update(block)
         sha256 = digest.hexdigest()
         final = folder / sha256[:2] / sha256
-        if final.is_file():
-            temporary.unlink()
-            return _Stored(sha256, size, False)
         final.parent.mkdir(mode=0o700, exist_ok=True)
-        os.replace(temporary, final)
-        return _Stored(sha256, size, True)
+        try:  # a link, not a rename: of two downloads of one content, one is told it is second
+            os.link(temporary, final)
+            new = True
+        except FileExistsError:
+            new = False
+        except OSError:  # no hard links here
+            new = not final.exists()
+            os.replace(temporary, final)
+        temporary.unlink(missing_ok=True)
+        return _Stored(sha256, size, new)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
@@ -271,44 +274,3 @@ def _record(conn, folder: Path, ident, name, stored: _Stored | None, error, done
     else:
         reason = f"HTTP {error.status}" if error.status else "no response"
         done.failed.append(f"attachment {ident}: {reason}")
-
-
-class _Plain:
-    """Streams a file with the client's retry policy and without the API key.
-
-    Stands in for `Client.download` where the client has none: file URLs carry their own
-    token, and the key must not travel to another host.
-    """
-
-    def __init__(self, client: Client):
-        self.client = client
-        self.session = requests.Session()
-        self.session.trust_env = False
-        self.session.headers["User-Agent"] = USER_AGENT
-        self.rng = random.Random()
-
-    def download(self, url: str, out: BinaryIO) -> int:
-        policy = self.client.retry
-        for attempt in range(1, policy.attempts + 1):
-            self.client._count()
-            status = None
-            try:
-                with self.session.get(url, stream=True, timeout=self.client.timeout) as response:
-                    status = response.status_code
-                    if status < 400:
-                        out.seek(0)
-                        out.truncate()
-                        written = 0
-                        for block in response.iter_content(CHUNK):
-                            out.write(block)
-                            written += len(block)
-                        return written
-            except requests.RequestException:
-                pass
-            if status is not None and status not in RETRY_STATUSES:
-                if status == 404:
-                    raise NotFound(status, "GET", "file")
-                raise ApiError(status, "GET", "file")
-            if attempt < policy.attempts:
-                time.sleep(policy.backoff(attempt, self.rng))
-        raise ApiError(status, "GET", "file", f"after {policy.attempts} tries")

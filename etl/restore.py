@@ -43,7 +43,8 @@ def restore(
         part = Path(name)
         try:
             conversations = _copy(source, part)
-            held, missing = _carry_files(source, part, target)
+            folder = files.folder_for(target)
+            held, missing = files.carry_files(part, source.parent, folder, folder.name)
             previous = _swap(part, target, now)
         except BaseException:
             part.unlink(missing_ok=True)
@@ -78,37 +79,6 @@ def _copy(source: Path, part: Path) -> int:
     finally:
         writer.close()
         reader.close()
-
-
-def _carry_files(source: Path, part: Path, target: Path) -> tuple[int, int]:
-    """Link the snapshot's files into the mirror's files folder and point the rows at them."""
-    conn = sqlite3.connect(part)
-    try:
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(attachments)")}
-        if "path" not in columns:
-            return 0, 0
-        folder = files.folder_for(target)
-        held = missing = 0
-        named = conn.execute(
-            "SELECT DISTINCT sha256, path FROM attachments WHERE path IS NOT NULL"
-        ).fetchall()
-        with conn:
-            for sha256, path in named:
-                found = source.parent / path
-                new = None
-                if found.is_file():
-                    files.link_or_copy(found, folder / sha256[:2] / sha256)
-                    new = files.relative_path(folder.name, sha256)
-                    held += 1
-                else:
-                    missing += 1
-                conn.execute(
-                    "UPDATE attachments SET path = ? WHERE sha256 = ? AND path IS NOT NULL",
-                    (new, sha256),
-                )
-        return held, missing
-    finally:
-        conn.close()
 
 
 def _swap(part: Path, target: Path, now: datetime | None) -> Path | None:

@@ -78,6 +78,11 @@ def summary_lines(result, seconds: float) -> list[str]:
     if result.files is not None:
         lines.append(files_line(result.files))
     lines.append(f"{result.requests} requests in {seconds:.1f} s")
+    if result.timestamps_kept_as_text:
+        lines.append(
+            f"{result.timestamps_kept_as_text:,} timestamps the server sent did not parse: "
+            "kept as text, as sent"
+        )
     return lines
 
 
@@ -137,6 +142,8 @@ def status_command(db, runs, as_json):
     """
     from pathlib import Path
 
+    from etl import ledger
+
     if not Path(db).exists():
         raise click.ClickException(f"no mirror at {db}: run `etl sync` first")
     database = mirror.open_mirror(db)
@@ -153,6 +160,7 @@ def status_command(db, runs, as_json):
         "cursors": {r: v for r, v, _ in conn.execute("SELECT * FROM etl_cursors")},
         "rows": mirror.row_counts(database),
         "files": files.held_files(conn, db),
+        "load_runs": ledger.recent_runs(conn, runs),
     }
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -169,6 +177,10 @@ def status_command(db, runs, as_json):
         )
         for error in run["errors"]:
             click.echo(f"      error: {error}")
+    if report["load_runs"]:
+        click.echo("Load runs:")
+        for run in report["load_runs"]:
+            click.echo(f"  {ledger.run_line(run)}")
     click.echo("Cursors (updatedAt of the newest record mirrored):")
     for resource, value in report["cursors"].items():
         click.echo(f"  {resource:<16}{value}")
