@@ -13,7 +13,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,32 +156,43 @@ def fetch_files(
     if not todo:
         return done
     partial = folder / PARTIAL
-    partial.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    partial.mkdir(mode=0o700, exist_ok=True)
     for stale in partial.iterdir():  # a killed run's; only the writer-lock holder is here
         stale.unlink(missing_ok=True)
     bar = progress("files", len(todo))
     first_request = client.requests_made
+    waiting = iter(todo)
 
-    def one(item: tuple[int, str, str | None]):
-        ident, url, name = item
+    def one(item: tuple[int, str]) -> tuple[int, _Stored | None, ApiError | None]:
+        ident, url = item
         try:
             return ident, _store(client, url, folder), None
         except ApiError as exc:
             return ident, None, exc
 
+    pool = ThreadPoolExecutor(max(1, workers))
     try:
-        with deferred_interrupt() as stop, ThreadPoolExecutor(max(1, workers)) as pool:
-            step = max(1, workers) * 4
-            for start in range(0, len(todo), step):
-                chunk = todo[start : start + step]
+        with deferred_interrupt() as stop:
+            # One download per worker in flight; after Ctrl-C no new one starts, and those
+            # under way are recorded before the run stops.
+            running = set()
+            while True:
+                while len(running) < max(1, workers) and not stop.requested:
+                    item = next(waiting, None)
+                    if item is None:
+                        break
+                    running.add(pool.submit(one, item))
+                if not running:
+                    break
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
                 with conn:
-                    for (ident, stored, error), (_, _, name) in zip(
-                        pool.map(one, chunk), chunk, strict=True
-                    ):
-                        _record(conn, folder, ident, name, stored, error, done)
+                    for future in finished:
+                        _record(conn, folder, *future.result(), done)
                         bar.update(1)
-                stop.check()
+            stop.check()
     finally:
+        pool.shutdown(wait=False, cancel_futures=True)
         bar.close()
         done.requests = client.requests_made - first_request
     if done.failed:
@@ -193,8 +204,8 @@ def fetch_files(
     return done
 
 
-def _missing(conn, db_path, done: Fetched) -> list[tuple[int, str, str | None]]:
-    """(id, file URL, file name) of the attachments whose file is not on disk yet.
+def _missing(conn, db_path, done: Fetched) -> list[tuple[int, str]]:
+    """(id, file URL) of the attachments whose file is not on disk yet.
 
     A row whose content is held under another row's path gets that path, with no request.
     """
@@ -202,11 +213,11 @@ def _missing(conn, db_path, done: Fetched) -> list[tuple[int, str, str | None]]:
     folder = folder_for(db_path)
     todo = []
     rows = conn.execute(
-        "SELECT id, file_url, file_name, sha256, path FROM attachments "
+        "SELECT id, file_url, sha256, path FROM attachments "
         "WHERE file_url IS NOT NULL AND file_url != '' ORDER BY id"
     ).fetchall()
     with conn:
-        for ident, url, name, sha256, path in rows:
+        for ident, url, sha256, path in rows:
             if path and (base / path).is_file():
                 done.held += 1
             elif sha256 and (folder / sha256[:2] / sha256).is_file():
@@ -216,7 +227,7 @@ def _missing(conn, db_path, done: Fetched) -> list[tuple[int, str, str | None]]:
                 )
                 done.held += 1
             else:
-                todo.append((ident, url, name))
+                todo.append((ident, url))
     return todo
 
 
@@ -260,7 +271,7 @@ def _store(client: Client, url: str, folder: Path) -> _Stored:
         raise
 
 
-def _record(conn, folder: Path, ident, name, stored: _Stored | None, error, done: Fetched):
+def _record(conn, folder: Path, ident, stored: _Stored | None, error, done: Fetched) -> None:
     if stored is not None:
         conn.execute(
             "UPDATE attachments SET sha256 = ?, path = ? WHERE id = ?",

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import signal
 import sqlite3
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,7 +71,9 @@ def test_sync_attachments_stores_each_file_once_by_sha256_and_a_rerun_asks_for_n
     monkeypatch.setenv("SMARTICKS_URL", sandbox.url)
     monkeypatch.setenv("SMARTICKS_API_KEY", sandbox.api_key)
     db = tmp_path / "helpdesk.db"
-    code, out, err = run(capsys, "sync", "--attachments", "--db", db)
+    code, out, err = run(capsys, "sync", "--db", db)  # rows only, no files
+    assert code == 0 and file_requests(sandbox) == 0
+    code, out, err = run(capsys, "sync", "--attachments", "--db", db)  # no --full needed
     assert code == 0, err
     rows = attachment_rows(db)
     served = sandbox.store.attachments
@@ -82,6 +88,7 @@ def test_sync_attachments_stores_each_file_once_by_sha256_and_a_rerun_asks_for_n
         assert stat.S_IMODE((tmp_path / path).stat().st_mode) == 0o600
     shas = {sha256 for _, sha256, _, _ in rows}
     stored = [p for p in (tmp_path / "helpdesk-files").rglob("*") if p.is_file()]
+    assert stat.S_IMODE((tmp_path / "helpdesk-files").stat().st_mode) == 0o700
     assert len(stored) == len(shas) == len(rows) - 1  # the two copies share one file
     assert {p.name for p in stored} == shas  # no server name became a path
     assert file_requests(sandbox) == len(rows)
@@ -158,3 +165,31 @@ def test_snapshots_carry_their_files_pruning_removes_them_and_restore_brings_the
         assert path == f"smarticks-files/{sha256[:2]}/{sha256}"
         assert hashlib.sha256((tmp_path / path).read_bytes()).hexdigest() == sha256
     assert Path(tmp_path / "smarticks-files").is_dir()
+
+
+def test_ctrl_c_while_files_download_keeps_those_done_and_a_rerun_fetches_only_the_rest(
+    sandbox_factory, tmp_path
+):
+    sandbox = with_files(sandbox_factory)
+    db = tmp_path / "m.db"
+    command = [sys.executable, "-m", "etl", "sync", "-q", "--db", str(db), "--attachments"]
+    env = {**os.environ, "SMARTICKS_URL": sandbox.url, "SMARTICKS_API_KEY": sandbox.api_key}
+    started = {}
+
+    def interrupt_at_the_tenth_file(method, path, query):
+        if path.startswith("/storage/") and file_requests(sandbox) == 10:
+            started["process"].send_signal(signal.SIGINT)
+
+    sandbox.on_request = interrupt_at_the_tenth_file
+    started["process"] = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    _, err = started["process"].communicate(timeout=120)
+    assert started["process"].returncode == 130, err
+    first = file_requests(sandbox)
+    held = [row for row in attachment_rows(db) if row[2]]
+    assert 10 <= len(held) == first < len(sandbox.store.attachments)
+
+    sandbox.on_request = None
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert file_requests(sandbox) == len(sandbox.store.attachments)  # none asked for twice
+    assert all(row[2] for row in attachment_rows(db))
