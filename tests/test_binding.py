@@ -71,6 +71,8 @@ def test_a_sync_from_another_helpdesk_stops_with_exit_2_naming_both_and_writes_n
     assert code == 0, err
     conn = sqlite3.connect(db)
     assert binding.bound_source(conn) == second_address
+    code, out, _ = run(capsys, "status", "--db", db)
+    assert out.splitlines()[0] == f"Mirror {db} of {second_address}"
     assert b"sandbox-key" not in (tmp_path / "mix.db").read_bytes()
     conn.close()
 

@@ -149,6 +149,7 @@ def status_command(db, runs, as_json):
     database = mirror.open_mirror(db)
     conn = database.conn
     report = {
+        "source": binding.bound_source(conn),
         "runs": [
             {
                 **run,
@@ -165,7 +166,7 @@ def status_command(db, runs, as_json):
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    click.echo(f"Mirror {db}")
+    click.echo(f"Mirror {db} of {report['source'] or '(no source yet)'}")
     click.echo("Recent runs:")
     for run in report["runs"]:
         total = sum(v for k, v in run["counts"].items() if not k.endswith("_deleted"))
