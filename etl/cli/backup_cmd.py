@@ -18,6 +18,7 @@ from etl.cli.common import (
     say,
 )
 from etl.cli.sync_cmd import run_sync, summary_lines
+from etl.redact import redact_url
 from etl.sync import SyncOptions
 
 
@@ -63,7 +64,7 @@ def backup_command(url, api_key, db, directory, keep, full, no_sync, attachments
         started = time.monotonic()
         options = SyncOptions(full=full)
         result = run_sync(client, db, options, quiet, "backup", rebind, attachments)
-        say(quiet, f"Synced {client.url} into {db}")
+        say(quiet, f"Synced {redact_url(client.url)} into {db}")
         for line in summary_lines(result, time.monotonic() - started):
             say(quiet, "  " + line)
     if not Path(db).is_file():

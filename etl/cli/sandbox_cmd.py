@@ -18,7 +18,12 @@ from etl.sync import SyncOptions
 @click.command("sandbox")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8025, show_default=True, help="0 picks a free port.")
-@click.option("--api-key", default="sandbox-key", show_default=True)
+@click.option(
+    "--api-key",
+    default="sandbox-key",
+    show_default=True,
+    help="The key clients must send; choose your own before binding a non-loopback --host.",
+)
 @click.option("--seed", default=1, show_default=True, help="Same seed, same data.")
 @click.option("--conversations", default=200, show_default=True)
 @click.option("--customers", type=int, default=None, help="Default: 40% of conversations.")
@@ -32,6 +37,14 @@ from etl.sync import SyncOptions
     default=0,
     metavar="BYTES",
     help="Serve seeded attachments' files, each at most BYTES long [default: metadata only].",
+)
+@click.option(
+    "--max-body",
+    "max_body_mb",
+    default=32.0,
+    show_default=True,
+    metavar="MB",
+    help="Largest request body accepted (413 beyond).",
 )
 def sandbox_command(**options):
     """Serve a local Smarticks API with realistic seeded data, until Ctrl-C.

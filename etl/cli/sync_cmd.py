@@ -18,6 +18,7 @@ from etl.cli.common import (
     say,
 )
 from etl.progress import bars
+from etl.redact import redact_url
 from etl.resources import BY_NAME
 from etl.sync import SyncOptions, sync
 
@@ -124,7 +125,7 @@ def sync_command(
     )
     started = time.monotonic()
     result = run_sync(client, db, options, quiet, rebind=rebind, attachments=attachments)
-    say(quiet, f"Synced {client.url} into {db}")
+    say(quiet, f"Synced {redact_url(client.url)} into {db}")
     for line in summary_lines(result, time.monotonic() - started):
         say(quiet, "  " + line)
 

@@ -19,7 +19,10 @@ Where the reference is silent or ambiguous, the sandbox decides:
 - seeded attachments point at https://files.example.org (metadata only, port-independent so
   responses stay byte-identical) unless `attachment_files=N`: then they point at the sandbox,
   which serves made-up content of at most N bytes each; uploaded `data` attachments are
-  served at `<url>/storage/attachment/<id>/<fileName>` without a key. Faults hit files too.
+  served at `<url>/storage/attachment/<id>/<fileName>` without a key, as downloads (active
+  types such as text/html as application/octet-stream). Faults hit files too;
+- a request without a valid key is refused before its body is read, and no body may exceed
+  `max_body_mb` (413).
 """
 
 from .serve import serve_forever
