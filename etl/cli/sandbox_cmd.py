@@ -36,6 +36,12 @@ from etl.sync import SyncOptions
 @click.option("--rate-limit-every", default=0, help="Answer every Nth request 429.")
 @click.option("--drop-rate", default=0.0, help="Share of requests whose connection is dropped.")
 @click.option(
+    "--attachment-files",
+    default=0,
+    metavar="BYTES",
+    help="Serve seeded attachments' files, each at most BYTES long [default: metadata only].",
+)
+@click.option(
     "--max-body",
     "max_body_mb",
     default=32.0,
