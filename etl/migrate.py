@@ -1,0 +1,508 @@
+"""`etl migrate`: a helpdesk's API -> staging in --db -> source records -> the load's pipeline.
+
+Three steps, each resumable on its own:
+
+1. **stage** (`stage_zendesk`): read the source's API from the staging's saved cursor and save
+   each page (tickets, comments, users, metric sets, attachment files) with the cursor that
+   follows it, in one transaction. HTTP happens in `etl.sources.*`, SQLite in `etl.staging`.
+2. **transform** (`zendesk_conversations`, pure): staged records -> one record per ticket ->
+   the mapping -> `SourceConversation`s, exactly as `etl load` builds them from a file.
+3. **send** (`send`): the load's planning, ledger and sender create what the target lacks;
+   conversations created before get the threads that are new at the source appended
+   (`POST /conversations/{id}/threads`, `imported: true`, dates kept), each carrying the
+   source's status, and a status that changed alone is set with `PUT /conversations/{id}`.
+   Every append is recorded before it is sent (`etl_migrate_threads`) and looked up on the
+   target before it is sent again, so a killed run creates nothing twice.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from etl import mapping as m
+from etl.client import Client
+from etl.errors import EtlError
+from etl.ledger import Entry, Ledger, target_key
+from etl.load import (
+    CONVERSATIONS,
+    Item,
+    LoadFailed,
+    Report,
+    Sender,
+    UsageError,
+    fetch_target,
+    materialize,
+    plan_conversation,
+    run_workers,
+    write_rejects,
+)
+from etl.mirror import now_text
+from etl.progress import Progress, silent
+from etl.readers import SourceRow
+from etl.sources.zendesk import ZendeskReader
+from etl.sources.zendesk_records import attachment_urls, ticket_record
+from etl.staging import StagedFile, Staging
+
+APPENDS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS etl_migrate_threads (
+    target TEXT NOT NULL,
+    system TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    thread_type TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    target_thread_id INTEGER,
+    updated_at TEXT,
+    PRIMARY KEY (target, system, source_id, thread_type, created_at, position)
+);
+CREATE TABLE IF NOT EXISTS etl_migrate_status (
+    target TEXT NOT NULL,
+    system TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    updated_at TEXT,
+    PRIMARY KEY (target, system, source_id)
+);
+"""
+
+
+@dataclass
+class StageResult:
+    """What reading the source did."""
+
+    pages: int = 0
+    tickets: int = 0
+    comments: int = 0
+    users: int = 0
+    files_downloaded: int = 0
+    files_missing: int = 0
+    requests: int = 0
+    rate_limited: int = 0
+
+
+@dataclass
+class MigrationReport(Report):
+    """The load's report, with what reading the source and catching up did."""
+
+    source: str = ""
+    stage: StageResult | None = None
+    appended_threads: int = 0
+    updated: int = 0
+    status_changes: int = 0
+    would_append: int = 0
+    missing_files: Counter = field(default_factory=Counter)
+
+    def lines(self) -> list[str]:
+        out = super().lines()
+        verb = "Checked (dry run, nothing sent)" if self.dry_run else "Migrated"
+        into = f" mailbox {self.mailbox_id}" if self.mailbox_id else ""
+        out[0] = f"{verb} {self.source} (mapping {self.mapping}) into {self.target}{into}"
+
+        def line(label: str, value: Any, note: str = "") -> str:
+            return f"  {label:<26}{value:>7}" + (f"   {note}" if note else "")
+
+        if self.stage is not None:
+            s = self.stage
+            limited = f", {s.rate_limited} answered 429" if s.rate_limited else ""
+            note = f"({s.comments} comments, {s.files_downloaded} files, {s.requests} requests"
+            out.insert(1, line("tickets read", s.tickets, f"{note}{limited})"))
+        out = [line("tickets staged", self.rows) if x.startswith("  rows read") else x for x in out]
+        at = next(i for i, x in enumerate(out) if x.startswith(("  created", "  would be sent")))
+        if self.dry_run:
+            extra = [line("would be updated", self.would_append, "(new threads or status)")]
+        else:
+            note = f"({self.appended_threads} threads appended, {self.status_changes} statuses)"
+            extra = [line("updated", self.updated, note)]
+        if self.missing_files:
+            gone = sum(self.missing_files.values())
+            extra.append(line("attachments gone", gone, "(the source no longer has them)"))
+        out[at + 1 : at + 1] = extra
+        return out
+
+
+# -- 1. stage --------------------------------------------------------------------------------
+
+
+def stage_zendesk(
+    reader: ZendeskReader, staging: Staging, progress: Progress = silent, workers: int = 4
+) -> StageResult:
+    """Read the export from the saved cursor; save each page with its comments, users, metric
+    sets and files, and the cursor after it, in one transaction."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    result = StageResult()
+    before = reader.requests_made
+    bar = progress("source tickets", None)
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="source")
+    try:
+        for page in reader.ticket_pages(staging.cursor("tickets")):
+            ids = [str(t["id"]) for t in page.tickets]
+            stamps = staging.updated_at("comments", ids)
+            wanted = [
+                t
+                for t in page.tickets
+                if t.get("status") != "deleted" and stamps.get(str(t["id"])) != t.get("updated_at")
+            ]
+            fetched = dict(
+                zip(
+                    [str(t["id"]) for t in wanted],
+                    pool.map(lambda t: reader.comments(t["id"]), wanted),
+                    strict=True,
+                )
+            )
+            records: list[tuple[str, str, str | None, Any]] = []
+            user_ids: set = set()
+            downloads: list[tuple[str, str]] = []
+            for ticket in page.tickets:
+                key = str(ticket["id"])
+                records.append(("ticket", key, ticket.get("updated_at"), ticket))
+                user_ids.update((ticket.get("requester_id"), ticket.get("assignee_id")))
+                if key in fetched:
+                    comments = fetched[key]
+                    records.append(("comments", key, ticket.get("updated_at"), comments))
+                    result.comments += len(comments)
+                    for comment in comments:
+                        user_ids.add(comment.get("author_id"))
+                        for url, _, _ in attachment_urls(comment, reader.url):
+                            if staging.file(url) is None:
+                                downloads.append((url, key))
+            for metric in page.metric_sets:
+                records.append(
+                    ("metric", str(metric.get("ticket_id")), metric.get("updated_at"), metric)
+                )
+            users = reader.users(i for i in user_ids if i is not None)
+            records.extend(("user", str(u["id"]), u.get("updated_at"), u) for u in users)
+            unique = list(dict.fromkeys(url for url, _ in downloads))
+            files = list(pool.map(lambda url: (url, _keep(reader, staging, url)), unique))
+            result.files_downloaded += sum(1 for _, f in files if f.sha256)
+            result.files_missing += sum(1 for _, f in files if not f.sha256)
+            staging.save_page(records, files, ("tickets", page.after_cursor))
+            result.pages += 1
+            result.tickets += len(page.tickets)
+            result.users += len(users)
+            bar.update(len(page.tickets))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+        result.requests = reader.requests_made - before
+        result.rate_limited = reader.rate_limited
+    return result
+
+
+def _keep(reader: ZendeskReader, staging: Staging, url: str) -> StagedFile:
+    found = reader.download(url)
+    if found is None:
+        return StagedFile(None, None, None)
+    return StagedFile(staging.keep_file(found.data), found.content_type or None, len(found.data))
+
+
+# -- 2. transform (pure over the staged records) -----------------------------------------------
+
+
+def zendesk_conversations(
+    staging: Staging, mapping: m.Mapping
+) -> tuple[list[m.SourceConversation], list[m.RowReject], Counter]:
+    """Staged tickets -> source conversations through the mapping; and the files gone."""
+    tickets = staging.records("ticket")
+    comments = staging.records("comments")
+    users = staging.records("user")
+    metrics = staging.records("metric")
+    files = staging.files_by_url()
+    folder = staging.files
+
+    def local_file(url: str) -> tuple[str, str] | None:
+        found = files.get(url)
+        if found is None or not found.sha256:
+            return None
+        path = staging.file_path(found.sha256).relative_to(folder)
+        return str(path), found.content_type or "application/octet-stream"
+
+    rows = []
+    missing: Counter = Counter()
+    ordered = sorted(tickets.values(), key=lambda t: (t.get("created_at") or "", t["id"]))
+    for number, ticket in enumerate(ordered, start=1):
+        record, gone = ticket_record(
+            ticket,
+            comments.get(str(ticket["id"]), []),
+            users,
+            metrics.get(str(ticket["id"])),
+            staging.url,
+            local_file,
+        )
+        for name in gone:
+            missing[name] += 1
+        rows.append(SourceRow(staging.url, number, record))
+    convs, rejects = m.conversations(mapping, rows, folder)
+    return convs, rejects, missing
+
+
+# -- 3. send -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Update:
+    """A conversation created before: the threads new at the source, and its status now."""
+
+    item: Item
+    target_id: int
+    threads: list[tuple[tuple[str, str, int], dict]]  # (type, createdAt, nth) -> thread payload
+    status: str | None  # the status to set, when it changed
+
+
+class AppendLog:
+    """Threads appended and statuses set after a conversation's create, per target."""
+
+    def __init__(self, conn, target: str, system: str):
+        self.conn, self.target, self.system = conn, target_key(target), system
+        self.lock = threading.RLock()
+        with conn:
+            conn.executescript(APPENDS_SCHEMA)
+
+    def threads(self) -> dict[str, dict[tuple[str, str, int], tuple[str, int | None]]]:
+        out: dict[str, dict] = {}
+        with self.lock:
+            cursor = self.conn.execute(
+                "SELECT source_id, thread_type, created_at, position, state, target_thread_id "
+                "FROM etl_migrate_threads WHERE target = ? AND system = ?",
+                (self.target, self.system),
+            )
+            for source_id, kind, created, nth, state, tid in cursor:
+                out.setdefault(source_id, {})[(kind, created, nth)] = (state, tid)
+        return out
+
+    def statuses(self) -> dict[str, str]:
+        with self.lock:
+            cursor = self.conn.execute(
+                "SELECT source_id, status FROM etl_migrate_status WHERE target = ? AND system = ?",
+                (self.target, self.system),
+            )
+            return dict(cursor.fetchall())
+
+    def thread(self, source_id: str, key: tuple[str, str, int], state: str, tid=None) -> None:
+        with self.lock, self.conn:
+            self.conn.execute(
+                "INSERT INTO etl_migrate_threads (target, system, source_id, thread_type, "
+                "created_at, position, state, target_thread_id, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
+                "state = excluded.state, target_thread_id = excluded.target_thread_id, "
+                "updated_at = excluded.updated_at",
+                (self.target, self.system, source_id, *key, state, tid, now_text()),
+            )
+
+    def status(self, source_id: str, status: str) -> None:
+        with self.lock, self.conn:
+            self.conn.execute(
+                "INSERT INTO etl_migrate_status (target, system, source_id, status, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET status = excluded.status, "
+                "updated_at = excluded.updated_at",
+                (self.target, self.system, source_id, status, now_text()),
+            )
+
+
+def thread_keys(expected_threads: list) -> list[tuple[str, str, int]]:
+    """(type, createdAt, nth) for a conversation's threads, oldest first: the nth thread of
+    that type at that second, so equal timestamps stay apart."""
+    seen: Counter = Counter()
+    out = []
+    for kind, created, *_ in expected_threads:
+        seen[(kind, created)] += 1
+        out.append((kind, created or "", seen[(kind, created)]))
+    return out
+
+
+def plan_update(item: Item, entry: Entry, appended: dict, last_status: str | None) -> Update | None:
+    """What a conversation created before needs to match the source now (pure)."""
+    sent = set(thread_keys((entry.expected or {}).get("threads") or []))
+    sent |= {key for key, (state, _) in appended.items() if state == "done"}
+    keys = thread_keys(item.expected["threads"])
+    payloads = list(reversed(item.payload["threads"]))  # the payload lists newest first
+    new = [(key, payload) for key, payload in zip(keys, payloads, strict=True) if key not in sent]
+    status = item.expected["status"]
+    before = last_status or (entry.expected or {}).get("status")
+    changed = status if status != before else None
+    if not new and changed is None:
+        return None
+    return Update(item, int(entry.target_id), new, changed)
+
+
+@dataclass
+class Catcher:
+    """Appends new threads and sets statuses on conversations created before."""
+
+    client: Client
+    log: AppendLog
+    report: MigrationReport
+    by_user: int | None
+    known: dict  # source id -> {key: (state, target thread id)}
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def send(self, update: Update) -> None:
+        source_id = update.item.source_id
+        status = update.item.expected["status"]
+        thread_status = status if status in ("active", "pending", "closed") else None
+        appended = 0
+        for key, payload in update.threads:
+            if self.known.get(source_id, {}).get(key, ("", None))[0] == "sending":
+                found = self._find_thread(update.target_id, key)
+                if found is not None:
+                    self.log.thread(source_id, key, "done", found)
+                    appended += 1
+                    continue
+            self.log.thread(source_id, key, "sending")
+            body = dict(materialize({"threads": [payload]})["threads"][0], imported=True)
+            if thread_status:
+                body["status"] = thread_status
+            thread_id = self.client.create(f"api/conversations/{update.target_id}/threads", body)
+            self.log.thread(source_id, key, "done", thread_id)
+            appended += 1
+        changed = 0
+        if update.status and not (update.threads and thread_status):
+            body: dict[str, Any] = {"status": update.status}
+            if self.by_user is not None:
+                body["byUser"] = self.by_user
+            self.client.put(f"api/conversations/{update.target_id}", body)
+            changed = 1
+        elif update.status:
+            changed = 1  # the appended threads carried it
+        self.log.status(source_id, status)
+        with self.lock:
+            self.report.appended_threads += appended
+            self.report.status_changes += changed
+            self.report.updated += 1
+
+    def _find_thread(self, conversation_id: int, key: tuple[str, str, int]) -> int | None:
+        """An append whose answer was lost: the nth thread of that type and date, if there."""
+        document = self.client.get(f"api/conversations/{conversation_id}", {"embed": "threads"})
+        threads = ((document or {}).get("_embedded") or {}).get("threads") or []
+        kind, created, nth = key
+        matches = sorted(
+            (t for t in threads if t.get("type") == kind and t.get("createdAt") == created),
+            key=lambda t: t.get("id", 0),
+        )
+        return int(matches[nth - 1]["id"]) if len(matches) >= nth else None
+
+
+@dataclass
+class SendOptions:
+    mailbox_id: int | None = None
+    fallback_user: str | None = None
+    dry_run: bool = False
+    workers: int = 1
+    rejects_path: Path | None = None
+
+
+def send(
+    client: Client,
+    conn,
+    convs: list[m.SourceConversation],
+    row_rejects: list[m.RowReject],
+    system: str,
+    report: MigrationReport,
+    options: SendOptions,
+    progress: Progress = silent,
+) -> MigrationReport:
+    """Create what the target lacks and catch up what it has; returns the report."""
+    started = time.monotonic()
+    before = client.requests_made
+    target = fetch_target(client)
+    if options.mailbox_id is None or not any(
+        int(b["id"]) == options.mailbox_id for b in target.mailboxes
+    ):
+        names = ", ".join(f"{b['id']} ({b.get('name')})" for b in target.mailboxes)
+        what = f"no mailbox {options.mailbox_id}" if options.mailbox_id else "no --mailbox"
+        raise UsageError(f"{what} on the target; pass --mailbox ID ({names})")
+    fallback_id = None
+    if options.fallback_user:
+        fallback_id = target.users.get(options.fallback_user.strip().casefold())
+        if fallback_id is None:
+            raise UsageError(f"--fallback-user {options.fallback_user} is not a user on the target")
+    report.mailbox_id = options.mailbox_id
+    ledger = Ledger(conn, client.url, system, CONVERSATIONS)
+    entries = ledger.entries()
+    log = AppendLog(conn, client.url, system)
+    appended = log.threads()
+    statuses = log.statuses()
+    for reject in row_rejects:
+        report.reject(reject.file, reject.row, "", reject.problem)
+    creates: list[tuple[Item, Entry | None]] = []
+    updates: list[Update] = []
+    run_id = None if options.dry_run else ledger.start_run(report.source, system, False)
+    for conv in convs:
+        if conv.skip_reason:
+            report.skipped_records[conv.skip_reason] += 1
+            continue
+        report.records += 1
+        report.threads += len(conv.threads)
+        item, problems = plan_conversation(
+            conv, target, options.mailbox_id, fallback_id, report.unmapped_agents
+        )
+        entry = entries.get(conv.source_id)
+        if item is None:
+            if entry is not None and entry.state == "done":
+                report.changed.append((conv.source_id, conv.file, conv.row))
+                continue
+            for problem in problems:
+                report.reject(conv.file, conv.row, conv.source_id, problem)
+            if run_id is not None and not (entry and entry.state in ("sending", "created")):
+                reason = "; ".join(f"{p.field}: {p.reason}" for p in problems)
+                ledger.rejected(conv.source_id, reason, conv.file, conv.row, run_id)
+            continue
+        if entry is not None and entry.state == "done":
+            update = plan_update(
+                item, entry, appended.get(conv.source_id, {}), statuses.get(conv.source_id)
+            )
+            if update is None:
+                report.already_loaded += 1
+            else:
+                updates.append(update)
+            continue
+        creates.append((item, entry))
+    report.to_send = len(creates)
+    report.would_append = len(updates)
+    if options.dry_run:
+        report.requests = client.requests_made - before
+        report.seconds = time.monotonic() - started
+        write_rejects(report)
+        return report
+    sender = Sender(client, ledger, report, run_id)
+    entry_of = {item.source_id: entry for item, entry in creates}
+    by_user = fallback_id or _any_admin(target)
+    catcher = Catcher(client, log, report, by_user, appended)
+    status = "failed"
+    try:
+        bar = progress("conversations", len(creates) + len(updates))
+        try:
+            run_workers(
+                [item for item, _ in creates],
+                lambda item: sender.send(CONVERSATIONS, item, entry_of[item.source_id]),
+                options.workers,
+                sender.stop,
+                bar,
+            )
+            for item, _ in creates:
+                log.status(item.source_id, item.expected["status"])
+            run_workers(updates, catcher.send, options.workers, threading.Event(), bar)
+        finally:
+            bar.close()
+        status = "done"
+    except EtlError as exc:
+        raise LoadFailed(exc, report) from exc
+    finally:
+        report.requests = client.requests_made - before
+        report.seconds = time.monotonic() - started
+        report.not_attempted += len(creates) - sender.finished
+        counts = dict(report.counts(), updated=report.updated)
+        ledger.finish_run(run_id, status, counts)
+        write_rejects(report)
+    return report
+
+
+def _any_admin(target) -> int | None:
+    """Who a status change is made by when no --fallback-user is given: some target user."""
+    return min(target.users.values()) if target.users else None
