@@ -17,6 +17,7 @@ import random
 import re
 import socket
 import threading
+import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
@@ -44,12 +45,13 @@ class ZendeskSandbox:
         retry_after: int = 1,
         error_rate: float = 0.0,
         page_limit: int | None = None,
+        latency: float = 0.0,
         fault_seed: int = 0,
     ):
         self.store = ZendeskStore(seed, tickets)
         self.email, self.token, self.host, self.port = email, token, host, port
         self.rate_limit_every, self.retry_after = rate_limit_every, retry_after
-        self.error_rate, self.page_limit = error_rate, page_limit
+        self.error_rate, self.page_limit, self.latency = error_rate, page_limit, latency
         self.fault_rng = random.Random(fault_seed)
         self.request_log: deque = deque(maxlen=20_000)
         self.credential_leaks: list[str] = []  # file-host requests that carried credentials
@@ -137,6 +139,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = unquote(parts.path)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         sandbox.request_log.append((self.server.role, path, query))
+        if sandbox.latency:
+            time.sleep(sandbox.latency)
         if self.server.role == "files":
             self._serve_file(sandbox, path)
             return

@@ -410,6 +410,8 @@ def _populate(store: ZendeskStore, rng: random.Random, count: int, end_users: in
         store._seq += 1
         ticket.seq = store._seq
     ordered = list(store.tickets.values())
+    if len(ordered) < 8:
+        return
     # Two deleted tickets and one marked as spam (deleted, requester suspended).
     for ticket in ordered[4:6]:
         ticket.status = "deleted"
