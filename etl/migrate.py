@@ -117,7 +117,8 @@ class MigrationReport(Report):
         if self.dry_run:
             extra = [line("would be updated", self.would_append, "(new threads or status)")]
         else:
-            note = f"({self.appended_threads} threads appended, {self.status_changes} statuses)"
+            threads = f"{self.appended_threads} thread{'s' if self.appended_threads != 1 else ''}"
+            note = f"({threads} appended, {self.status_changes} status changes)"
             extra = [line("updated", self.updated, note)]
         if self.missing_files:
             gone = sum(self.missing_files.values())
@@ -501,6 +502,36 @@ def send(
         ledger.finish_run(run_id, status, counts)
         write_rejects(report)
     return report
+
+
+def migrate_zendesk(
+    reader: ZendeskReader,
+    client: Client,
+    conn,
+    files: Path,
+    mapping_name: str,
+    options: SendOptions,
+    progress: Progress = silent,
+) -> MigrationReport:
+    """Stage the account (from the saved cursor), transform, send: the whole migration."""
+    chosen = m.load_mapping(mapping_name)
+    report = MigrationReport(
+        CONVERSATIONS,
+        reader.url,
+        chosen.name,
+        client.url,
+        options.dry_run,
+        fallback_user=options.fallback_user,
+        source=reader.url,
+    )
+    report.rejects_path = options.rejects_path or Path(f"{chosen.system}.rejects.csv")
+    staging = Staging(conn, chosen.system, reader.url, files)
+    staging.bind()
+    report.stage = stage_zendesk(reader, staging, progress, options.workers)
+    convs, row_rejects, missing = zendesk_conversations(staging, chosen)
+    report.rows = staging.count("ticket")
+    report.missing_files = missing
+    return send(client, conn, convs, row_rejects, chosen.system, report, options, progress)
 
 
 def _any_admin(target) -> int | None:

@@ -353,3 +353,14 @@ def test_a_wrong_token_is_one_line_and_exit_4(zendesk, target, tmp_path):
         "Error: GET /api/v2/incremental/tickets/cursor.json: HTTP 401: Zendesk refused the "
         "email and API token (check --source-email/--source-token)"
     ]
+
+
+def test_demo_migrate_moves_a_zendesk_sandbox_and_catches_up(tmp_path):
+    result = CliRunner().invoke(
+        cli, ["demo", "--migrate", "--conversations", "12", "--db", str(tmp_path / "d.db")]
+    )
+    assert result.exit_code == 0, result.output
+    assert figure(result.output, "created") == 9  # 12 tickets: 2 deleted, 1 spam
+    assert "updated                         1   (1 thread appended, 0 status changes)" in (
+        result.output
+    )

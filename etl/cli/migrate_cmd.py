@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import click
 
 from etl import mirror
 from etl.cli.common import connection_options, db_option, make_client, quiet_option, say
-from etl.load import CONVERSATIONS, LoadFailed
+from etl.load import LoadFailed
 
 EXIT_REJECTED = 3
 
@@ -101,36 +102,22 @@ def migrate_zendesk(
       etl migrate zendesk --source-url https://acme.zendesk.com --mailbox 1 \\
           --fallback-user lead@example.org
     """
-    from etl import mapping as m
     from etl import migrate
     from etl.progress import bars
     from etl.sources.zendesk import ZendeskReader
-    from etl.staging import Staging, files_folder
+    from etl.staging import files_folder
 
     reader = ZendeskReader(source_url or "", source_email or "", source_token or "")
     if reader.warning and not quiet:
         click.echo(f"warning: {reader.warning}", err=True)
     client = make_client(url, api_key, quiet)
-    chosen = m.load_mapping(mapping)
-    report = migrate.MigrationReport(
-        CONVERSATIONS, reader.url, chosen.name, client.url, dry_run,
-        fallback_user=fallback_user, source=reader.url,
-    )  # fmt: skip
-    report.rejects_path = rejects or Path("zendesk.rejects.csv")
-    options = migrate.SendOptions(mailbox, fallback_user, dry_run, workers, report.rejects_path)
+    options = migrate.SendOptions(mailbox, fallback_user, dry_run, workers, rejects)
     with mirror.writer_lock(db):
         database = mirror.open_mirror(db)
         try:
-            staging = Staging(database.conn, chosen.system, reader.url, files_folder(db))
-            staging.bind()
-            report.stage = migrate.stage_zendesk(reader, staging, bars(quiet), workers)
-            convs, row_rejects, missing = migrate.zendesk_conversations(staging, chosen)
-            report.rows = staging.count("ticket")
-            report.missing_files = missing
-            migrate.send(
-                client, database.conn, convs, row_rejects, chosen.system, report, options,
-                bars(quiet),
-            )  # fmt: skip
+            report = migrate.migrate_zendesk(
+                reader, client, database.conn, files_folder(db), mapping, options, bars(quiet)
+            )
         except LoadFailed as exc:
             for line in exc.report.lines():
                 say(quiet, line)
@@ -143,6 +130,50 @@ def migrate_zendesk(
         say(quiet, line)
     if report.rejected:
         click.get_current_context().exit(EXIT_REJECTED)
+
+
+def demo_migration(db: str, tickets: int, quiet: bool) -> None:
+    """`etl demo --migrate`: a Zendesk sandbox into an empty Smarticks sandbox, then a delta."""
+    from etl import migrate
+    from etl.progress import bars
+    from etl.sandbox import Sandbox
+    from etl.sandbox.zendesk import ZendeskSandbox
+    from etl.sources.zendesk import ZendeskReader
+    from etl.staging import files_folder
+
+    fallback = "admin@support.example.org"
+    for suffix in ("", "-wal", "-shm"):
+        Path(db + suffix).unlink(missing_ok=True)
+    shutil.rmtree(files_folder(db), ignore_errors=True)
+    with ZendeskSandbox(seed=1, tickets=tickets) as zendesk, Sandbox(empty=True) as target:
+        say(quiet, f"Zendesk sandbox at {zendesk.url}, empty Smarticks sandbox at {target.url}")
+        say(quiet, f"  etl migrate zendesk --source-url {zendesk.url} --mailbox 1 "
+                   f"--fallback-user {fallback}\n")  # fmt: skip
+        options = migrate.SendOptions(1, fallback, workers=4)
+
+        def run() -> None:
+            reader = ZendeskReader(zendesk.url, zendesk.email, zendesk.token)
+            client = make_client(target.url, target.api_key)
+            with mirror.writer_lock(db):
+                database = mirror.open_mirror(db)
+                try:
+                    report = migrate.migrate_zendesk(
+                        reader, client, database.conn, files_folder(db), "zendesk-api",
+                        options, bars(quiet),
+                    )  # fmt: skip
+                finally:
+                    database.conn.close()
+                    reader.close()
+                    client.close()
+            for line in report.lines():
+                say(quiet, line)
+
+        run()
+        ticket = next(t for t in zendesk.store.tickets.values() if t.status == "open")
+        zendesk.store.add_comment(ticket.id, ticket.requester_id, "Any news on this?")
+        say(quiet, f"\nAfter cut-over the customer of ticket {ticket.id} wrote again; rerun:")
+        run()
+    say(quiet, f"\nThe staging and the ledger are in {Path(db).resolve()}")
 
 
 COMMANDS = [migrate_group]
