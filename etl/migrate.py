@@ -44,6 +44,7 @@ from etl.load import (
 from etl.mirror import now_text
 from etl.progress import Progress, silent
 from etl.readers import SourceRow
+from etl.redact import redact_url
 from etl.sources.zendesk import ZendeskReader
 from etl.sources.zendesk_records import attachment_urls, ticket_record
 from etl.staging import StagedFile, Staging
@@ -515,14 +516,15 @@ def migrate_zendesk(
 ) -> MigrationReport:
     """Stage the account (from the saved cursor), transform, send: the whole migration."""
     chosen = m.load_mapping(mapping_name)
+    shown = redact_url(reader.url)  # a password in the address is never shown or stored
     report = MigrationReport(
         CONVERSATIONS,
-        reader.url,
+        shown,
         chosen.name,
         client.url,
         options.dry_run,
         fallback_user=options.fallback_user,
-        source=reader.url,
+        source=shown,
     )
     report.rejects_path = options.rejects_path or Path(f"{chosen.system}.rejects.csv")
     staging = Staging(conn, chosen.system, reader.url, files)
