@@ -364,3 +364,37 @@ def test_demo_migrate_moves_a_zendesk_sandbox_and_catches_up(tmp_path):
     assert "updated                         1   (1 thread appended, 0 status changes)" in (
         result.output
     )
+
+
+def test_a_migration_killed_while_reading_the_source_goes_on_from_its_cursor(tmp_path, target):
+    with ZendeskSandbox(seed=4, tickets=40, page_limit=5, latency=0.03) as zendesk:
+        env = dict(os.environ, **environment(zendesk, target, tmp_path / "m.db"))
+        command = [
+            sys.executable, "-m", "etl", "migrate", "zendesk", "--source-url", zendesk.url,
+            "--mailbox", "1", "--fallback-user", FALLBACK,
+        ]  # fmt: skip
+        first = subprocess.Popen(
+            command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        export = "/api/v2/incremental/tickets/cursor.json"
+        deadline = time.monotonic() + 60
+        while zendesk.requests_to(export) < 3 and time.monotonic() < deadline:
+            if first.poll() is not None:
+                pytest.fail(f"the migration ended before the kill: {first.communicate()}")
+            time.sleep(0.005)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        assert target.store.conversation_ids() == []  # killed while reading
+        comments_before = zendesk.requests_to("/api/v2/tickets/")
+        log_before = len(zendesk.request_log)
+
+        rerun = subprocess.run(
+            command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        rerun_log = list(zendesk.request_log)[log_before:]
+        first_export = next(q for _, path, q in rerun_log if path == export)
+        assert "cursor" in first_export and "start_time" not in first_export  # went on
+        comments_after = zendesk.requests_to("/api/v2/tickets/") - comments_before
+        assert comments_after < 37  # the pages saved before the kill were not read again
+        assert figure(rerun.stdout, "created") == 37 == len(target.store.conversation_ids())
