@@ -30,17 +30,20 @@ from etl.errors import EtlError
 from etl.ledger import Entry, Ledger, target_key
 from etl.load import (
     CONVERSATIONS,
+    CUSTOMERS,
     Item,
     LoadFailed,
     Report,
-    Sender,
     UsageError,
     fetch_target,
-    materialize,
     plan_conversation,
-    run_workers,
     write_rejects,
 )
+from etl.load.customers import CustomerResolver
+from etl.load.plan import materialize
+from etl.load.report import write_report
+from etl.load.send import Sender, run_workers
+from etl.load.target import mailboxes_with_conversations
 from etl.mirror import now_text
 from etl.progress import Progress, silent
 from etl.readers import SourceRow
@@ -419,11 +422,7 @@ def send(
         names = ", ".join(f"{b['id']} ({b.get('name')})" for b in target.mailboxes)
         what = f"no mailbox {options.mailbox_id}" if options.mailbox_id else "no --mailbox"
         raise UsageError(f"{what} on the target; pass --mailbox ID ({names})")
-    fallback_id = None
-    if options.fallback_user:
-        fallback_id = target.users.get(options.fallback_user.strip().casefold())
-        if fallback_id is None:
-            raise UsageError(f"--fallback-user {options.fallback_user} is not a user on the target")
+    fallback_id = _fallback_id(target, options.fallback_user, report)
     report.mailbox_id = options.mailbox_id
     ledger = Ledger(conn, client.url, system, CONVERSATIONS)
     entries = ledger.entries()
@@ -438,6 +437,7 @@ def send(
     for conv in convs:
         if conv.skip_reason:
             report.skipped_records[conv.skip_reason] += 1
+            report.note(conv.file, conv.row, conv.source_id, f"skipped: {conv.skip_reason}")
             continue
         report.records += 1
         report.threads += len(conv.threads)
@@ -455,24 +455,34 @@ def send(
                 reason = "; ".join(f"{p.field}: {p.reason}" for p in problems)
                 ledger.rejected(conv.source_id, reason, conv.file, conv.row, run_id)
             continue
+        report.left_out.update(item.left_out)
         if entry is not None and entry.state == "done":
             update = plan_update(
                 item, entry, appended.get(conv.source_id, {}), statuses.get(conv.source_id)
             )
             if update is None:
                 report.already_loaded += 1
+                report.outcome(item, "already loaded", entry.target_id)
             else:
                 updates.append(update)
+                report.outcome(item, "would be updated" if options.dry_run else "not attempted")
             continue
         creates.append((item, entry))
+        report.outcome(item, "would be sent" if options.dry_run else "not attempted")
     report.to_send = len(creates)
     report.would_append = len(updates)
     if options.dry_run:
         report.requests = client.requests_made - before
         report.seconds = time.monotonic() - started
         write_rejects(report)
+        write_report(report)
         return report
     sender = Sender(client, ledger, report, run_id)
+    sender.customers = CustomerResolver(
+        client, Ledger(conn, client.url, system, CUSTOMERS), sender.retry_pause
+    )
+    boxes = {i.payload.get("mailboxId") for i, e in creates if e is None}
+    sender.look_in = mailboxes_with_conversations(client, boxes - {None})
     entry_of = {item.source_id: entry for item, entry in creates}
     by_user = fallback_id or _any_admin(target)
     catcher = Catcher(client, log, report, by_user, appended)
@@ -499,9 +509,12 @@ def send(
         report.requests = client.requests_made - before
         report.seconds = time.monotonic() - started
         report.not_attempted += len(creates) - sender.finished
+        report.customers_created = sender.customers.created
+        report.customers_found = sender.customers.found
         counts = dict(report.counts(), updated=report.updated)
         ledger.finish_run(run_id, status, counts)
         write_rejects(report)
+        write_report(report)
     return report
 
 
@@ -519,7 +532,7 @@ def migrate_zendesk(
     shown = redact_url(reader.url)  # a password in the address is never shown or stored
     report = MigrationReport(
         CONVERSATIONS,
-        shown,
+        chosen.system,  # names the report file: zendesk.report.csv
         chosen.name,
         client.url,
         options.dry_run,
@@ -536,6 +549,20 @@ def migrate_zendesk(
     return send(client, conn, convs, row_rejects, chosen.system, report, options, progress)
 
 
+def _fallback_id(target, email: str | None, report: MigrationReport) -> int | None:
+    """The user for agents the target lacks: --fallback-user, else the first administrator,
+    as `etl load` chooses."""
+    if not email:
+        if target.admin is None:
+            return None
+        report.fallback_user = f"{target.admin}, the first administrator; --fallback-user to choose"
+        return target.users.get(target.admin.casefold())
+    found = target.users.get(email.strip().casefold())
+    if found is None:
+        raise UsageError(f"--fallback-user {email} is not a user on the target")
+    return found
+
+
 def _any_admin(target) -> int | None:
-    """Who a status change is made by when no --fallback-user is given: some target user."""
+    """Who a status change is made by when no fallback user is known: some target user."""
     return min(target.users.values()) if target.users else None

@@ -281,19 +281,25 @@ def test_429s_are_waited_out_for_their_retry_after(tmp_path, monkeypatch, target
 
 def test_dry_run_reports_what_would_happen_and_sends_nothing(zendesk, target, tmp_path):
     result = migrate(zendesk, target, tmp_path / "m.db", "--dry-run")
-    assert result.exit_code == 3, result.output  # former agent's tickets cannot load as is
+    assert result.exit_code == 0, result.output
     assert result.output.startswith("Checked (dry run, nothing sent)")
     assert target.store.conversation_ids() == []
-    assert re.search(r"unmapped agents \(rows rejected\):\n\s+former.agent@", result.output)
-    would = figure(result.output, "would be sent")
-    rejected = figure(result.output, "rejected")
-    assert would + rejected == 37 and rejected > 0
-    assert Path("zendesk.rejects.csv").read_text(encoding="utf-8-sig").count("unmapped_agent")
+    assert figure(result.output, "would be sent") == 37
+    assert re.search(  # no --fallback-user: the first administrator, said so
+        r"unmapped agents \(sent to admin@support.example.org, the first administrator; "
+        r"--fallback-user to choose\):\n\s+former.agent@acme-support.example.com",
+        result.output,
+    )
+    rows = Path("zendesk.report.csv").read_text(encoding="utf-8-sig").splitlines()[1:]
+    outcomes = sorted({row.split(",")[4] for row in rows})
+    assert len(rows) == 40
+    assert outcomes == ["skipped: deleted in Zendesk", "skipped: marked as spam in Zendesk",
+                        "would be sent"]  # fmt: skip
 
-    fallback = migrate(zendesk, target, tmp_path / "m.db", "--dry-run", "--fallback-user", FALLBACK)
-    assert fallback.exit_code == 0, fallback.output
-    assert figure(fallback.output, "would be sent") == 37
-    assert figure(fallback.output, "tickets read") == 0  # staged by the first dry run
+    again = migrate(zendesk, target, tmp_path / "m.db", "--dry-run", "--fallback-user", FALLBACK)
+    assert again.exit_code == 0, again.output
+    assert figure(again.output, "would be sent") == 37
+    assert figure(again.output, "tickets read") == 0  # staged by the first dry run
     assert target.store.conversation_ids() == []
 
 
