@@ -54,7 +54,8 @@ def migrate_group() -> None:
 @click.option(
     "--fallback-user",
     metavar="EMAIL",
-    help="Target user who writes the replies of agents that are not users there.",
+    help="Target user who writes the replies of agents that are not users there "
+    "[default: the first administrator].",
 )
 @click.option("--dry-run", is_flag=True, help="Read the source and report; send nothing.")
 @click.option(
