@@ -12,15 +12,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
-import random
 import re
-import socket
-import threading
-import time
-from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
+
+from etl.sandbox.emulation import Emulation, Reply, Request, json_reply
 
 from .store import ZendeskStore
 
@@ -30,8 +25,10 @@ SHOW_MANY_MAX = 100  # ids per show_many request
 RATE_LIMIT = 700  # requests per minute the account's plan allows (Enterprise)
 
 
-class ZendeskSandbox:
+class ZendeskSandbox(Emulation):
     """A seeded Zendesk account on loopback; fault switches may be changed while it runs."""
+
+    server_name = "ZendeskSandbox/1.0"
 
     def __init__(
         self,
@@ -39,193 +36,70 @@ class ZendeskSandbox:
         tickets: int = 40,
         email: str = "admin@acme.example.com",
         token: str = "zendesk-sandbox-token",
-        host: str = "127.0.0.1",
-        port: int = 0,
-        rate_limit_every: int = 0,
-        retry_after: int = 1,
-        error_rate: float = 0.0,
         page_limit: int | None = None,
-        latency: float = 0.0,
-        fault_seed: int = 0,
+        **options,
     ):
+        super().__init__(**options)
         self.store = ZendeskStore(seed, tickets)
-        self.email, self.token, self.host, self.port = email, token, host, port
-        self.rate_limit_every, self.retry_after = rate_limit_every, retry_after
-        self.error_rate, self.page_limit, self.latency = error_rate, page_limit, latency
-        self.fault_rng = random.Random(fault_seed)
-        self.request_log: deque = deque(maxlen=20_000)
-        self.credential_leaks: list[str] = []  # file-host requests that carried credentials
-        self.status_counts: dict[int, int] = {}
-        self._faults = 0
-        self._lock = threading.Lock()
-        self._servers: list[ThreadingHTTPServer] = []
+        self.email, self.token, self.page_limit = email, token, page_limit
 
-    @property
-    def url(self) -> str | None:
-        return f"http://{self.host}:{self.port}" if self._servers else None
-
-    @property
-    def files_url(self) -> str | None:
-        if not self._servers:
-            return None
-        return f"http://localhost:{self._servers[1].server_address[1]}"
-
-    def start(self) -> ZendeskSandbox:
-        if self._servers:
-            return self
-        api = _Server((self.host, self.port), _Handler, self, "api")
-        self.port = api.server_address[1]
-        files = _Server((self.host, 0), _Handler, self, "files")
-        self._servers = [api, files]
+    def started(self) -> None:
         self.store.base_url, self.store.files_url = self.url, self.files_url
-        for server in self._servers:
-            threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
-            ).start()
-        return self
 
-    def stop(self) -> None:
-        servers, self._servers = self._servers, []
-        for server in servers:
-            server.shutdown()
-            server.server_close()
+    def rate_limited(self) -> Reply:
+        # https://developer.zendesk.com/api-reference/introduction/rate-limits/
+        body = {"error": "APIRateLimitExceeded", "description": "Rate limit exceeded"}
+        return json_reply(429, body, {"Retry-After": str(self.retry_after)})
 
-    def __enter__(self) -> ZendeskSandbox:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def requests_to(self, prefix: str) -> int:
-        return sum(1 for _, path, _ in self.request_log if path.startswith(prefix))
-
-    def _fault(self) -> int | None:
-        with self._lock:
-            self._faults += 1
-            if self.rate_limit_every and self._faults % self.rate_limit_every == 0:
-                return 429
-            if self.error_rate and self.fault_rng.random() < self.error_rate:
-                return 503
-        return None
-
-    def _count(self, status: int) -> None:
-        with self._lock:
-            self.status_counts[status] = self.status_counts.get(status, 0) + 1
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address, handler, sandbox: ZendeskSandbox, role: str):
-        self.sandbox, self.role = sandbox, role
-        super().__init__(address, handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "ZendeskSandbox/1.0"
-
-    def setup(self):
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format, *args):  # noqa: A002 - no request logging on stderr
-        pass
-
-    def do_GET(self):
-        sandbox: ZendeskSandbox = self.server.sandbox
-        parts = urlsplit(self.path)
-        path = unquote(parts.path)
-        query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        sandbox.request_log.append((self.server.role, path, query))
-        if sandbox.latency:
-            time.sleep(sandbox.latency)
-        if self.server.role == "files":
-            self._serve_file(sandbox, path)
-            return
-        fault = sandbox._fault()
-        if fault == 429:
-            # https://developer.zendesk.com/api-reference/introduction/rate-limits/
-            self._json(
-                429,
-                {"error": "APIRateLimitExceeded", "description": "Rate limit exceeded"},
-                {"Retry-After": str(sandbox.retry_after)},
-            )
-            return
-        if fault:
-            self._json(fault, {"error": "ServiceUnavailable", "description": "Try again"})
-            return
-        match = re.fullmatch(r"/attachments/token/(\w+)/?", path)
-        if match:
-            self._redirect_to_file(sandbox, match.group(1))
-            return
-        if not self._authorized(sandbox):
+    def handle(self, request: Request) -> Reply:
+        if request.role == "files":
+            return self._serve_file(request)
+        found = re.fullmatch(r"/attachments/token/(\w+)/?", request.path)
+        if found:
+            return self._redirect_to_file(found.group(1))
+        if not self._authorized(request):
             # https://developer.zendesk.com/api-reference/introduction/security-and-auth/
-            self._json(401, {"error": "Couldn't authenticate you"})
-            return
-        with sandbox.store.lock:
-            status, body = _route(sandbox, path, query)
-        self._json(status, body)
-
-    do_HEAD = do_GET
-
-    def _authorized(self, sandbox: ZendeskSandbox) -> bool:
-        # Basic auth with "{email_address}/token:{api_token}" (API token authentication).
-        scheme, _, value = (self.headers.get("Authorization") or "").partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            user = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, ValueError):
-            return False
-        return user == f"{sandbox.email}/token:{sandbox.token}"
-
-    def _redirect_to_file(self, sandbox: ZendeskSandbox, token: str) -> None:
-        item = sandbox.store.attachments.get(token)
-        if item is None:
-            self._json(404, {"error": "RecordNotFound", "description": "Not found"})
-            return
-        location = f"{sandbox.files_url}/{token}/{quote(item.file_name)}"
-        self._send(302, b"", "text/html", {"Location": location})
-
-    def _serve_file(self, sandbox: ZendeskSandbox, path: str) -> None:
-        if self.headers.get("Authorization") or "token" in (self.headers.get("Cookie") or ""):
-            sandbox.credential_leaks.append(path)
-            self._send(403, b"credentials sent to the file host", "text/plain")
-            return
-        token = path.strip("/").split("/", 1)[0]
-        item = sandbox.store.attachments.get(token)
-        if item is None:
-            self._send(404, b"no such file", "text/plain")
-            return
-        self._send(200, item.data, item.content_type)
-
-    def _json(self, status: int, body: dict, headers: dict | None = None) -> None:
-        sandbox: ZendeskSandbox = self.server.sandbox
-        remaining = max(0, RATE_LIMIT - len(sandbox.request_log) % RATE_LIMIT)
+            return json_reply(401, {"error": "Couldn't authenticate you"})
+        with self.store.lock:
+            status, body = _route(self, request.path, request.query)
+        remaining = max(0, RATE_LIMIT - len(self.request_log) % RATE_LIMIT)
+        # Documented on every Ticketing API response (Best practices for avoiding rate
+        # limiting: "Monitoring API activity against your rate limit").
         limits = {
-            # Documented on every Ticketing API response (Best practices for avoiding rate
-            # limiting: "Monitoring API activity against your rate limit").
             "X-Rate-Limit": str(RATE_LIMIT),
             "X-Rate-Limit-Remaining": str(remaining),
             "ratelimit-limit": str(RATE_LIMIT),
             "ratelimit-remaining": str(remaining),
             "ratelimit-reset": "41",
         }
-        data = json.dumps(body).encode("utf-8")
-        self._send(status, data, "application/json; charset=utf-8", {**limits, **(headers or {})})
+        return json_reply(status, body, limits)
 
-    def _send(self, status: int, body: bytes, kind: str, headers: dict | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-        self.server.sandbox._count(status)
+    def _authorized(self, request: Request) -> bool:
+        # Basic auth with "{email_address}/token:{api_token}" (API token authentication).
+        scheme, _, value = (request.headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            user = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            return False
+        return user == f"{self.email}/token:{self.token}"
+
+    def _redirect_to_file(self, token: str) -> Reply:
+        item = self.store.attachments.get(token)
+        if item is None:
+            return json_reply(404, {"error": "RecordNotFound", "description": "Not found"})
+        location = f"{self.files_url}/{token}/{quote(item.file_name)}"
+        return Reply(302, b"", "text/html", {"Location": location})
+
+    def _serve_file(self, request: Request) -> Reply:
+        if self.file_request_with_credentials(request):
+            return Reply(403, b"credentials sent to the file host", "text/plain")
+        token = request.path.strip("/").split("/", 1)[0]
+        item = self.store.attachments.get(token)
+        if item is None:
+            return Reply(404, b"no such file", "text/plain")
+        return Reply(200, item.data, item.content_type)
 
 
 def _route(sandbox: ZendeskSandbox, path: str, query: dict) -> tuple[int, dict]:
