@@ -265,7 +265,7 @@ def test_kill_9_halfway_then_rerun_creates_nothing_twice(tmp_path):
 
 
 def test_429s_are_waited_out_for_their_retry_after(tmp_path, monkeypatch, target):
-    from etl.sources import zendesk as source
+    from etl.sources import http as source
 
     waits = []
     monkeypatch.setattr(source.time, "sleep", waits.append)

@@ -16,23 +16,20 @@
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import requests
 
-from etl.client import RetryPolicy, insecure_url_warning, parse_retry_after, server_name
+from etl.client import insecure_url_warning
 from etl.errors import ApiError, AuthError, ConfigError, PagingError
+from etl.sources.http import Retrying, display, session
 
 EXPORT_PATH = "api/v2/incremental/tickets/cursor.json"
 EXPORT_PAGE = 1000  # the export's largest page
 COMMENTS_PAGE = 100  # cursor pagination's largest page
 SHOW_MANY = 100  # ids per show_many request
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-USER_AGENT = "smarticks-etl (migration)"
 
 
 @dataclass
@@ -58,11 +55,8 @@ class ZendeskReader:
     url: str
     email: str = field(repr=False)
     token: str = field(repr=False)
-    timeout: tuple[float, float] = (10.0, 60.0)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    http: Retrying = field(default_factory=Retrying)
     page_size: int = EXPORT_PAGE
-    requests_made: int = 0
-    rate_limited: int = 0
 
     def __post_init__(self) -> None:
         if not self.url:
@@ -79,10 +73,17 @@ class ZendeskReader:
             self.url = self.url[: -len("/api/v2")]
         if urlsplit(self.url).scheme not in ("http", "https"):
             raise ConfigError(f"--source-url must start with https://, got {self.url!r}")
-        self._rng = random.Random()
-        self.session = _session()
+        self.session = session()
         self.session.auth = (f"{self.email}/token", self.token)
-        self.files = _session()  # attachment downloads: never any credentials
+        self.files = session()  # attachment downloads: never any credentials
+
+    @property
+    def requests_made(self) -> int:
+        return self.http.requests_made
+
+    @property
+    def rate_limited(self) -> int:
+        return self.http.rate_limited
 
     def close(self) -> None:
         self.session.close()
@@ -150,7 +151,7 @@ class ZendeskReader:
 
     def download(self, url: str) -> Download | None:
         """An attachment's bytes, following redirects, without credentials; None when gone."""
-        response = self._request(self.files, url, None, what=_display(url))
+        response = self.http.send(self.files, "GET", url, display(url))
         if response.status_code in (403, 404, 410):
             return None
         kind = (response.headers.get("Content-Type") or "").split(";")[0].strip()
@@ -159,7 +160,8 @@ class ZendeskReader:
     # -- requests ----------------------------------------------------------------------------
 
     def _get_json(self, path: str, params: dict) -> dict:
-        response = self._request(self.session, f"{self.url}/{path}", params, what=f"/{path}")
+        url = f"{self.url}/{path}"
+        response = self.http.send(self.session, "GET", url, f"/{path}", params=params)
         if response.status_code in (401, 403):
             raise AuthError(
                 response.status_code,
@@ -176,43 +178,6 @@ class ZendeskReader:
         if not isinstance(body, dict):
             raise ApiError(response.status_code, "GET", f"/{path}", "not a JSON object")
         return body
-
-    def _request(self, session, url: str, params, what: str) -> requests.Response:
-        waited = 0.0
-        attempt = 0
-        while True:
-            attempt += 1
-            self.requests_made += 1
-            try:
-                response = session.get(url, params=params, timeout=self.timeout)
-            except requests.RequestException as exc:
-                response, failure = None, f"{server_name(url)}: {type(exc).__name__}"
-            else:
-                if response.status_code not in RETRY_STATUSES:
-                    return response
-                failure = f"HTTP {response.status_code}"
-            delay = self.retry.backoff(attempt, self._rng)
-            if response is not None and response.status_code == 429:
-                self.rate_limited += 1
-                after = parse_retry_after(response.headers.get("Retry-After"))
-                delay = after if after is not None else max(delay, 10.0)
-            if attempt >= self.retry.attempts or waited + delay > self.retry.max_total_wait:
-                raise ApiError(None, "GET", what, f"{failure} (after {attempt} tries)")
-            waited += delay
-            time.sleep(delay)
-
-
-def _session() -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False  # no ~/.netrc: credentials go only where we put them
-    session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
-    return session
-
-
-def _display(url: str) -> str:
-    """A download as messages name it: host and path, never a query (tokens live there)."""
-    parts = urlsplit(url)
-    return f"{server_name(url)}{parts.path}"
 
 
 def _detail(response: requests.Response) -> str:
