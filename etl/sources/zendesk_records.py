@@ -14,12 +14,10 @@ file instead of the dead link. Images hosted elsewhere are left alone.
 
 from __future__ import annotations
 
-import html
-import re
 from collections.abc import Callable
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import urlsplit
 
-IMG = re.compile(r"<img\b[^>]*?\bsrc\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s>]+)[^>]*>", re.IGNORECASE)
+from etl.sources.inline import file_name, inline_sources, name_inline_images, on_hosts
 
 
 def attachment_urls(comment: dict, account: str) -> list[tuple[str, str, str | None]]:
@@ -31,19 +29,15 @@ def attachment_urls(comment: dict, account: str) -> list[tuple[str, str, str | N
         url = item.get("content_url") or item.get("mapped_content_url")
         if url and url not in seen:
             seen.add(url)
-            out.append((url, item.get("file_name") or _name_of(url), item.get("content_type")))
+            out.append((url, item.get("file_name") or file_name(url), item.get("content_type")))
     known = _known_urls(comment)
     for src in inline_sources(comment.get("html_body") or ""):
         if src in seen or known.get(src) in seen:
             continue
-        if _on_account(src, account):
+        if on_hosts(src, _hosts(account)):
             seen.add(src)
-            out.append((src, _name_of(src), None))
+            out.append((src, file_name(src), None))
     return out
-
-
-def inline_sources(body: str) -> list[str]:
-    return [html.unescape(found.group(1).strip("\"'")) for found in IMG.finditer(body)]
 
 
 def ticket_record(
@@ -88,7 +82,7 @@ def ticket_record(
             names[url] = name
         body = comment.get("html_body") or ""
         if body:
-            body = _name_inline_images(body, names, _known_urls(comment), account)
+            body = name_inline_images(body, names, _known_urls(comment), _hosts(account))
         out_comments.append(
             dict(
                 comment,
@@ -99,19 +93,6 @@ def ticket_record(
         )
     record["comments"] = out_comments
     return record, missing
-
-
-def _name_inline_images(body: str, names: dict[str, str], known: dict, account: str) -> str:
-    def replace(found: re.Match) -> str:
-        src = html.unescape(found.group(1).strip("\"'"))
-        name = names.get(src) or names.get(known.get(src, ""))
-        if name:
-            return f"[image: {html.escape(name)}]"
-        if _on_account(src, account):
-            return f"[image no longer available: {html.escape(_name_of(src))}]"
-        return found.group(0)
-
-    return IMG.sub(replace, body)
 
 
 def _known_urls(comment: dict) -> dict[str, str]:
@@ -125,13 +106,6 @@ def _known_urls(comment: dict) -> dict[str, str]:
     return out
 
 
-def _on_account(url: str, account: str) -> bool:
-    """True for an address on the Zendesk account's own host."""
-    return bool(url) and urlsplit(url).netloc.lower() == urlsplit(account).netloc.lower()
-
-
-def _name_of(url: str) -> str:
-    """`.../attachments/token/abc/?name=shot.png` -> `shot.png`; else the path's last part."""
-    parts = urlsplit(url)
-    name = (parse_qs(parts.query).get("name") or [""])[0]
-    return name or unquote(parts.path.rstrip("/").rsplit("/", 1)[-1]) or "image"
+def _hosts(account: str) -> set[str]:
+    """The hosts whose files die with the account: its own."""
+    return {urlsplit(account).netloc.lower()}
