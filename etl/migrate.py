@@ -46,11 +46,9 @@ from etl.load.send import Sender, run_workers
 from etl.load.target import mailboxes_with_conversations
 from etl.mirror import now_text
 from etl.progress import Progress, silent
-from etl.readers import SourceRow
 from etl.redact import redact_url
-from etl.sources.zendesk import ZendeskReader
-from etl.sources.zendesk_records import attachment_urls, ticket_record
-from etl.staging import StagedFile, Staging
+from etl.stage import SOURCES, Source, StageResult
+from etl.staging import Staging
 
 APPENDS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS etl_migrate_threads (
@@ -77,24 +75,12 @@ CREATE TABLE IF NOT EXISTS etl_migrate_status (
 
 
 @dataclass
-class StageResult:
-    """What reading the source did."""
-
-    pages: int = 0
-    tickets: int = 0
-    comments: int = 0
-    users: int = 0
-    files_downloaded: int = 0
-    files_missing: int = 0
-    requests: int = 0
-    rate_limited: int = 0
-
-
-@dataclass
 class MigrationReport(Report):
     """The load's report, with what reading the source and catching up did."""
 
     source: str = ""
+    noun: str = "tickets"
+    parts: str = "comments"
     stage: StageResult | None = None
     appended_threads: int = 0
     updated: int = 0
@@ -114,9 +100,10 @@ class MigrationReport(Report):
         if self.stage is not None:
             s = self.stage
             limited = f", {s.rate_limited} answered 429" if s.rate_limited else ""
-            note = f"({s.comments} comments, {s.files_downloaded} files, {s.requests} requests"
-            out.insert(1, line("tickets read", s.tickets, f"{note}{limited})"))
-        out = [line("tickets staged", self.rows) if x.startswith("  rows read") else x for x in out]
+            note = f"({s.comments} {self.parts}, {s.files_downloaded} files, {s.requests} requests"
+            out.insert(1, line(f"{self.noun} read", s.records, f"{note}{limited})"))
+        staged = f"{self.noun} staged"
+        out = [line(staged, self.rows) if x.startswith("  rows read") else x for x in out]
         at = next(i for i, x in enumerate(out) if x.startswith(("  created", "  would be sent")))
         if self.dry_run:
             extra = [line("would be updated", self.would_append, "(new threads or status)")]
@@ -129,122 +116,6 @@ class MigrationReport(Report):
             extra.append(line("attachments gone", gone, "(the source no longer has them)"))
         out[at + 1 : at + 1] = extra
         return out
-
-
-# -- 1. stage --------------------------------------------------------------------------------
-
-
-def stage_zendesk(
-    reader: ZendeskReader, staging: Staging, progress: Progress = silent, workers: int = 4
-) -> StageResult:
-    """Read the export from the saved cursor; save each page with its comments, users, metric
-    sets and files, and the cursor after it, in one transaction."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    result = StageResult()
-    before = reader.requests_made
-    bar = progress("source tickets", None)
-    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="source")
-    try:
-        for page in reader.ticket_pages(staging.cursor("tickets")):
-            ids = [str(t["id"]) for t in page.tickets]
-            stamps = staging.updated_at("comments", ids)
-            wanted = [
-                t
-                for t in page.tickets
-                if t.get("status") != "deleted" and stamps.get(str(t["id"])) != t.get("updated_at")
-            ]
-            fetched = dict(
-                zip(
-                    [str(t["id"]) for t in wanted],
-                    pool.map(lambda t: reader.comments(t["id"]), wanted),
-                    strict=True,
-                )
-            )
-            records: list[tuple[str, str, str | None, Any]] = []
-            user_ids: set = set()
-            downloads: list[tuple[str, str]] = []
-            for ticket in page.tickets:
-                key = str(ticket["id"])
-                records.append(("ticket", key, ticket.get("updated_at"), ticket))
-                user_ids.update((ticket.get("requester_id"), ticket.get("assignee_id")))
-                if key in fetched:
-                    comments = fetched[key]
-                    records.append(("comments", key, ticket.get("updated_at"), comments))
-                    result.comments += len(comments)
-                    for comment in comments:
-                        user_ids.add(comment.get("author_id"))
-                        for url, _, _ in attachment_urls(comment, reader.url):
-                            if staging.file(url) is None:
-                                downloads.append((url, key))
-            for metric in page.metric_sets:
-                records.append(
-                    ("metric", str(metric.get("ticket_id")), metric.get("updated_at"), metric)
-                )
-            users = reader.users(i for i in user_ids if i is not None)
-            records.extend(("user", str(u["id"]), u.get("updated_at"), u) for u in users)
-            unique = list(dict.fromkeys(url for url, _ in downloads))
-            files = list(pool.map(lambda url: (url, _keep(reader, staging, url)), unique))
-            result.files_downloaded += sum(1 for _, f in files if f.sha256)
-            result.files_missing += sum(1 for _, f in files if not f.sha256)
-            staging.save_page(records, files, ("tickets", page.after_cursor))
-            result.pages += 1
-            result.tickets += len(page.tickets)
-            result.users += len(users)
-            bar.update(len(page.tickets))
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        bar.close()
-        result.requests = reader.requests_made - before
-        result.rate_limited = reader.rate_limited
-    return result
-
-
-def _keep(reader: ZendeskReader, staging: Staging, url: str) -> StagedFile:
-    found = reader.download(url)
-    if found is None:
-        return StagedFile(None, None, None)
-    return StagedFile(staging.keep_file(found.data), found.content_type or None, len(found.data))
-
-
-# -- 2. transform (pure over the staged records) -----------------------------------------------
-
-
-def zendesk_conversations(
-    staging: Staging, mapping: m.Mapping
-) -> tuple[list[m.SourceConversation], list[m.RowReject], Counter]:
-    """Staged tickets -> source conversations through the mapping; and the files gone."""
-    tickets = staging.records("ticket")
-    comments = staging.records("comments")
-    users = staging.records("user")
-    metrics = staging.records("metric")
-    files = staging.files_by_url()
-    folder = staging.files
-
-    def local_file(url: str) -> tuple[str, str] | None:
-        found = files.get(url)
-        if found is None or not found.sha256:
-            return None
-        path = staging.file_path(found.sha256).relative_to(folder)
-        return str(path), found.content_type or "application/octet-stream"
-
-    rows = []
-    missing: Counter = Counter()
-    ordered = sorted(tickets.values(), key=lambda t: (t.get("created_at") or "", t["id"]))
-    for number, ticket in enumerate(ordered, start=1):
-        record, gone = ticket_record(
-            ticket,
-            comments.get(str(ticket["id"]), []),
-            users,
-            metrics.get(str(ticket["id"])),
-            staging.url,
-            local_file,
-        )
-        for name in gone:
-            missing[name] += 1
-        rows.append(SourceRow(staging.url, number, record))
-    convs, rejects = m.conversations(mapping, rows, folder)
-    return convs, rejects, missing
 
 
 # -- 3. send -----------------------------------------------------------------------------------
@@ -518,17 +389,18 @@ def send(
     return report
 
 
-def migrate_zendesk(
-    reader: ZendeskReader,
+def migrate(
+    source: Source,
+    reader,
     client: Client,
     conn,
     files: Path,
-    mapping_name: str,
+    mapping_name: str | None,
     options: SendOptions,
     progress: Progress = silent,
 ) -> MigrationReport:
     """Stage the account (from the saved cursor), transform, send: the whole migration."""
-    chosen = m.load_mapping(mapping_name)
+    chosen = m.load_mapping(mapping_name or source.mapping)
     shown = redact_url(reader.url)  # a password in the address is never shown or stored
     report = MigrationReport(
         CONVERSATIONS,
@@ -538,15 +410,22 @@ def migrate_zendesk(
         options.dry_run,
         fallback_user=options.fallback_user,
         source=shown,
+        noun=source.noun,
+        parts=source.parts,
     )
     report.rejects_path = options.rejects_path or Path(f"{chosen.system}.rejects.csv")
     staging = Staging(conn, chosen.system, reader.url, files)
     staging.bind()
-    report.stage = stage_zendesk(reader, staging, progress, options.workers)
-    convs, row_rejects, missing = zendesk_conversations(staging, chosen)
-    report.rows = staging.count("ticket")
+    report.stage = source.stage(reader, staging, progress, options.workers)
+    convs, row_rejects, missing = source.transform(staging, chosen)
+    report.rows = staging.count(source.kind)
     report.missing_files = missing
     return send(client, conn, convs, row_rejects, chosen.system, report, options, progress)
+
+
+def migrate_zendesk(reader, client, conn, files, mapping_name, options, progress=silent):
+    """`migrate` from Zendesk (the demo and the benchmark call it so)."""
+    return migrate(SOURCES["zendesk"], reader, client, conn, files, mapping_name, options, progress)
 
 
 def _fallback_id(target, email: str | None, report: MigrationReport) -> int | None:
