@@ -312,6 +312,7 @@ def send(
             continue
         report.records += 1
         report.threads += len(conv.threads)
+        report.skipped_threads += conv.skipped_threads
         item, problems = plan_conversation(
             conv, target, options.mailbox_id, fallback_id, report.unmapped_agents
         )

@@ -29,10 +29,10 @@ from etl.sync import SyncOptions
 @click.option("--drop-rate", default=0.0, help="Share of requests whose connection is dropped.")
 @click.option(
     "--flavor",
-    type=click.Choice(["smarticks", "zendesk"]),
+    type=click.Choice(["smarticks", "zendesk", "helpscout"]),
     default="smarticks",
     show_default=True,
-    help="zendesk: an emulation of the Zendesk API to migrate from (--conversations tickets).",
+    help="zendesk, helpscout: an emulation of that helpdesk's API to migrate from.",
 )
 def sandbox_command(flavor, **options):
     """Serve a local Smarticks API with realistic seeded data, until Ctrl-C.
@@ -43,10 +43,11 @@ def sandbox_command(flavor, **options):
       SMARTICKS_URL=http://127.0.0.1:8025 SMARTICKS_API_KEY=sandbox-key etl sync
       etl sandbox --flavor zendesk --port 8026 --rate-limit-every 20
     """
-    if flavor == "zendesk":
-        from etl.sandbox.zendesk.serve import serve_zendesk
+    if flavor != "smarticks":
+        from etl.sandbox.sources import serve_source
 
-        serve_zendesk(
+        serve_source(
+            flavor,
             options["host"],
             options["port"],
             options["seed"],

@@ -33,12 +33,14 @@ class HelpScoutSandbox(Emulation):
         client_id: str = "helpscout-sandbox-app",
         client_secret: str = "helpscout-sandbox-secret",
         page_limit: int | None = None,
+        token_uses: int | None = None,
         **options,
     ):
         super().__init__(**options)
         self.store = HelpScoutStore(seed, conversations)
         self.client_id, self.client_secret, self.page_limit = client_id, client_secret, page_limit
-        self.tokens: set[str] = set()
+        self.token_uses = token_uses  # a token expires after this many requests (None: never)
+        self.tokens: dict[str, int] = {}  # access token -> requests it served
 
     def started(self) -> None:
         self.store.api_url, self.store.files_url = self.url, self.files_url
@@ -55,7 +57,8 @@ class HelpScoutSandbox(Emulation):
 
     def expire_tokens(self) -> None:
         """Every access token given out so far stops working (they last 2 days at Help Scout)."""
-        self.tokens.clear()
+        with self._lock:
+            self.tokens.clear()
 
     def handle(self, request: Request) -> Reply:
         if request.role == "files":
@@ -63,7 +66,15 @@ class HelpScoutSandbox(Emulation):
         if request.path == "/v2/oauth2/token" and request.method == "POST":
             return self._token(request)
         scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
-        if scheme.lower() != "bearer" or token.strip() not in self.tokens:
+        token = token.strip()
+        with self._lock:
+            valid = scheme.lower() == "bearer" and token in self.tokens
+            if valid and self.token_uses is not None and self.tokens[token] >= self.token_uses:
+                del self.tokens[token]  # expired
+                valid = False
+            if valid:
+                self.tokens[token] += 1
+        if not valid:
             # https://developer.helpscout.com/mailbox-api/overview/errors/
             return json_reply(401, {"error": "Unauthorized", "message": "Invalid access token"})
         with self.store.lock:
@@ -88,7 +99,8 @@ class HelpScoutSandbox(Emulation):
         ):
             return json_reply(401, {"error": "invalid_client"})
         token = secrets.token_hex(16)
-        self.tokens.add(token)
+        with self._lock:
+            self.tokens[token] = 0
         return json_reply(
             200, {"token_type": "bearer", "access_token": token, "expires_in": 172800}
         )
