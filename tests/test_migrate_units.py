@@ -1,12 +1,9 @@
-"""Units of `etl migrate`: the ticket record (inline images, spam), what a rerun adds, staging."""
+"""Units of `etl migrate`: the ticket record (inline images, spam), and the staging."""
 
 import sqlite3
 
 import pytest
 
-from etl.ledger import Entry
-from etl.load import Item
-from etl.migrate import plan_update, thread_keys
 from etl.sources.zendesk_records import attachment_urls, ticket_record
 from etl.staging import StagedFile, Staging, StagingMismatch
 
@@ -88,45 +85,6 @@ def test_a_deleted_ticket_whose_requester_is_suspended_is_spam():
     deleted, _ = ticket_record({"id": 1, "status": "deleted", "requester_id": 8}, [], users, None,
                                ACCOUNT, lambda u: None)  # fmt: skip
     assert (spam["spam"], deleted["spam"]) == (True, False)
-
-
-def item(threads: list[tuple[str, str]], status: str = "active") -> Item:
-    expected = {"status": status, "threads": [[k, at, "digest"] for k, at in threads]}
-    payload = {"threads": [{"type": k, "createdAt": at} for k, at in reversed(threads)]}
-    return Item("5", "zendesk", 1, payload, expected, "fp")
-
-
-def entry(threads: list[tuple[str, str]], status: str = "active") -> Entry:
-    expected = {"status": status, "threads": [[k, at, "digest"] for k, at in threads]}
-    return Entry("5", "done", 42, False, "fp", expected, "zendesk", 1, None)
-
-
-def test_a_rerun_appends_only_threads_the_target_lacks_even_within_one_second():
-    old = [("customer", "T1"), ("message", "T2")]
-    new = [*old, ("customer", "T3"), ("customer", "T3")]
-    update = plan_update(item(new), entry(old), {}, None)
-    assert [key for key, _ in update.threads] == [("customer", "T3", 1), ("customer", "T3", 2)]
-    assert update.threads[0][1] == {"type": "customer", "createdAt": "T3"}
-    assert update.status is None and update.target_id == 42
-    appended = {("customer", "T3", 1): ("done", 7), ("customer", "T3", 2): ("sending", None)}
-    again = plan_update(item(new), entry(old), appended, None)
-    assert [key for key, _ in again.threads] == [("customer", "T3", 2)]  # looked up, then sent
-
-
-def test_a_status_change_alone_is_an_update_and_nothing_new_is_none():
-    threads = [("customer", "T1")]
-    assert plan_update(item(threads), entry(threads), {}, None) is None
-    update = plan_update(item(threads, "closed"), entry(threads), {}, None)
-    assert (update.threads, update.status) == ([], "closed")
-    assert plan_update(item(threads, "closed"), entry(threads), {}, "closed") is None
-
-
-def test_thread_keys_number_equal_type_and_time():
-    assert thread_keys([["note", "T", "a"], ["note", "T", "b"], ["message", "T", "c"]]) == [
-        ("note", "T", 1),
-        ("note", "T", 2),
-        ("message", "T", 1),
-    ]
 
 
 def test_a_staging_is_bound_to_its_account_and_saves_records_with_their_cursor(tmp_path):
