@@ -20,6 +20,9 @@ from typing import Any
 from etl import mapping as m
 from etl.progress import Progress, silent
 from etl.readers import SourceRow
+from etl.sources.freshdesk import FreshdeskReader
+from etl.sources.freshdesk_records import attachment_urls as fd_attachment_urls
+from etl.sources.freshdesk_records import ticket_record as fd_ticket_record
 from etl.sources.helpscout import HelpScoutReader
 from etl.sources.helpscout_records import attachment_links, conversation_record
 from etl.sources.zendesk import ZendeskReader
@@ -108,7 +111,7 @@ def stage_zendesk(
     return result
 
 
-def _keep(reader: ZendeskReader, staging: Staging, url: str) -> StagedFile:
+def _keep(reader: ZendeskReader | FreshdeskReader, staging: Staging, url: str) -> StagedFile:
     found = reader.download(url)
     if found is None:
         return StagedFile(None, None, None)
@@ -228,6 +231,107 @@ def helpscout_conversations(
     return convs, rejects, missing
 
 
+# -- Freshdesk -----------------------------------------------------------------------------------
+
+
+def stage_freshdesk(
+    reader: FreshdeskReader, staging: Staging, progress: Progress = silent, workers: int = 4
+) -> StageResult:
+    """Read the agents, the spam and deleted tickets (to count them), then the tickets changed
+    since the last walk with their conversations, contacts and files; save each page with the
+    cursor after it."""
+    result = StageResult()
+    before = reader.requests_made
+    bar = progress("source tickets", None)
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="source")
+    try:
+        agents = reader.agents()
+        flagged = [dict(t, spam=True) for t in reader.flagged("spam")]
+        flagged += [dict(t, deleted=True) for t in reader.flagged("deleted")]
+        staging.save_page(
+            [("agent", str(a["id"]), a.get("updated_at"), a) for a in agents]
+            + [("ticket", str(t["id"]), t.get("updated_at"), t) for t in flagged],
+            [],
+            None,
+        )
+        result.users = len(agents)
+        saved = staging.cursor("tickets")
+        known = set(staging.records("contact"))
+        for page in reader.ticket_pages(json.loads(saved) if saved else None):
+            ids = [str(t["id"]) for t in page.tickets]
+            stamps = staging.updated_at("conversations", ids)
+            wanted = [t for t in page.tickets if stamps.get(str(t["id"])) != t.get("updated_at")]
+            fetched = dict(
+                zip(
+                    [str(t["id"]) for t in wanted],
+                    pool.map(lambda t: reader.conversations(t["id"]), wanted),
+                    strict=True,
+                )
+            )
+            records: list[tuple[str, str, str | None, Any]] = []
+            people: set[str] = set()
+            urls: list[str] = []
+            for ticket in page.tickets:
+                key = str(ticket["id"])
+                ticket = dict(ticket, spam=False, deleted=False)
+                records.append(("ticket", key, ticket.get("updated_at"), ticket))
+                requester = ticket.get("requester")
+                if requester:
+                    records.append(("contact", str(requester["id"]), None, requester))
+                    known.add(str(requester["id"]))
+                parts = [ticket]
+                if key in fetched:
+                    notes = fetched[key]
+                    records.append(("conversations", key, ticket.get("updated_at"), notes))
+                    result.comments += len(notes)
+                    parts += notes
+                    people.update(str(n["user_id"]) for n in notes if n.get("incoming"))
+                for part in parts:
+                    urls += [url for url, _, _ in fd_attachment_urls(part, reader.url)
+                             if staging.file(url) is None]  # fmt: skip
+            contacts = reader.contacts(people - known)
+            known.update(str(c["id"]) for c in contacts)
+            records += [("contact", str(c["id"]), c.get("updated_at"), c) for c in contacts]
+            unique = list(dict.fromkeys(urls))
+            files = list(pool.map(lambda url: (url, _keep(reader, staging, url)), unique))
+            result.files_downloaded += sum(1 for _, f in files if f.sha256)
+            result.files_missing += sum(1 for _, f in files if not f.sha256)
+            staging.save_page(records, files, ("tickets", json.dumps(page.cursor)))
+            result.pages += 1
+            result.records += len(page.tickets)
+            bar.update(len(page.tickets))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+        result.requests = reader.requests_made - before
+        result.rate_limited = reader.rate_limited
+    return result
+
+
+def freshdesk_conversations(
+    staging: Staging, mapping: m.Mapping
+) -> tuple[list[m.SourceConversation], list[m.RowReject], Counter]:
+    """Staged tickets -> source conversations through the mapping; and the files gone."""
+    notes = staging.records("conversations")
+    agents = staging.records("agent")
+    contacts = staging.records("contact")
+    local_file = _local_files(staging)
+    rows = []
+    missing: Counter = Counter()
+    ordered = sorted(
+        staging.records("ticket").values(), key=lambda t: (t.get("created_at") or "", t["id"])
+    )
+    for number, ticket in enumerate(ordered, start=1):
+        record, gone = fd_ticket_record(
+            ticket, notes.get(str(ticket["id"]), []), agents, contacts, staging.url, local_file
+        )
+        if not (ticket.get("spam") or ticket.get("deleted")):  # left out: files not fetched
+            missing.update(gone)
+        rows.append(SourceRow(staging.url, number, record))
+    convs, rejects = m.conversations(mapping, rows, staging.files)
+    return convs, rejects, missing
+
+
 @dataclass(frozen=True)
 class Source:
     """A helpdesk `etl migrate` reads: its steps and the words its summary uses."""
@@ -249,5 +353,9 @@ SOURCES = {
     "helpscout": Source(
         "helpscout", "helpscout-api", "conversation", "conversations", "threads",
         stage_helpscout, helpscout_conversations,
+    ),
+    "freshdesk": Source(
+        "freshdesk", "freshdesk-api", "ticket", "tickets", "conversations",
+        stage_freshdesk, freshdesk_conversations,
     ),
 }  # fmt: skip

@@ -42,10 +42,10 @@ from etl.sync import SyncOptions
 )
 @click.option(
     "--flavor",
-    type=click.Choice(["smarticks", "zendesk", "helpscout"]),
+    type=click.Choice(["smarticks", "zendesk", "helpscout", "freshdesk"]),
     default="smarticks",
     show_default=True,
-    help="zendesk, helpscout: an emulation of that helpdesk's API to migrate from.",
+    help="zendesk, helpscout, freshdesk: an emulation of that helpdesk's API to migrate from.",
 )
 def sandbox_command(flavor, **options):
     """Serve a local Smarticks API with realistic seeded data, until Ctrl-C.

@@ -13,10 +13,12 @@ def serve_source(flavor: str, host: str, port: int, seed: int, count: int, **fau
         sandbox = _make(flavor, host, port, seed, count, faults).start()
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    name = {"zendesk": "Zendesk", "helpscout": "Help Scout"}[flavor]
+    name = {"zendesk": "Zendesk", "helpscout": "Help Scout", "freshdesk": "Freshdesk"}[flavor]
     print(f"{name} sandbox at {sandbox.url}  (files at {sandbox.files_url}), seed {seed}")
     if flavor == "zendesk":
         print(f"  export ZENDESK_EMAIL={sandbox.email} ZENDESK_TOKEN={sandbox.token}")
+    elif flavor == "freshdesk":
+        print(f"  export FRESHDESK_API_KEY={sandbox.api_key}")
     else:
         print(
             f"  export HELPSCOUT_CLIENT_ID={sandbox.client_id} "
@@ -39,6 +41,10 @@ def _make(flavor: str, host: str, port: int, seed: int, count: int, faults: dict
         from etl.sandbox.zendesk import ZendeskSandbox
 
         return ZendeskSandbox(seed=seed, tickets=count, host=host, port=port, **faults)
+    if flavor == "freshdesk":
+        from etl.sandbox.freshdesk import FreshdeskSandbox
+
+        return FreshdeskSandbox(seed=seed, tickets=count, host=host, port=port, **faults)
     from etl.sandbox.helpscout import HelpScoutSandbox
 
     return HelpScoutSandbox(seed=seed, conversations=count, host=host, port=port, **faults)

@@ -17,7 +17,6 @@ import base64
 import binascii
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import requests
@@ -25,7 +24,7 @@ import requests
 from etl.client import insecure_url_warning
 from etl.errors import ApiError, AuthError, ConfigError, PagingError
 from etl.mapping import one_second_before
-from etl.sources.http import Retrying, display, session
+from etl.sources.http import Retrying, display, server_time, session
 
 DEFAULT_URL = "https://api.helpscout.net"
 MAX_PAGES = 100_000
@@ -96,7 +95,7 @@ class HelpScoutReader:
             if since:
                 params["modifiedSince"] = since
             body, response = self._get("v2/conversations", params)
-            until = until or _server_time(response)
+            until = until or server_time(response)
             page = body.get("page") or {}
             items = list((body.get("_embedded") or {}).get("conversations") or [])
             last = number >= int(page.get("totalPages") or 1) or not items
@@ -175,17 +174,6 @@ class HelpScoutReader:
             if not self._token:
                 raise ApiError(response.status_code, "POST", "/v2/oauth2/token", "no token")
         return self._token
-
-
-def _server_time(response: requests.Response) -> str:
-    """When the walk began, by the server's clock (its Date header), as the API writes times."""
-    try:
-        when = parsedate_to_datetime(response.headers["Date"])
-    except (KeyError, TypeError, ValueError):
-        from datetime import UTC, datetime
-
-        when = datetime.now(UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _detail(response: requests.Response) -> str:

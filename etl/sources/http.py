@@ -12,6 +12,8 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import requests
@@ -29,6 +31,16 @@ def session() -> requests.Session:
     made.trust_env = False  # no ~/.netrc
     made.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
     return made
+
+
+def server_time(response: requests.Response) -> str:
+    """The server's clock at a response (its Date header, else ours), as the APIs write times:
+    where a walk that began then takes up next time."""
+    try:
+        when = parsedate_to_datetime(response.headers["Date"])
+    except (KeyError, TypeError, ValueError):
+        when = datetime.now(UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def display(url: str) -> str:
