@@ -45,11 +45,12 @@ COMMAND_MODULES = {
     "load": "load_cmd",
     "mapping": "load_cmd",
     "verify": "load_cmd",
+    "migrate": "migrate_cmd",
 }
 
 
 # Commands that keep what they committed before Ctrl-C, and take up from there when run again.
-RESUMABLE = frozenset(("sync", "backup", "load", "demo"))
+RESUMABLE = frozenset(("sync", "backup", "load", "demo", "migrate"))
 
 
 class EtlGroup(click.Group):
