@@ -433,7 +433,7 @@ def test_a_password_in_the_url_is_never_printed(sandbox, tmp_path, monkeypatch):
     assert f"loaded into {shown}:" in checked.stdout
     wrong = etl("ftp://someone:PASSWORD@h/", "k", "sync", "--db", db)
     assert wrong.exit_code == 2 and "ftp://***@h" in wrong.stderr
-    gone = etl(with_password("http://127.0.0.1:9"), "k", "sync", "--db", db)
+    gone = etl(with_password("http://127.0.0.1:9"), "k", "sync", "--db", tmp_path / "gone.db")
     assert gone.exit_code == 1 and "127.0.0.1:9" in gone.stderr
     status = CliRunner().invoke(cli, ["status", "--db", str(tmp_path / "ledger.db")])
     assert f"into {sandbox.url} " in status.output  # the load run names its target

@@ -266,6 +266,7 @@ class Sandbox:
         users=8,
         log_size=10_000,
         max_body_mb=MAX_BODY_MB,
+        attachment_files=0,
     ):
         self.seed, self.api_key, self.host, self.port = seed, api_key, host, port
         self.max_body = int(max_body_mb * 1_000_000)
@@ -275,6 +276,8 @@ class Sandbox:
         self.rate_limit_every, self.retry_after = rate_limit_every, retry_after
         self.retry_after_http_date, self.fault_paths = retry_after_http_date, fault_paths
         self.fault_rng = random.Random(fault_seed)
+        # Serve seeded attachments' files, each at most this many bytes (0: metadata only).
+        self.attachment_files = attachment_files
         self.on_request = None
         self.requests_served = 0
         self.dropped_connections = 0
@@ -298,6 +301,8 @@ class Sandbox:
         self._server = _Server((self.host, self.port), _Handler, self)
         self.port = self._server.server_address[1]
         self.store.base_url = self.url
+        if self.attachment_files:
+            self.store.serve_seeded_files(self.attachment_files)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},
