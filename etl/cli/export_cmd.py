@@ -1,4 +1,4 @@
-"""`etl export`, `etl search` and `etl backup`: reading the mirror back out."""
+"""`etl export` and `etl search`: reading the mirror back out."""
 
 from __future__ import annotations
 
@@ -8,14 +8,11 @@ from pathlib import Path
 
 import click
 
-from etl import backup, mirror, search
 from etl import export as exporting
-from etl.cli.common import connection_options, db_option, make_client, quiet_option, say
-from etl.cli.sync_cmd import run_sync, summary_lines
+from etl import mirror, search
+from etl.cli.common import db_option, quiet_option, say
 from etl.errors import EtlError
 from etl.progress import bars
-from etl.redact import redact_url
-from etl.sync import SyncOptions
 
 
 def open_existing(db: str):
@@ -220,52 +217,4 @@ def _cut(text: str | None, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-@click.command("backup")
-@connection_options
-@db_option
-@click.option(
-    "--dir",
-    "directory",
-    required=True,
-    metavar="DIR",
-    help="Where snapshots go (created if missing).",
-)
-@click.option(
-    "--keep",
-    type=click.IntRange(min=1),
-    metavar="N",
-    help="Keep only the newest N snapshots [default: keep all].",
-)
-@click.option("--full", is_flag=True, help="Full rescan first (also detects deletions).")
-@click.option("--no-sync", is_flag=True, help="Snapshot the mirror as it is, without syncing.")
-@quiet_option
-def backup_command(url, api_key, db, directory, keep, full, no_sync, quiet):
-    """Sync, then write a consistent snapshot of the mirror named by UTC time.
-
-    Snapshots are SQLite files (`<db name>-YYYYMMDDThhmmssZ.db`) made with VACUUM INTO, safe
-    while other processes read or write the mirror. To restore, use a snapshot as the mirror
-    (`etl export --db SNAPSHOT ...`, `datasette SNAPSHOT`), or copy it to the mirror's path
-    while no etl command runs, removing the old mirror's -wal and -shm files.
-
-    \b
-    Example:
-      etl backup --dir backups/ --keep 14
-      # nightly at 02:30 (crontab -e); etl.env (chmod 600) exports SMARTICKS_URL/_API_KEY:
-      30 2 * * * cd /srv/helpdesk && . ./etl.env && etl backup --dir backups --keep 14 -q
-    """
-    if not no_sync:
-        client = make_client(url, api_key, quiet)
-        started = time.monotonic()
-        result = run_sync(client, db, SyncOptions(full=full), quiet, command="backup")
-        say(quiet, f"Synced {redact_url(client.url)} into {db}")
-        for line in summary_lines(result, time.monotonic() - started):
-            say(quiet, "  " + line)
-    # Opening runs the schema hooks: views gain columns for custom fields the sync just met.
-    open_existing(db).conn.close()
-    path, removed = backup.backup(db, directory, keep)
-    say(quiet, f"Snapshot {path} ({path.stat().st_size / 1e6:.1f} MB)")
-    for old in removed:
-        say(quiet, f"  removed {old}")
-
-
-COMMANDS = [export_command, search_command, backup_command]
+COMMANDS = [export_command, search_command]

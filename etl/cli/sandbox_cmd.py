@@ -36,6 +36,12 @@ from etl.sync import SyncOptions
 @click.option("--rate-limit-every", default=0, help="Answer every Nth request 429.")
 @click.option("--drop-rate", default=0.0, help="Share of requests whose connection is dropped.")
 @click.option(
+    "--attachment-files",
+    default=0,
+    metavar="BYTES",
+    help="Serve seeded attachments' files, each at most BYTES long [default: metadata only].",
+)
+@click.option(
     "--max-body",
     "max_body_mb",
     default=32.0,
@@ -43,14 +49,36 @@ from etl.sync import SyncOptions
     metavar="MB",
     help="Largest request body accepted (413 beyond).",
 )
-def sandbox_command(**options):
+@click.option(
+    "--flavor",
+    type=click.Choice(["smarticks", "zendesk", "helpscout", "freshdesk"]),
+    default="smarticks",
+    show_default=True,
+    help="zendesk, helpscout, freshdesk: an emulation of that helpdesk's API to migrate from.",
+)
+def sandbox_command(flavor, **options):
     """Serve a local Smarticks API with realistic seeded data, until Ctrl-C.
 
     \b
     Example:
       etl sandbox --port 8025 --conversations 1000
       SMARTICKS_URL=http://127.0.0.1:8025 SMARTICKS_API_KEY=sandbox-key etl sync
+      etl sandbox --flavor zendesk --port 8026 --rate-limit-every 20
     """
+    if flavor != "smarticks":
+        from etl.sandbox.sources import serve_source
+
+        serve_source(
+            flavor,
+            options["host"],
+            options["port"],
+            options["seed"],
+            options["conversations"],
+            latency=options["latency"],
+            error_rate=options["error_rate"],
+            rate_limit_every=options["rate_limit_every"],
+        )
+        return
     from etl.sandbox import serve_forever
 
     serve_forever(**options)
@@ -62,15 +90,28 @@ def sandbox_command(**options):
     "--xlsx", default="smarticks-demo.xlsx", show_default=True, help="Spreadsheet to write."
 )
 @click.option("--conversations", default=500, show_default=True)
+@click.option(
+    "--migrate",
+    "migrate_zendesk",
+    is_flag=True,
+    help="Instead: migrate a Zendesk sandbox into an empty Smarticks sandbox, then catch up.",
+)
 @quiet_option
-def demo_command(db, xlsx, conversations, quiet):
+def demo_command(db, xlsx, conversations, migrate_zendesk, quiet):
     """Start the sandbox, mirror it into a fresh SQLite file, export a spreadsheet, show it all.
 
     \b
     Example:
       etl demo && sqlite3 smarticks-demo.db "select status, count(*) from conversations group by 1"
+      etl demo --migrate --conversations 100
     """
     from etl.sandbox import Sandbox
+
+    if migrate_zendesk:
+        from etl.cli.migrate_cmd import demo_migration
+
+        demo_migration(db, conversations, quiet)
+        return
 
     for suffix in ("", "-wal", "-shm"):
         Path(db + suffix).unlink(missing_ok=True)
