@@ -87,6 +87,11 @@ SAMPLE_LOADS = [
         12,
     ),
     ("generic", "generic/customers.csv", "customers", [], 10),
+    # Customers from each vendor's user or contact export (agents skipped, one phone-only).
+    ("zendesk", "zendesk/users.json", "customers", [], 13),
+    ("freshdesk", "freshdesk/contacts.csv", "customers", [], 11),
+    ("helpscout", "helpscout/customers.json", "customers", [], 11),
+    ("intercom", "intercom/contacts.csv", "customers", [], 11),
     (
         "generic",
         "generic/conversations.csv",
@@ -100,7 +105,7 @@ SAMPLE_LOADS = [
 @pytest.mark.parametrize(
     ("mapping", "file", "kind", "extra", "expected"),
     SAMPLE_LOADS,
-    ids=[f"{c[0]}-{c[2]}" for c in SAMPLE_LOADS],
+    ids=[f"{c[0]}-{c[1].split('/')[1].split('.')[0]}" for c in SAMPLE_LOADS],
 )
 def test_each_shipped_sample_loads_once_with_no_notification(
     empty_sandbox, tmp_path, mapping, file, kind, extra, expected

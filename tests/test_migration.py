@@ -633,3 +633,41 @@ def test_a_newer_export_appends_new_threads_once_with_the_source_status(empty_sa
     assert len(empty_sandbox.store.conversation_ids()) == 2
     checked = run(empty_sandbox, "verify", "--kind", "conversations", db=tmp_path / "new.db")
     assert checked.exit_code == 0, checked.output
+
+
+def test_vendor_customer_exports_keep_phones_profiles_and_phone_only_customers(
+    empty_sandbox, tmp_path
+):
+    loads = {
+        "freshdesk": "freshdesk/contacts.csv",
+        "zendesk": "zendesk/users.json",
+        "helpscout": "helpscout/customers.json",
+        "intercom": "intercom/contacts.csv",
+    }
+    for mapping, file in loads.items():
+        result = run(
+            empty_sandbox,
+            "load",
+            "customers",
+            SAMPLES / file,
+            "--mapping",
+            mapping,
+            db=tmp_path / f"{mapping}.db",
+        )
+        assert result.exit_code == 0, (mapping, result.output)
+    store = empty_sandbox.store
+    people = [store.get_customer(i) for i in store.customer_ids()]
+    by_email = {}
+    for person in people:
+        for email in person["_embedded"]["emails"]:
+            by_email.setdefault(email["value"], []).append(person)
+    # One customer per person across four loads: each later load found the first one.
+    assert all(len(found) == 1 for found in by_email.values())
+    phone_only = [p for p in people if not p["_embedded"]["emails"]]
+    assert [(p["firstName"], p["lastName"]) for p in phone_only] == [("Chen", "Wei")]
+    assert "admin@support.example.org" not in by_email  # the Zendesk agent was skipped
+    ana = by_email["ana.lopez@example.com"][0]  # from Freshdesk, the first load
+    phones = [p["value"] for p in ana["_embedded"]["phones"]]
+    assert phones == ["+34 612 345 678", "+1 555-0100"]  # the work and the mobile phone
+    assert ana["company"] == "Café Olé S.L." and ana["_embedded"]["address"]["city"] == "Sevilla"
+    assert ana["notes"] == "VIP"

@@ -137,7 +137,9 @@ def load(
             path,
             fmt=mapping.source.get("format"),
             encoding=options.encoding or mapping.source.get("encoding"),
-            records=mapping.source.get("records"),
+            # A users or contacts export may nest its records elsewhere than the tickets.
+            records=(mapping.customer if options.kind == CUSTOMERS else {}).get("records")
+            or mapping.source.get("records"),
             sheet=options.sheet or mapping.source.get("sheet"),
         )
     )
@@ -324,6 +326,10 @@ def _plan_customers(customers, row_rejects, report, entries, options):
     items: list[Item] = []
     problems: dict[str, tuple[str, int, list[m.Problem]]] = {}
     for position, customer in enumerate(customers):
+        if customer.skip_reason:
+            report.skipped_records[customer.skip_reason] += 1
+            report.note(customer.file, customer.row, customer.source_id, "skipped")
+            continue
         report.records += 1
         item, found = plan_customer(customer)
         if item is None:
