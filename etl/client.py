@@ -616,8 +616,15 @@ def iter_pages(
 
     `decode` turns a page's body into its document (see `json_body`).
 
-    Guards: a page identical to the previous one, or a walk that stops advancing, raises
-    PagingError instead of looping forever.
+    Guards, each a PagingError instead of a walk without end (a broken or hostile server can
+    invent pages forever):
+    - a page identical to the previous one;
+    - a page-number walk (the small resources) past `client.max_pages` pages (--max-pages),
+      or a page of it bringing only records already read;
+    - a keyset walk whose full pages bring nothing new four times running;
+    - a walk that has read more than twice the `totalElements` its first page announced, plus
+      a page: records that change while the list is read are read again, but never that many;
+      a server announcing no total is bounded by `max_requests` alone (and the page ceiling).
     """
     base = {k: v for k, v in (params or {}).items() if v is not None}
     field_name, since_param = keyset or (None, None)
@@ -701,21 +708,34 @@ def iter_pages(
             if not found:
                 return
 
+    read = 0  # records yielded
+    first = True
+    ceiling = getattr(client, "max_pages", Client.max_pages)
     while True:
         records, info = fetch(anchor, page_number)
-        if total is None:
-            total = info.get("totalElements")
+        if first:
+            first, total = False, info.get("totalElements")
         ids = [r.get("id") for r in records]
         if records and ids == previous_ids:
             raise PagingError(path, f"the server returned the same page twice (page {page_number})")
         previous_ids = ids
         fresh, reached_end = keep(records)
+        read += len(fresh)
+        if isinstance(total, int) and read > 2 * max(total, 0) + page_size:
+            raise PagingError(
+                path,
+                f"the list does not end: {read} records read, it announced {total}",
+            )
         yield Page(fresh, total)
         last_page = len(records) < page_size or reached_end
         if field_name is None:
             total_pages = info.get("totalPages")
             if last_page or (isinstance(total_pages, int) and page_number >= total_pages):
                 return
+            if not fresh:
+                raise PagingError(path, f"page {page_number} brought only records already read")
+            if page_number >= ceiling:
+                raise PagingError(path, f"more than {ceiling} pages; --max-pages allows more")
             page_number += 1
             continue
         stalled = 0 if fresh else stalled + 1

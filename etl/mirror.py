@@ -22,6 +22,7 @@ from typing import Any
 
 import etl
 from etl.errors import ConfigError, LockedError, MirrorError
+from etl.redact import redact_text
 
 T, INT = str, int
 
@@ -774,11 +775,12 @@ def finish_run(
     requests: int,
     errors: list[str],
 ) -> None:
+    shown = [redact_text(error) for error in errors]  # `etl status` prints them
     with conn:
         conn.execute(
             "UPDATE etl_runs SET ended_at = ?, status = ?, counts = ?, requests = ?, errors = ? "
             "WHERE id = ?",
-            (now_text(), status, json.dumps(counts), requests, json.dumps(errors), run_id),
+            (now_text(), status, json.dumps(counts), requests, json.dumps(shown), run_id),
         )
 
 

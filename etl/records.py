@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from operator import itemgetter
 from typing import Any
 
 from etl.client import format_timestamp, parse_timestamp
@@ -40,7 +41,7 @@ def raw_json(record: dict) -> str:
     return text if text is not None else _compact(record)
 
 
-_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", re.ASCII)
 
 
 def as_json(value: Any) -> str | None:
@@ -61,6 +62,39 @@ def timestamp(value: Any) -> str | None:
         return format_timestamp(parse_timestamp(value))
     except ValueError:
         return value
+
+
+def is_time_column(column: str) -> bool:
+    """The columns `timestamp` fills: every `*_at`, and when a customer started waiting."""
+    return column.endswith("_at") or column == "customer_waiting_since"
+
+
+# Every canonical timestamp has the same shape once its digits are all zero.
+_SHAPE = b"0000-00-00T00:00:00Z\n"
+_ZERO_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+
+
+def timestamps_kept_as_text(batch: Mapping[str, Any]) -> int:
+    """How many time values of a batch (table -> rows with `columns` and `values`) are not
+    canonical timestamps: `timestamp` kept them as the server sent them, for the sync to report.
+
+    Each column is compared whole, in C, with the shape its values have when all are canonical;
+    only a column that differs is looked at value by value.
+    """
+    kept = 0
+    for rows in batch.values():
+        for at, column in enumerate(rows.columns):
+            if not is_time_column(column) or not rows.values:
+                continue
+            values = list(filter(None, map(itemgetter(at), rows.values)))
+            try:
+                joined = ("\n".join(values) + "\n").encode("ascii", "replace")
+                if joined.translate(_ZERO_DIGITS) == _SHAPE * len(values):
+                    continue
+            except TypeError:  # not text at all
+                pass
+            kept += sum(1 for v in values if not isinstance(v, str) or not _CANONICAL.fullmatch(v))
+    return kept
 
 
 def _id(obj: Any) -> Any:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from etl import mirror, search
+from etl import mirror, records, search
 from etl.client import Client, RateGate, iter_pages, one_second_before
 from etl.errors import EtlError
 from etl.fetch import Segment, fetch_segment, merge, page_decoder, rows_for
@@ -65,6 +65,7 @@ class SyncResult:
     deleted: dict[str, int] = field(default_factory=dict)
     requests: int = 0
     requests_elsewhere: int = 0  # made by child processes, which have their own clients
+    timestamps_kept_as_text: int = 0  # sent by the server in a form that did not parse
     status: str = "running"
 
 
@@ -197,6 +198,8 @@ def _sync_whole(
             b for (r, _), found in zip(jobs, fetched, strict=True) if r is resource for b in found
         ]
         rows = merge(batches).get(resource.name, [])
+        packed = mirror.pack({resource.name: rows})
+        result.timestamps_kept_as_text += records.timestamps_kept_as_text(packed)
         with conn:
             mirror.upsert(conn, resource.name, rows)
             where = ""
@@ -499,6 +502,7 @@ def _read_segments(
                 parents = page.rows[name]
                 at = parents.index("updated_at")
                 read.tracker.advance(segment, max(v[at] or "" for v in parents.values))
+                result.timestamps_kept_as_text += records.timestamps_kept_as_text(page.rows)
                 with checkpoints.write():
                     mirror.save_records(conn, name, page.rows, read.children)
                     mirror.set_cursor(conn, name, read.tracker.safe_cursor())

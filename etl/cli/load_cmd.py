@@ -11,6 +11,7 @@ from etl import mirror
 from etl.cli.common import connection_options, db_option, make_client, quiet_option, say
 from etl.load import CONVERSATIONS, CUSTOMERS, LoadFailed, LoadOptions, load
 from etl.progress import bars
+from etl.redact import redact_url
 
 EXIT_REJECTED = 3
 
@@ -263,7 +264,7 @@ def verify_command(url, api_key, db, system, kind, workers, quiet):
         click.echo(difference.line())
     say(
         quiet,
-        f"Verified {result.checked} records loaded into {client.url}: "
+        f"Verified {result.checked} records loaded into {redact_url(client.url)}: "
         f"{len(result.differences)} differences.",
     )
     if result.differences:

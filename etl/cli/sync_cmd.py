@@ -10,6 +10,7 @@ import click
 from etl import mirror
 from etl.cli.common import connection_options, db_option, make_client, quiet_option, say
 from etl.progress import bars
+from etl.redact import redact_url
 from etl.resources import BY_NAME
 from etl.sync import SyncOptions, sync
 
@@ -30,6 +31,11 @@ def summary_lines(result, seconds: float) -> list[str]:
         deleted = result.deleted.get(name, 0)
         lines.append(f"{name:<16}{count:>9}{deleted:>9}")
     lines.append(f"{result.requests} requests in {seconds:.1f} s")
+    if result.timestamps_kept_as_text:
+        lines.append(
+            f"{result.timestamps_kept_as_text:,} timestamps the server sent did not parse: "
+            "kept as text, as sent"
+        )
     return lines
 
 
@@ -64,7 +70,7 @@ def sync_command(url, api_key, db, full, timelogs, only, page_size, workers, qui
     )
     started = time.monotonic()
     result = run_sync(client, db, options, quiet)
-    say(quiet, f"Synced {client.url} into {db}")
+    say(quiet, f"Synced {redact_url(client.url)} into {db}")
     for line in summary_lines(result, time.monotonic() - started):
         say(quiet, "  " + line)
 

@@ -52,6 +52,7 @@ from etl.load.target import (
 )
 from etl.progress import Progress, silent
 from etl.readers import read_rows
+from etl.redact import redact_url
 
 __all__ = [
     "CONVERSATIONS",
@@ -127,7 +128,7 @@ def load(
         options.kind,
         str(path),
         mapping.name,
-        client.url,
+        redact_url(client.url),
         options.dry_run,
         fallback_user=options.fallback_user,
     )

@@ -31,6 +31,7 @@ from etl.mapping.values import (
     valid_email,
 )
 from etl.readers import SourceRow
+from etl.redact import redact_url
 
 STATUSES = ("active", "pending", "closed", "spam")
 TYPES = ("email", "phone", "chat")
@@ -456,7 +457,12 @@ def _attachment(base: Path, where: str, name: str, mime: str, conv, row) -> Atta
         return Attachment(name, mime, url=where)
     if re.match(r"^[a-z][a-z0-9+.-]*://", where, re.IGNORECASE):
         conv.problems.append(
-            Problem("attachments", "bad_attachment", f"{where}: only http(s) URLs or files", row)
+            Problem(
+                "attachments",
+                "bad_attachment",
+                f"{redact_url(where)}: only http(s) URLs or files",
+                row,
+            )
         )
         return None
     folder = base.resolve()
