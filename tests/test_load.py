@@ -6,13 +6,13 @@ test_migration.py, the kill -9 test in test_load_resume.py.
 
 import csv
 import json
-import re
 import shutil
 import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers_load import figure, run
 
 from etl import mirror
 from etl.cli import cli
@@ -34,22 +34,6 @@ def _fast_recovery(monkeypatch, tmp_path):
     monkeypatch.setattr(load_module, "RETRY_PAUSE", 0.0)
     monkeypatch.setattr(attachments, "DOWNLOAD_ATTEMPTS", 1)  # sample file hosts are offline
     monkeypatch.chdir(tmp_path)  # default rejects files land here
-
-
-def run(sandbox, *args, db):
-    """Invoke the CLI against a sandbox; the key and URL come from the environment."""
-    env = {
-        "SMARTICKS_URL": sandbox.url,
-        "SMARTICKS_API_KEY": sandbox.api_key,
-        "SMARTICKS_DB": str(db),
-    }
-    return CliRunner().invoke(cli, [str(a) for a in args], env=env)
-
-
-def figure(output: str, label: str) -> int:
-    found = re.search(rf"^\s+{re.escape(label)}\s+(\d+)", output, re.MULTILINE)
-    assert found, f"no {label!r} line in:\n{output}"
-    return int(found.group(1))
 
 
 def conversations_by_subject(sandbox) -> dict[str, dict]:

@@ -6,12 +6,12 @@ whole helpdesk (sync, export, load into another instance) and compares them fiel
 
 import csv
 import json
-import re
 import sqlite3
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers_load import figure, run
 
 from etl.cli import cli
 from etl.client import Client
@@ -42,21 +42,6 @@ def _fast_recovery(monkeypatch, tmp_path):
     monkeypatch.setattr(load_module, "RETRY_PAUSE", 0.0)
     monkeypatch.setattr(attachments, "DOWNLOAD_ATTEMPTS", 1)  # sample file hosts are offline
     monkeypatch.chdir(tmp_path)
-
-
-def run(sandbox, *args, db):
-    env = {
-        "SMARTICKS_URL": sandbox.url,
-        "SMARTICKS_API_KEY": sandbox.api_key,
-        "SMARTICKS_DB": str(db),
-    }
-    return CliRunner().invoke(cli, [str(a) for a in args], env=env)
-
-
-def figure(output: str, label: str) -> int:
-    found = re.search(rf"^\s+{re.escape(label)}\s+(\d+)", output, re.MULTILINE)
-    assert found, f"no {label!r} line in:\n{output}"
-    return int(found.group(1))
 
 
 def write_csv(path: Path, rows: list[dict], header=HEADER) -> Path:
