@@ -656,3 +656,42 @@ def test_vendor_customer_exports_keep_phones_profiles_and_phone_only_customers(
     assert phones == ["+34 612 345 678", "+1 555-0100"]  # the work and the mobile phone
     assert ana["company"] == "Café Olé S.L." and ana["_embedded"]["address"]["city"] == "Sevilla"
     assert ana["notes"] == "VIP"
+
+
+def test_a_file_host_that_does_not_answer_is_asked_once_and_no_url_is_noted(monkeypatch):
+    from etl.errors import ApiError
+    from etl.load.attachments import downloader, materialize
+
+    calls = []
+
+    def refuse(self, url, out):
+        calls.append(url)
+        raise ApiError(None, "GET", url, "could not connect to files.example.org")
+
+    monkeypatch.setattr(Client, "download", refuse)
+    fetch = downloader(Client("http://127.0.0.1:9", "key"))
+    secret = "https://files.example.org/a/{}.pdf?token=s3cr3t"
+    payload = {
+        "threads": [
+            {
+                "type": "customer",
+                "text": "x",
+                "attachments": [
+                    {
+                        "fileName": f"{n}.pdf",
+                        "mimeType": "application/pdf",
+                        "_url": secret.format(n),
+                    }
+                    for n in range(3)
+                ],
+            }
+        ]
+    }
+    left: list[str] = []
+    sent = materialize(payload, fetch, left)
+    assert len(calls) == 1  # the host did not answer: its other files are not tried
+    assert "attachments" not in sent["threads"][0]  # the thread loads without them
+    assert left[0] == (
+        "attachment 0.pdf (not downloaded: no answer: could not connect to files.example.org)"
+    )
+    assert len(left) == 3 and not any("s3cr3t" in note or "/a/" in note for note in left)
