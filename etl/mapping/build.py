@@ -430,7 +430,9 @@ def _attachments(ev, spec, item, parent, conv: SourceConversation, row: int) -> 
             url = text(ev.value(spec.get("url"), entry)).strip()
             local = text(ev.value(spec.get("file"), entry)).strip()
             mime = text(ev.value(spec.get("mimeType"), entry)).strip()
-            where = url or local
+            # A file beside the input first (it outlives the source), else the URL.
+            beside = local and (ev.base_dir / local).is_file()
+            where = local if beside or not url else url
         else:
             where, name, mime = text(entry).strip(), "", ""
         if not where:
