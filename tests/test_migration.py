@@ -695,3 +695,34 @@ def test_a_file_host_that_does_not_answer_is_asked_once_and_no_url_is_noted(monk
         "attachment 0.pdf (not downloaded: no answer: could not connect to files.example.org)"
     )
     assert len(left) == 3 and not any("s3cr3t" in note or "/a/" in note for note in left)
+
+
+def test_a_delta_stopped_before_its_ledger_entry_is_not_appended_twice(
+    empty_sandbox, tmp_path, monkeypatch
+):
+    from etl import mirror
+    from etl.ledger import Ledger
+    from etl.load import LoadOptions, load
+
+    pat = {"type": "customer", "id": 70, "email": "pat@example.org"}
+    first = thread("customer", "2024-03-01T10:00:00Z", "Hello", pat)
+    later = thread("customer", "2024-03-02T10:00:00Z", "Hello again", pat)
+    client = Client(empty_sandbox.url, empty_sandbox.api_key)
+    database = mirror.open_mirror(tmp_path / "l.db")
+    options = LoadOptions(mapping="smarticks", mailbox_id=1)
+    v1 = write_jsonl(tmp_path / "v1.jsonl", [smarticks_record("A", "S", threads=[first])])
+    load(client, database.conn, v1, options)
+    v2 = write_jsonl(tmp_path / "v2.jsonl", [smarticks_record("A", "S", threads=[first, later])])
+
+    def stop(*args):
+        raise KeyboardInterrupt  # the thread is appended, the ledger not yet told
+
+    refresh = Ledger.refresh
+    monkeypatch.setattr(Ledger, "refresh", stop)
+    with pytest.raises(KeyboardInterrupt):
+        load(client, database.conn, v2, options)
+    monkeypatch.setattr(Ledger, "refresh", refresh)
+    report = load(client, database.conn, v2, options)
+    assert (report.updated, report.already_loaded, report.changed) == (0, 1, [])
+    (conv,) = conversations(empty_sandbox)
+    assert [t["body"] for t in reversed(conv["_embedded"]["threads"])] == ["Hello", "Hello again"]
