@@ -111,6 +111,9 @@ def test_customers_without_email_are_matched_by_phone_then_name_or_created_once(
     source = write_csv(tmp_path / "chats.csv", CHATS)
     db = tmp_path / "l.db"
     args = ["load", "conversations", source, "--mailbox", 1, "--timezone", "UTC"]
+    dry = run(empty_sandbox, *args, "--dry-run", db=db)
+    assert figure(dry.output, "customers existing") == 1  # Ana, by phone
+    assert figure(dry.output, "customers new") == 1  # Bo Li
     first = run(empty_sandbox, *args, db=db)
     assert first.exit_code == 0, first.output
     assert figure(first.output, "created") == 4
