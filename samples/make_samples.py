@@ -559,13 +559,21 @@ def smarticks() -> None:
     write(HERE / "smarticks" / "conversations.jsonl", text)
     customers = []
     for i, (first, last, email, phone, company, title, city, country) in enumerate(CUSTOMERS):
+        emails = [{"value": email, "type": "work"}]
+        if i == 5:
+            emails.append({"value": "mark.morrison@example.net", "type": "home"})
+        phones = [{"value": phone, "type": "work"}] if phone else []
+        if i == 0:
+            phones.append({"value": "+34 955 000 111", "type": "home"})
         customers.append(
-            {
+            {  # as `etl export --format jsonl` writes a customer
                 "id": 500 + i,
                 "name": f"{first} {last}",
+                "first_name": first,
+                "last_name": last,
                 "email": email,
                 "phone": phone or None,
-                "emails": email if i != 5 else f"{email}, mark.morrison@example.net",
+                "emails": emails,
                 "company": company or None,
                 "job_title": title or None,
                 "address": None,
@@ -573,8 +581,13 @@ def smarticks() -> None:
                 "state": None,
                 "zip": None,
                 "country": country or None,
+                "notes": None,
                 "created_at": iso(BASE - timedelta(days=400 - i)),
                 "updated_at": iso(BASE),
+                "phones": phones,
+                "socialProfiles": [{"value": "@anamlopez", "type": "twitter"}] if i == 0 else [],
+                "websites": [{"value": "https://cafeole.example.es"}] if i == 0 else [],
+                "customerFields": {"Plan": "Pro"} if i % 2 else {},
             }
         )
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in customers)

@@ -729,3 +729,28 @@ def test_a_delta_stopped_before_its_ledger_entry_is_not_appended_twice(
     assert (report.updated, report.already_loaded, report.changed) == (0, 1, [])
     (conv,) = conversations(empty_sandbox)
     assert [t["body"] for t in reversed(conv["_embedded"]["threads"])] == ["Hello", "Hello again"]
+
+
+def test_the_smarticks_customer_sample_keeps_every_phone_profile_and_website(
+    empty_sandbox, tmp_path
+):
+    people = SAMPLES / "smarticks" / "customers.jsonl"
+    result = run(empty_sandbox, "load", "customers", people, "--mapping", "smarticks", db="l.db")
+    assert result.exit_code == 0, result.output
+    # An empty target shows no customer field yet: the field is left out, and says how to name it.
+    assert "customer field Plan (no target customer has it: pass --customer-field" in result.output
+    store = empty_sandbox.store
+    made = [store.get_customer(i) for i in store.customer_ids()]
+    by_email = {c["_embedded"]["emails"][0]["value"]: c for c in made}
+    ana = by_email["ana.lopez@example.com"]["_embedded"]
+    assert [(p["value"], p["type"]) for p in ana["phones"]] == [
+        ("+34 612 345 678", "work"),
+        ("+34 955 000 111", "home"),
+    ]
+    assert ana["social_profiles"][0]["value"] == "@anamlopez"
+    assert ana["websites"][0]["value"] == "https://cafeole.example.es"
+    mark = by_email["mark@example.org"]["_embedded"]["emails"]
+    assert [(e["value"], e["type"]) for e in mark] == [
+        ("mark@example.org", "work"),
+        ("mark.morrison@example.net", "home"),
+    ]
