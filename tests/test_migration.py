@@ -157,6 +157,14 @@ def test_customers_file_rows_without_email_load_and_match_by_phone_or_name(empty
     people = [store.get_customer(i) for i in store.customer_ids()]
     assert sorted(p["firstName"] for p in people) == ["Ana", "Bo", "Bo", "Cy"]
     assert [p["company"] for p in people if p["firstName"] == "Ana"] == ["ACME"]
+    checked = run(empty_sandbox, "verify", "--kind", "customers", db=tmp_path / "a.db")
+    assert checked.exit_code == 0 and "4 records" in checked.output, checked.output
+    ana = next(p["id"] for p in people if p["firstName"] == "Ana")
+    store.update_customer(ana, phones=[{"value": "+1 555-0199", "type": "work"}])
+    changed = run(empty_sandbox, "verify", "--kind", "customers", db=tmp_path / "a.db")
+    assert changed.exit_code == 1
+    assert "customer generic:1 -> #" in changed.output and ": phones: expected" in changed.output
+    store.update_customer(ana, phones=[{"value": "+1 555-0100", "type": "work"}])
 
     # A new ledger: each row finds its own customer (two Bo Li stay two), nothing is created.
     again = run(empty_sandbox, "load", "customers", source, db=tmp_path / "b.db")
