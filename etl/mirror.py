@@ -242,6 +242,9 @@ TABLES = (
             "conversation_id": INT,
             **_cols("file_name", "file_url", "mime_type"),
             "size": INT,
+            # The file, once fetched (see etl.files): its sha256, and its path relative to
+            # the folder of the database holding the row.
+            **_cols("sha256", "path"),
         },
         foreign_keys=(("thread_id", "threads"), ("conversation_id", "conversations")),
         indexes=(("thread_id",), ("conversation_id",)),
@@ -282,6 +285,8 @@ TABLES = (
         arrival_order=True,
     ),
     Table("etl_cursors", _cols("resource", "value", "updated_at"), pk="resource"),
+    # What the mirror knows of itself: its source (etl.binding), how far a backfill got.
+    Table("etl_state", _cols("name", "value", "updated_at"), pk="name"),
     # Records written since the search index last caught up (see etl.search.refresh).
     Table("etl_changes", {"table_name": T, "id": INT}, pk=("table_name", "id")),
     Table(
@@ -326,6 +331,18 @@ class Mirror:
         return etl.import_sqlite_utils().Database(self.conn)[table]
 
 
+def create_private(path: str | os.PathLike) -> None:
+    """Create `path` empty, readable by its owner alone, unless it exists.
+
+    A mirror holds every customer's name, emails and conversations: other users of the
+    machine must not read it. SQLite gives the -wal and -shm files the database's mode.
+    """
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError:
+        pass  # it exists, or connecting will name the problem
+
+
 def open_mirror(path: str | os.PathLike) -> Mirror:
     """Open (creating if needed) a mirror database with its schema.
 
@@ -334,6 +351,7 @@ def open_mirror(path: str | os.PathLike) -> Mirror:
     """
     if str(path) != ":memory:":
         check_mirror_path(path)
+        create_private(path)
     conn = None
     try:
         conn = sqlite3.connect(str(path), check_same_thread=False, timeout=BUSY_SECONDS)

@@ -67,6 +67,7 @@ class SyncResult:
     requests_elsewhere: int = 0  # made by child processes, which have their own clients
     timestamps_kept_as_text: int = 0  # sent by the server in a form that did not parse
     status: str = "running"
+    files: Any = None  # attachment files fetched after the sync (etl.files.Fetched), if asked
 
 
 def sync(

@@ -14,7 +14,7 @@ from typing import Any
 
 from etl import ledger
 from etl.client import Client, format_timestamp, parse_timestamp
-from etl.errors import NotFound
+from etl.errors import ConfigError, NotFound
 from etl.progress import Progress, silent
 
 
@@ -101,6 +101,14 @@ def compare_customer(expected: dict, actual: dict) -> list[tuple[str, Any, Any]]
     return out
 
 
+def nothing_loaded(conn, url: str, system: str | None) -> ConfigError:
+    """Checking nothing is no success: most likely the URL or the database is the wrong one."""
+    what = f"from {system} " if system else ""
+    others = [t for t in ledger.targets(conn) if t != ledger.target_key(url)]
+    where = f"it holds loads into {', '.join(others)}" if others else "it holds no loads"
+    return ConfigError(f"the ledger holds nothing loaded {what}into {url}: {where}")
+
+
 def verify(
     client: Client,
     conn,
@@ -115,6 +123,8 @@ def verify(
     for kind in kinds:
         for source_system, entry in ledger.loaded(conn, client.url, kind, system):
             jobs.append((kind, source_system, entry))
+    if not jobs:
+        raise nothing_loaded(conn, client.url, system)
     bar = progress("verify", len(jobs))
 
     def check(job) -> list[Difference]:

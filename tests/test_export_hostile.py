@@ -5,12 +5,11 @@ from __future__ import annotations
 import csv
 import json
 
-import pytest
-from helpers_mirror import rows
+from helpers_mirror import rows, run_cli
 from hostile import Answer, Seen, forward, serve
 
-from etl.cli import main
-from etl.export import PLAIN_NUMBER, TABLES
+from etl.export import DEFAULT_TABLES as TABLES
+from etl.export import PLAIN_NUMBER
 from etl.sandbox import Sandbox
 
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -58,13 +57,6 @@ def rewriting(upstream: str, rewrite):
     return serve(handle)
 
 
-def run(capsys, *args):
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
-
-
 def read(path):
     with open(path, encoding="utf-8-sig", newline="") as handle:
         header, *body = list(csv.reader(handle))
@@ -77,7 +69,7 @@ def test_excel_csv_neutralises_formulas_in_number_time_and_text_columns(tmp_path
         Sandbox(seed=7, conversations=60) as sandbox,
         rewriting(sandbox.url, plant_formulas) as proxy,
     ):
-        code, out, err = run(
+        code, out, err = run_cli(
             capsys, "sync", "--url", proxy.url, "--api-key", sandbox.api_key, "--db", db
         )
     assert code == 0, err
@@ -93,7 +85,7 @@ def test_excel_csv_neutralises_formulas_in_number_time_and_text_columns(tmp_path
     assert f"{kept:,} timestamps the server sent did not parse: kept as text, as sent" in out
 
     out_dir = tmp_path / "csv"
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys, "export", "--db", db, "--format", "csv", "--excel", "--out", str(out_dir)
     )
     assert code == 0, err

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -32,6 +35,12 @@ from etl.sync import SyncOptions
 @click.option("--error-rate", default=0.0, help="Share of requests answered 5xx.")
 @click.option("--rate-limit-every", default=0, help="Answer every Nth request 429.")
 @click.option("--drop-rate", default=0.0, help="Share of requests whose connection is dropped.")
+@click.option(
+    "--attachment-files",
+    default=0,
+    metavar="BYTES",
+    help="Serve seeded attachments' files, each at most BYTES long [default: metadata only].",
+)
 @click.option(
     "--max-body",
     "max_body_mb",
@@ -125,10 +134,20 @@ def demo_command(db, xlsx, conversations, migrate_zendesk, quiet):
     sheets = ", ".join(f"{name} {rows}" for name, rows in summary.rows.items())
     say(quiet, f"\nWrote the spreadsheet {Path(xlsx).resolve()}")
     say(quiet, f"  rows: {sheets}")
+    etl, where = this_etl(), shlex.quote(db)
     say(quiet, "\nLook around:")
-    say(quiet, f"  etl status --db {db}")
-    say(quiet, f'  etl search --db {db} "refund"')
-    say(quiet, f"  etl export --db {db} --format csv --out export/")
+    say(quiet, f"  {etl} status --db {where}")
+    say(quiet, f'  {etl} search --db {where} "refund"')
+    say(quiet, f"  {etl} export --db {where} --format csv --out export/")
+
+
+def this_etl(argv0: str | None = None) -> str:
+    """The command that runs this etl, as a shell would take it from any directory: the demo's
+    suggestions then work pasted into the shell it ran in, venv activated or not."""
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    if not argv0 or Path(argv0).name in ("__main__.py", "-m", "-c") or not Path(argv0).exists():
+        return f"{shlex.quote(sys.executable)} -m etl"
+    return shlex.quote(os.path.abspath(argv0))
 
 
 COMMANDS = [sandbox_command, demo_command]
