@@ -92,6 +92,7 @@ def run_migration(name: str, reader, settings: dict) -> None:
     if reader.warning and not quiet:
         click.echo(f"warning: {reader.warning}", err=True)
     client = make_client(settings["url"], settings["api_key"], quiet)
+    reader.http.retry = client.retry  # --max-wait holds for the source as for the target
     options = migrate.SendOptions(
         settings["mailbox"],
         settings["fallback_user"],
