@@ -668,3 +668,18 @@ def test_max_wait_holds_for_the_source_of_a_migration(tmp_path, monkeypatch):
         )
     assert result.exit_code == 1, result.output
     assert "the source asks to wait 30 s" in error_line(result)
+
+
+def test_a_redirect_from_http_to_https_says_to_pass_the_https_url(sandbox):
+    def rule(request):  # the same host, on https
+        return redirect(301, f"https://127.0.0.1{request.path}")
+
+    with proxy(sandbox.url, rule) as front:
+        client = Client(front.url, sandbox.api_key)
+        with pytest.raises(ApiError) as caught:
+            client.get("api/tags")
+    assert str(caught.value) == (
+        f"GET api/tags: HTTP 301: {front.url}/api/tags redirected to https://127.0.0.1/api/tags:"
+        " not followed, the API key stays on its host (if the server moved to https, pass that"
+        " as --url)"
+    )
