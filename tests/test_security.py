@@ -683,3 +683,24 @@ def test_a_redirect_from_http_to_https_says_to_pass_the_https_url(sandbox):
         " not followed, the API key stays on its host (if the server moved to https, pass that"
         " as --url)"
     )
+
+
+def test_a_migration_shows_neither_address_with_its_password(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with ZendeskSandbox(seed=1, tickets=3) as zendesk, Sandbox(empty=True) as target:
+        env = {
+            "SMARTICKS_URL": with_password(target.url),
+            "SMARTICKS_API_KEY": target.api_key,
+            "ZENDESK_EMAIL": zendesk.email,
+            "ZENDESK_TOKEN": zendesk.token,
+        }
+        args = ["migrate", "zendesk", "--source-url", with_password(zendesk.url), "--mailbox", 1]
+        args += ["--fallback-user", FALLBACK, "--db", tmp_path / "m.db"]
+        result = CliRunner().invoke(cli, [str(a) for a in args], env=env)
+        shown = target.url.replace("http://", "http://***@")
+    assert result.exit_code in (0, 3), result.output
+    assert shown in result.output
+    assert "PASSWORD" not in result.output
+    for written in tmp_path.iterdir():
+        if written.is_file():
+            assert b"PASSWORD" not in written.read_bytes(), written
