@@ -441,6 +441,10 @@ def test_a_password_in_the_url_is_never_printed(sandbox, tmp_path, monkeypatch):
     assert f"into {sandbox.url} " in status.output  # the load run names its target
     for result in (synced, backed, loaded, checked, wrong, gone, status):
         assert "PASSWORD" not in result.output
+    written = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert len(written) >= 4  # the mirror, the ledger, a snapshot, the load's report
+    for path in written:  # nor stored: mirrors, snapshots, reports
+        assert b"PASSWORD" not in path.read_bytes(), path
 
 
 def test_a_token_in_a_url_is_not_shown_in_errors_or_run_records(sandbox, tmp_path):
