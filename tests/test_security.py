@@ -708,3 +708,10 @@ def test_a_migration_shows_neither_address_with_its_password(tmp_path, monkeypat
     for written in tmp_path.iterdir():
         if written.is_file():
             assert b"PASSWORD" not in written.read_bytes(), written
+
+
+def test_a_source_emulation_refuses_a_big_body_unread():
+    with ZendeskSandbox(seed=1, tickets=1) as zendesk:
+        head = "POST /api/v2/tickets.json HTTP/1.1\nHost: x\nContent-Length: 60000000\n"
+        status, headers, _ = raw_request(zendesk.url, head, b"{")
+    assert status == 413 and headers["connection"] == "close"
