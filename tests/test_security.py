@@ -542,18 +542,25 @@ def test_a_plain_file_keeps_its_type_but_is_still_a_download(sandbox):
         assert served_type(mime) == "application/octet-stream"
 
 
-def test_the_sandbox_warns_when_it_listens_beyond_loopback_with_the_default_key():
-    command = [sys.executable, "-m", "etl", "sandbox", "--host", "0.0.0.0", "--port", "0"]
-    server = subprocess.Popen(
-        [*command, "--empty"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+def stderr_of_a_sandbox(*args: str) -> str:
+    """Start `etl sandbox ARGS`, wait for its first line, stop it; what it said on stderr."""
+    command = [sys.executable, "-m", "etl", "sandbox", "--port", "0", *args]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert "Smarticks sandbox at" in server.stdout.readline()
+        assert "sandbox at" in server.stdout.readline()
     finally:
         server.terminate()
         server.wait(timeout=10)
-    warning = server.stderr.read()
+    return server.stderr.read()
+
+
+def test_the_sandbox_warns_when_it_listens_beyond_loopback_with_the_default_key():
+    warning = stderr_of_a_sandbox("--host", "0.0.0.0", "--empty")
     assert warning.startswith("warning: listening on 0.0.0.0 with the well-known key")
+    emulated = stderr_of_a_sandbox("--host", "0.0.0.0", "--flavor", "zendesk")
+    assert emulated.startswith(
+        "warning: listening on 0.0.0.0 with the Zendesk emulation's well-known credentials"
+    )
     assert exposure_warning("127.0.0.1", "sandbox-key") is None
     assert exposure_warning("::1", "sandbox-key") is None
     assert exposure_warning("localhost", "sandbox-key") is None
