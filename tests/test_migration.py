@@ -429,7 +429,10 @@ def conversation_shape(sandbox, cid: int, drop_fields=()) -> dict:
     }
 
 
-def test_round_trip_moves_every_customer_and_conversation_field_by_field(sandbox_factory, tmp_path):
+@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+def test_round_trip_moves_every_customer_and_conversation_field_by_field(
+    sandbox_factory, tmp_path, fmt
+):
     from urllib.parse import quote
 
     from etl.htmltext import html_to_text
@@ -478,7 +481,7 @@ def test_round_trip_moves_every_customer_and_conversation_field_by_field(sandbox
     mirror_db, ledger_db = tmp_path / "a.db", tmp_path / "b.db"
     assert run(source, "sync", "--quiet", db=mirror_db).exit_code == 0
     dump = tmp_path / "dump"
-    exported = run(source, "export", "--format", "jsonl", "--out", dump, "--quiet", db=mirror_db)
+    exported = run(source, "export", "--format", fmt, "--out", dump, "--quiet", db=mirror_db)
     assert exported.exit_code == 0, exported.output
 
     a_people = [store.get_customer(i) for i in store.customer_ids()]
@@ -492,7 +495,7 @@ def test_round_trip_moves_every_customer_and_conversation_field_by_field(sandbox
         target,
         "load",
         "customers",
-        dump / "customers.jsonl",
+        dump / f"customers.{fmt}",
         "--mapping",
         "smarticks",
         *field_args,
@@ -504,7 +507,7 @@ def test_round_trip_moves_every_customer_and_conversation_field_by_field(sandbox
         target,
         "load",
         "conversations",
-        dump / "conversations.jsonl",
+        dump / f"conversations.{fmt}",
         "--mapping",
         "smarticks",
         "--workers",
@@ -555,7 +558,7 @@ def test_round_trip_moves_every_customer_and_conversation_field_by_field(sandbox
         target,
         "load",
         "conversations",
-        dump / "conversations.jsonl",
+        dump / f"conversations.{fmt}",
         "--mapping",
         "smarticks",
         db=ledger_db,
