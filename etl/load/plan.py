@@ -39,13 +39,6 @@ class Item:
     update_of: int | None = None  # loaded before as this target id: append what is new
 
 
-@dataclass
-class Plan:
-    items: list[Item]
-    problems: dict[str, tuple[str, int, list[m.Problem]]]  # source id -> (file, row, problems)
-    unmapped_agents: Counter
-
-
 def plan_conversation(
     conv: m.SourceConversation,
     target: Target,
@@ -152,7 +145,7 @@ def plan_conversation(
     expected = {
         "subject": conv.subject,
         "customerEmail": conv.customer.email,
-        # Only without an email: what find_conversation can look the customer up by.
+        # Only without an email: what conversation_candidates can look the customer up by.
         **({} if conv.customer.email else {"customerPhone": conv.customer.phone}),
         "status": conv.status,
         "type": conv.type,

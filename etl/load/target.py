@@ -55,11 +55,6 @@ def fetch_target(client: Client, with_fields: bool = True) -> Target:
     return Target(users, mailboxes, fields, min(admins)[1] if admins else None)
 
 
-def find_conversation(client: Client, expected: dict, claimed: set[int]) -> int | None:
-    """The target conversation matching subject + customer + createdAt, not yet claimed."""
-    return next((c for c in conversation_candidates(client, expected) if c not in claimed), None)
-
-
 def conversation_candidates(client: Client, expected: dict) -> list[int]:
     """Target conversations with the subject, customer and createdAt of `expected`, oldest
     first; usually one request (the list filters narrow it to the second).
