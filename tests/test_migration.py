@@ -765,3 +765,19 @@ def test_the_smarticks_customer_sample_keeps_every_phone_profile_and_website(
         ("mark@example.org", "work"),
         ("mark.morrison@example.net", "home"),
     ]
+
+
+def test_finding_a_conversation_on_the_target_costs_one_request(empty_sandbox, tmp_path):
+    source = write_jsonl(
+        tmp_path / "c.jsonl", [smarticks_record(str(n), f"Subject {n}") for n in range(5)]
+    )
+    args = ["load", "conversations", source, "--mapping", "smarticks", "--mailbox", 1]
+    assert run(empty_sandbox, *args, db=tmp_path / "a.db").exit_code == 0
+    empty_sandbox.request_log.clear()
+    again = run(empty_sandbox, *args, db=tmp_path / "b.db")
+    assert figure(again.output, "already on the target") == 5
+    asked = [p for m, p, _ in empty_sandbox.request_log if p.startswith("/api/conversations")]
+    # One request per mailbox to see it holds conversations, then one list request each
+    # (threads embedded, for catching up): no GET of each conversation, nothing written.
+    assert asked == ["/api/conversations"] * 6
+    assert {m for m, _, _ in empty_sandbox.request_log} == {"GET"}
