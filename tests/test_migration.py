@@ -781,3 +781,53 @@ def test_finding_a_conversation_on_the_target_costs_one_request(empty_sandbox, t
     # (threads embedded, for catching up): no GET of each conversation, nothing written.
     assert asked == ["/api/conversations"] * 6
     assert {m for m, _, _ in empty_sandbox.request_log} == {"GET"}
+
+
+def test_a_customer_first_met_as_another_conversations_author_keeps_its_phone(
+    empty_sandbox, tmp_path
+):
+    pat = {"type": "customer", "id": 70, "email": "pat@example.org"}
+    bo = {"type": "customer", "id": 71, "email": None, "firstName": "Bo", "lastName": "Li"}
+    records = [
+        smarticks_record(
+            "1",
+            "Pat writes, Bo chimes in",
+            threads=[
+                thread("customer", "2024-03-01T10:00:00Z", "Hello", pat),
+                thread("customer", "2024-03-01T10:05:00Z", "Me too", bo),
+            ],
+        ),
+        smarticks_record(
+            "2",
+            "Bo's own",
+            customer={"id": 71, "email": None, "firstName": "Bo", "lastName": "Li"},
+            threads=[thread("customer", "2024-03-02T10:00:00Z", "Hi", bo)],
+        ),
+    ]
+    source = write_jsonl(tmp_path / "conversations.jsonl", records)
+    people = [
+        {"id": 70, "email": "pat@example.org", "phone": None},
+        {"id": 71, "email": None, "phone": "+44 20 7946 0000"},
+    ]
+    write_jsonl(tmp_path / "customers.jsonl", people)
+    args = ["load", "conversations", source, "--mapping", "smarticks", "--mailbox", 1]
+    assert run(empty_sandbox, *args, db=tmp_path / "a.db").exit_code == 0
+    store = empty_sandbox.store
+    (li,) = [c for c in map(store.get_customer, store.customer_ids()) if c["firstName"] == "Bo"]
+    assert [p["value"] for p in li["_embedded"]["phones"]] == ["+44 20 7946 0000"]
+    chimed = {c["subject"]: c for c in conversations(empty_sandbox)}["Pat writes, Bo chimes in"]
+    authors = [t["createdBy"]["id"] for t in reversed(chimed["_embedded"]["threads"])]
+    assert authors == [chimed["customer"]["id"], li["id"]]  # Bo's own thread, not Pat's
+    again = run(empty_sandbox, *args, db=tmp_path / "b.db")  # found by that phone
+    assert figure(again.output, "already on the target") == 2, again.output
+    assert len(store.conversation_ids()) == 2
+
+
+def test_ledgers_of_one_connection_share_one_lock():
+    import sqlite3
+
+    from etl.ledger import Ledger
+
+    ledger = Ledger(sqlite3.connect(":memory:", check_same_thread=False), "http://x", "s", "c")
+    customers = ledger.sibling("customers")
+    assert customers.lock is ledger.lock and customers.kind == "customers"

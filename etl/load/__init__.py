@@ -234,7 +234,7 @@ def load(
         sender.fetch = downloader(client)
         sender.by_user = fallback_id
         if options.kind == CONVERSATIONS:
-            customers = Ledger(conn, client.url, mapping.system, CUSTOMERS)
+            customers = ledger.sibling(CUSTOMERS)
             sender.customers = CustomerResolver(client, customers, sender.retry_pause)
             boxes = {i.payload.get("mailboxId") for i, e in to_send if e is None}
             sender.look_in = mailboxes_with_conversations(client, boxes - {None})

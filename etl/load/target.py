@@ -60,10 +60,12 @@ def conversation_candidates(client: Client, expected: dict, embed: str = "") -> 
     first; usually one request (the list filters narrow it to the second). `embed=threads`
     brings their threads in the same request.
 
-    The customer is matched by email, else by the id it was resolved to, else by phone. With
-    none (a customer known by name only) the match is subject + createdAt + mailbox alone:
-    weaker, as two conversations with the same subject created in the same second in the same
-    mailbox cannot be told apart (claimed ids keep each from being taken twice).
+    The customer is matched by email, else by phone (not by the id a customer without an
+    email was resolved to: two customers may share a phone or a name, and which one a load
+    took can differ between runs). With neither (a customer known by name only) the match is
+    subject + createdAt + mailbox alone: weaker, as two conversations with the same subject
+    created in the same second in the same mailbox cannot be told apart (claimed ids keep each
+    from being taken twice).
     """
     created = expected["createdAt"]
     params = {
@@ -75,8 +77,6 @@ def conversation_candidates(client: Client, expected: dict, embed: str = "") -> 
     }
     if expected.get("customerEmail"):
         params["customerEmail"] = expected["customerEmail"]
-    elif expected.get("customerId"):
-        params["customerId"] = expected["customerId"]
     elif expected.get("customerPhone"):
         params["customerPhone"] = expected["customerPhone"]
     if expected.get("mailboxId"):
