@@ -25,6 +25,7 @@ from typing import Any
 from etl import mapping as m
 from etl.client import Client
 from etl.errors import EtlError
+from etl.fit import MB, first_request, split_attachments
 from etl.ledger import Entry, Ledger
 from etl.load import (
     CONVERSATIONS,
@@ -57,6 +58,7 @@ class MigrationReport(Report):
     parts: str = "comments"
     stage: StageResult | None = None
     would_update: int = 0
+    fitted: list[str] = field(default_factory=list)  # what was split to fit the request limit
     missing_files: Counter = field(default_factory=Counter)
 
     def lines(self) -> list[str]:
@@ -81,6 +83,9 @@ class MigrationReport(Report):
             extra.append(line("updated", 0, "(new threads appended, status set)"))
         if self.dry_run:
             extra.append(line("would be updated", self.would_update, "(new threads or status)"))
+        if self.fitted:
+            extra.append(line("split to fit", len(self.fitted), "(the target's request limit)"))
+            extra += [f"    {what}" for what in self.fitted[:20]]
         if self.missing_files:
             gone = sum(self.missing_files.values())
             extra.append(line("attachments gone", gone, "(the source no longer has them)"))
@@ -98,6 +103,7 @@ class SendOptions:
     dry_run: bool = False
     workers: int = 1
     rejects_path: Path | None = None
+    max_request: int = 20 * MB  # the target's request limit, with room to spare
 
 
 def send(
@@ -136,6 +142,8 @@ def send(
         report.records += 1
         report.threads += len(conv.threads)
         report.skipped_threads += conv.skipped_threads
+        for what in split_attachments(conv, options.max_request):
+            report.fitted.append(f"{conv.source_id}: {what}")
         item, problems = plan_conversation(
             conv, target, options.mailbox_id, fallback_id, report.unmapped_agents
         )
@@ -162,6 +170,17 @@ def send(
         label = "would be updated" if item.update_of else "would be sent"
         report.outcome(item, label if options.dry_run else "not attempted")
     report.to_send = len(to_send) - report.would_update
+    rest: list[Item] = []  # conversations too big for one create: the threads that follow it
+    for position, (item, entry) in enumerate(to_send):
+        first = None if item.update_of else first_request(item, options.max_request)
+        if first is not None:
+            to_send[position] = (first, entry)
+            rest.append(item)
+            kept = len(first.expected["threads"])
+            report.fitted.append(
+                f"{item.source_id}: created with {kept} of {len(item.expected['threads'])} "
+                "threads, the rest appended right after"
+            )
     if options.dry_run:
         report.requests = client.requests_made - before
         report.seconds = time.monotonic() - started
@@ -187,6 +206,12 @@ def send(
             sender.stop,
             bar,
         )
+        entries = ledger.entries()
+        for item in rest:  # created with its first threads: the catch-up appends the others
+            entry = entries.get(item.source_id)
+            if entry is not None and entry.state == "done":
+                item.update_of = entry.target_id
+                sender.send(CONVERSATIONS, item, entry)
         status = "done"
     except EtlError as exc:
         raise LoadFailed(exc, report) from exc
@@ -194,7 +219,7 @@ def send(
         bar.close()
         report.requests = client.requests_made - before
         report.seconds = time.monotonic() - started
-        report.not_attempted += len(to_send) - sender.finished
+        report.not_attempted += max(0, len(to_send) - sender.finished)
         report.customers_created = sender.customers.created
         report.customers_found = sender.customers.found
         ledger.finish_run(run_id, status, report.counts())

@@ -403,3 +403,38 @@ def test_a_migration_killed_while_reading_the_source_goes_on_from_its_cursor(tmp
         comments_after = zendesk.requests_to("/api/v2/tickets/") - comments_before
         assert comments_after < 37  # the pages saved before the kill were not read again
         assert figure(rerun.stdout, "created") == 37 == len(target.store.conversation_ids())
+
+
+def test_attachments_over_the_request_limit_follow_in_notes_and_appends(tmp_path, zendesk):
+    store = zendesk.store
+    ticket = next(t for t in live_tickets(zendesk) if t.status == "open")
+    files = [(f"scan-{n}.bin", "application/octet-stream", bytes([n]) * 250_000) for n in range(3)]
+    store.add_comment(ticket.id, ticket.requester_id, "Three scans attached.", attachments=files)
+    last = [("last.bin", "application/octet-stream", b"z" * 300_000)]
+    store.add_comment(ticket.id, ticket.requester_id, "And one more.", attachments=last)
+    with Sandbox(empty=True, max_body_mb=1) as small:
+        db = tmp_path / "m.db"
+        args = ("--fallback-user", FALLBACK, "--max-request-mb", "0.8")
+        result = migrate(zendesk, small, db, *args)
+        assert result.exit_code == 0, result.output
+        assert small.status_counts.get(413, 0) == 0  # nothing was refused as too large
+        assert figure(result.output, "split to fit") == 2
+        assert "1 note(s) after the thread of" in result.output
+        assert "created with" in result.output
+        conv = small.store.get_conversation(target_ids(db)[ticket.id], embed=("threads",))
+        threads = list(reversed(conv["_embedded"]["threads"]))
+        sent = {a["fileName"]: a["fileUrl"] for t in threads for a in t["_embedded"]["attachments"]}
+        for name, _, data in [*files, *last]:
+            assert requests.get(sent[name], timeout=10).content == data  # every byte arrived
+        scans = next(
+            i for i, t in enumerate(threads) if t["body"] == "<p>Three scans attached.</p>"
+        )
+        note = threads[scans + 1]  # right after the message it continues
+        assert (note["type"], note["createdAt"]) == ("note", threads[scans]["createdAt"])
+        assert note["body"].startswith("<p>Attachments of the message above, continued (2 of 2)")
+        assert [a["fileName"] for a in note["_embedded"]["attachments"]] == ["scan-2.bin"]
+        again = migrate(zendesk, small, db, *args)
+        assert (figure(again.output, "created"), figure(again.output, "updated")) == (0, 0)
+        assert small.store.get_conversation(target_ids(db)[ticket.id])["threadsCount"] == len(
+            threads
+        )

@@ -57,6 +57,15 @@ def migrate_options(func):
         help="Concurrent requests to the source and creates on the target.",
     )
     @click.option(
+        "--max-request-mb",
+        default=20.0,
+        show_default=True,
+        type=click.FloatRange(min=0.1),
+        metavar="MB",
+        help="Largest request the target accepts; a thread's attachments beyond it follow in "
+        "notes, a long conversation's threads in appends (lower it if the target answers 413).",
+    )
+    @click.option(
         "--rejects",
         type=click.Path(dir_okay=False, path_type=Path),
         metavar="PATH",
@@ -89,6 +98,7 @@ def run_migration(name: str, reader, settings: dict) -> None:
         settings["dry_run"],
         settings["workers"],
         settings["rejects"],
+        int(settings["max_request_mb"] * 1_000_000),
     )
     with mirror.writer_lock(db):
         database = mirror.open_mirror(db)

@@ -3,13 +3,13 @@
 - Auth: Basic with the API key as the user name and `X` as the password; only to the
   account's host. Attachment links are signed S3 URLs: fetched by a session that carries no
   credentials (S3 refuses a request with two kinds of auth anyway).
-- Tickets: `GET /api/v2/tickets?updated_since=...&order_by=created_at&order_type=asc` with
-  the requester and the stats (resolved_at, closed_at) included, 100 a page, following the
-  `Link: rel="next"` header. Created-at order does not move when tickets change, so pages do
-  not shift under a reader. Without `updated_since` Freshdesk lists only the last 30 days:
-  the first walk asks from 1970. A walk's cursor is (since, page, until); the next walk
-  starts from `until`. Spam and deleted tickets are listed only by `filter=spam` and
-  `filter=deleted`, read in full each run so that the summary counts them.
+- Tickets: `GET /api/v2/tickets?updated_since=...&order_by=updated_at&order_type=asc` with
+  the requester and the stats (resolved_at, closed_at) included, 100 a page, walked as a
+  keyset (see `ticket_pages`), the `Link: rel="next"` header saying whether more follow.
+  Without `updated_since` Freshdesk lists only the last 30 days: the first walk asks from
+  1970. A walk's cursor is (since, page, until); the next walk starts from `until`. Spam
+  and deleted tickets are listed only by `filter=spam` and `filter=deleted`, read in full
+  each run so that the summary counts them.
 - Conversations: `GET /api/v2/tickets/{id}/conversations`. Agents: `GET /api/v2/agents`.
   Contacts who answered on a ticket they did not open: `GET /api/v2/contacts/{id}`.
 - 429: wait its `Retry-After`; 5xx: backoff.
@@ -29,7 +29,7 @@ from etl.mapping import one_second_before
 from etl.sources.http import Retrying, display, server_time, session
 
 PER_PAGE = 100
-MAX_PAGES = 300  # Freshdesk's List All Tickets stops at page 300
+MAX_PAGES = 300  # Freshdesk's List All Tickets stops at page 300 (the keyset walk stays far below)
 FOREVER = "1970-01-01T00:00:00Z"
 
 
@@ -91,25 +91,32 @@ class FreshdeskReader:
     # -- the endpoints ---------------------------------------------------------------------
 
     def ticket_pages(self, cursor: dict | None) -> Iterator[TicketPage]:
-        """Every ticket changed since the last walk (all of them the first time)."""
+        """Every ticket changed since the last walk (all of them the first time).
+
+        A keyset walk in updated_at order: each next request asks page 1 again from the last
+        `updated_at` seen (inclusive), so a ticket that changes meanwhile moves to the end of
+        the walk instead of pushing others past a page boundary, and the walk never reaches
+        Freshdesk's page limit; only a second holding more than a page steps page numbers.
+        """
         cursor = dict(cursor or {})
         since, until = cursor.get("since") or FOREVER, cursor.get("until")
         number = int(cursor.get("page") or 1)
         while number <= MAX_PAGES:
-            params = {"updated_since": since, "order_by": "created_at", "order_type": "asc",
+            params = {"updated_since": since, "order_by": "updated_at", "order_type": "asc",
                       "per_page": PER_PAGE, "page": number,
                       "include": "requester,stats"}  # fmt: skip
             items, response = self._get("api/v2/tickets", params)
             until = until or server_time(response)
-            if not _has_next(response):
+            if not _has_next(response) or not items:
                 yield TicketPage(items, {"since": one_second_before(until)})
                 return
-            number += 1
+            last = items[-1].get("updated_at") or since
+            if last != since:
+                since, number = last, 1
+            else:  # a second crowded beyond one page
+                number += 1
             yield TicketPage(items, {"since": since, "page": number, "until": until})
-        raise PagingError(
-            "/api/v2/tickets",
-            f"more than {MAX_PAGES} pages changed since {since}: run the migration again to go on",
-        )
+        raise PagingError("/api/v2/tickets", f"more than {MAX_PAGES} pages within {since}")
 
     def flagged(self, which: str) -> list[dict]:
         """Every ticket under a predefined filter: `spam` or `deleted`."""

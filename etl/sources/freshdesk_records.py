@@ -14,6 +14,7 @@ thread and named in the body in place of the link.
 
 from __future__ import annotations
 
+import hashlib
 import mimetypes
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -65,8 +66,9 @@ def ticket_record(
                 missing.append(name)
                 continue
             path, stored = found
-            if "." not in name:  # an inline link names no file: give it its type's extension
-                name += mimetypes.guess_extension(mime or stored) or ""
+            if "." not in name:  # an inline link names no file (its query is a token)
+                tag = hashlib.sha1(url.encode("utf-8")).hexdigest()[:8]
+                name = f"image-{tag}{mimetypes.guess_extension(mime or stored) or ''}"
             files.append({"file_name": name, "content_type": mime or stored, "file": path})
             names[url] = name
         body = name_inline_images(body, names, {}, hosts) if body else body
