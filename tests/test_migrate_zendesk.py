@@ -8,7 +8,6 @@ a dry run, a custom mapping, and the token kept out of output and files.
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -17,22 +16,23 @@ from pathlib import Path
 import pytest
 import requests
 from click.testing import CliRunner
+from helpers_migrate import (
+    FALLBACK,
+    environment,
+    figure,
+    kill_halfway_then_rerun,
+    run,
+)
+from helpers_migrate import target_ids as ledger_ids
 
 from etl.cli import cli
 from etl.sandbox import Sandbox
 from etl.sandbox.zendesk import ZendeskSandbox
 from etl.sandbox.zendesk.store import PNG, iso
 
-FALLBACK = "admin@support.example.org"
 STATUS = {"new": "active", "open": "active", "pending": "pending", "hold": "pending"}
 STATUS |= {"solved": "closed", "closed": "closed"}
 CHANNEL = {"voice": "phone", "chat": "chat", "native_messaging": "chat"}
-
-
-@pytest.fixture
-def zendesk():
-    with ZendeskSandbox(seed=1, tickets=40, page_limit=10) as server:
-        yield server
 
 
 @pytest.fixture
@@ -43,38 +43,21 @@ def target():
 
 @pytest.fixture(autouse=True)
 def _in_tmp(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)  # the rejects file lands here
+    monkeypatch.chdir(tmp_path)  # the rejects and report files land here
 
 
-def environment(zendesk, target, db) -> dict:
-    return {
-        "SMARTICKS_URL": target.url,
-        "SMARTICKS_API_KEY": target.api_key,
-        "SMARTICKS_DB": str(db),
-        "ZENDESK_EMAIL": zendesk.email,
-        "ZENDESK_TOKEN": zendesk.token,
-    }
-
-
-def migrate(zendesk, target, db, *extra):
-    args = ["migrate", "zendesk", "--source-url", zendesk.url, "--mailbox", "1", *extra]
-    return CliRunner().invoke(cli, [str(a) for a in args], env=environment(zendesk, target, db))
-
-
-def figure(output: str, label: str) -> int:
-    found = re.search(rf"^\s+{re.escape(label)}\s+(\d+)", output, re.MULTILINE)
-    assert found, f"no {label!r} line in:\n{output}"
-    return int(found.group(1))
+def migrate(source, target, db, *extra):
+    return run("zendesk", source, target, db, *extra)
 
 
 def target_ids(db) -> dict[int, int]:
-    """Zendesk ticket id -> target conversation id, from the ledger."""
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute(
-            "SELECT source_id, target_id FROM etl_load_items WHERE system = 'zendesk' "
-            "AND state = 'done'"
-        ).fetchall()
-    return {int(s): t for s, t in rows}
+    return ledger_ids(db, "zendesk")
+
+
+@pytest.fixture
+def zendesk():
+    with ZendeskSandbox(seed=1, tickets=40, page_limit=10) as server:
+        yield server
 
 
 def live_tickets(zendesk):
@@ -227,28 +210,9 @@ def test_kill_9_halfway_then_rerun_creates_nothing_twice(tmp_path):
         ZendeskSandbox(seed=2, tickets=40, page_limit=10, latency=0.01) as zendesk,
         Sandbox(empty=True, latency=0.03) as target,
     ):
-        env = dict(os.environ, **environment(zendesk, target, tmp_path / "m.db"))
-        command = [
-            sys.executable, "-m", "etl", "migrate", "zendesk", "--source-url", zendesk.url,
-            "--mailbox", "1", "--fallback-user", FALLBACK, "--workers", "4",
-        ]  # fmt: skip
-        first = subprocess.Popen(
-            command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        rerun = kill_halfway_then_rerun(
+            "zendesk", zendesk, target, tmp_path, 12, len(live_tickets(zendesk))
         )
-        deadline = time.monotonic() + 60
-        while len(target.store.conversation_ids()) < 12 and time.monotonic() < deadline:
-            if first.poll() is not None:
-                pytest.fail(f"the migration ended before the kill: {first.communicate()}")
-            time.sleep(0.01)
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
-        at_kill = len(target.store.conversation_ids())
-        assert 12 <= at_kill < 37
-
-        rerun = subprocess.run(
-            command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
-        )
-        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
         live = live_tickets(zendesk)
         created = [
             target.store.get_conversation(c)["createdAt"] for c in target.store.conversation_ids()
