@@ -33,6 +33,8 @@ class Segment:
     # Shared by all segments of a sync, in whichever process: see Client.in_flight, RateGate.
     in_flight: Any = field(default=None, repr=False, compare=False)
     gate: RateGate | None = field(default=None, repr=False, compare=False)
+    # The whole list's totalElements: what bounds the walk of any one segment (iter_pages).
+    list_total: int | None = None
 
 
 @dataclass
@@ -92,6 +94,7 @@ def fetch_segment(segment: Segment, client: Client | None = None) -> Iterator[Pa
             page_size=segment.page_size,
             keyset=(resource.cursor_field, resource.since_param),
             stop_before=segment.stop_before,
+            announced=segment.list_total,
             decode=page_decoder(resource),
         )
         for page in prefetched(pages):

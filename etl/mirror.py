@@ -858,6 +858,9 @@ def writer_lock(db_path: str | os.PathLike) -> Iterator[None]:
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
+        # A forked fetch process would hold the lock too (a flock belongs to the open file,
+        # which a fork shares) and keep it after a kill -9 of this process, until it noticed.
+        os.register_at_fork(after_in_child=handle.close)
         yield
     finally:
         handle.close()

@@ -404,15 +404,17 @@ def snippet(
 
 
 def _marked(text: str, words: list[str]) -> str:
-    """Markers as shown; a CJK word's marker narrowed from its whole token to the word."""
+    """Markers as shown; a CJK token's marker narrowed to the words found in it."""
+    within = re.compile("|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)), re.I)
 
     def narrow(match: re.Match) -> str:
         token = match.group(1)
-        for word in words:
-            at, end = token.lower().find(word), token.lower().find(word) + len(word)
-            if at >= 0 and len(word) < len(token):
-                return f"{token[:at]}{_OPEN}{token[at:end]}{_CLOSE}{token[end:]}"
-        return match.group(0)
+        narrowed = within.sub(lambda m: f"{_OPEN}{m.group(0)}{_CLOSE}", token)
+        return (
+            narrowed
+            if narrowed != f"{_OPEN}{token}{_CLOSE}" and _OPEN in narrowed
+            else match.group(0)
+        )
 
     if words:
         text = re.sub(f"{_OPEN}([^{_CLOSE}]*){_CLOSE}", narrow, text)

@@ -454,6 +454,7 @@ def _read_segments(
                 stop_before,
                 in_flight,
                 gate,
+                list_total=read.total,
             )
         )
     if forked:

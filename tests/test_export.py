@@ -447,6 +447,7 @@ def test_cli_exports_and_summarises(mirror_path, tmp_path, capsys):
         (["--since", "last tuesday"], "'last tuesday' is not a date"),
         (["--status", "open"], "'open' is not one of active, pending, closed, spam"),
         (["--excel", "--format", "json"], "--excel applies to --format csv only"),
+        (["--timezone", "Mars/Base"], "'Mars/Base' is not a time zone: use an IANA name"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_a_usage_exit(mirror_path, tmp_path, capsys, args, message):

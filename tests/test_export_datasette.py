@@ -116,3 +116,15 @@ def test_the_index_itself_is_found_without_the_metadata(served):
     found = get(sock, "/smarticks/search_index.json?_search=refund&_shape=objects&_size=5")
     texts = [f"{r['title']} {r['body']}".lower() for r in found["rows"]]
     assert texts and all("refund" in text for text in texts)
+
+
+def test_number_fields_come_out_of_the_sheet_as_numbers_sorted_as_numbers(served):
+    _, sock = served
+    found = get(
+        sock,
+        "/smarticks/conversations_sheet.json?_sort=Amount&Amount__notblank=1"
+        "&_col=Amount&_shape=objects&_size=max",
+    )
+    amounts = [row["Amount"] for row in found["rows"]]
+    assert len(amounts) >= 10 and all(isinstance(a, int | float) for a in amounts)
+    assert amounts == sorted(amounts)  # 9.5 before 10, not after it as text would sort

@@ -7,6 +7,7 @@ import json
 
 from helpers_mirror import rows, run_cli
 from hostile import Answer, Seen, forward, serve
+from openpyxl import load_workbook
 
 from etl.export import DEFAULT_TABLES as TABLES
 from etl.export import PLAIN_NUMBER
@@ -107,3 +108,13 @@ def test_excel_csv_neutralises_formulas_in_number_time_and_text_columns(tmp_path
     assert {r["job_title"] for r in sheets["users"]} == {"-5"}
     assert {r["created_at"] for r in sheets["mailboxes"]} == {"+1"}
     assert {r["name"] for r in sheets["mailboxes"]} == {"'\r=1"}
+
+    # XLSX writes the same values as text cells, never as formulas
+    book = tmp_path / "x.xlsx"
+    code, _, err = run_cli(capsys, "export", "--db", db, "--format", "xlsx", "--out", str(book))
+    assert code == 0, err
+    workbook = load_workbook(book)
+    cells = [c for sheet in workbook.worksheets for row in sheet.iter_rows() for c in row]
+    assert not [c.coordinate for c in cells if c.data_type == "f"]
+    texts = {c.value for c in cells if c.data_type == "s"}
+    assert {COMMAND, HYPERLINK, "\t=1+1", "=cmd", "@now"} <= texts

@@ -227,6 +227,13 @@ def test_chinese_and_japanese_words_match_inside_longer_runs_without_a_star(
     assert numbers(path, f'"{word}"') == [] or word == "注文"  # as a whole token: only 注文
 
 
+def test_a_snippet_marks_each_cjk_word_inside_its_token_and_latin_words_whole():
+    o, c = search._OPEN, search._CLOSE
+    text = f"ご{o}ご対応ありがとうございます{c} and {o}refunds{c} {o}注文{c}"
+    marked = search._marked(text, ["ありがとう", "対応", "注文"])
+    assert marked == "ごご[対応][ありがとう]ございます and [refunds] [注文]"
+
+
 def test_a_cjk_word_and_a_latin_word_must_both_match(sandbox, tmp_path):
     path = tmp_path / "m.db"
     sync_into(sandbox, path)

@@ -26,7 +26,7 @@ def _zone(ctx, param, value):
     try:
         exporting.time_zone(value)
     except EtlError as exc:
-        message = str(exc).removeprefix(f"--timezone {value!r} ")
+        message = str(exc).removeprefix("--timezone ")
         raise click.BadParameter(message, ctx, param) from None
     return value
 
