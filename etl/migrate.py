@@ -42,7 +42,7 @@ from etl.load.attachments import downloader
 from etl.load.customers import CustomerResolver
 from etl.load.report import write_report
 from etl.load.send import Sender, run_workers
-from etl.load.target import mailboxes_with_conversations
+from etl.load.target import Target, mailboxes_with_conversations
 from etl.progress import Progress, silent
 from etl.redact import redact_url
 from etl.stage import SOURCES, Source, StageResult
@@ -115,18 +115,13 @@ def send(
     report: MigrationReport,
     options: SendOptions,
     progress: Progress = silent,
+    target: Target | None = None,
 ) -> MigrationReport:
     """Create what the target lacks and catch up what changed since; returns the report."""
     started = time.monotonic()
     before = client.requests_made
-    target = fetch_target(client)
-    if options.mailbox_id is None or not any(
-        int(b["id"]) == options.mailbox_id for b in target.mailboxes
-    ):
-        names = ", ".join(f"{b['id']} ({b.get('name')})" for b in target.mailboxes)
-        what = f"no mailbox {options.mailbox_id}" if options.mailbox_id else "no --mailbox"
-        raise UsageError(f"{what} on the target; pass --mailbox ID ({names})")
-    fallback_id = _fallback_id(target, options.fallback_user, report)
+    target = target or fetch_target(client)
+    fallback_id = _check_settings(target, options, report)
     report.mailbox_id = options.mailbox_id
     ledger = Ledger(conn, client.url, system, CONVERSATIONS)
     entries = ledger.entries()
@@ -253,18 +248,32 @@ def migrate(
         parts=source.parts,
     )
     report.rejects_path = options.rejects_path or Path(f"{chosen.system}.rejects.csv")
+    target = fetch_target(client)
+    _check_settings(target, options, report)  # before hours of reading the source
     staging = Staging(conn, chosen.system, reader.url, files)
     staging.bind()
     report.stage = source.stage(reader, staging, progress, options.workers)
     convs, row_rejects, missing = source.transform(staging, chosen)
     report.rows = staging.count(source.kind)
     report.missing_files = missing
-    return send(client, conn, convs, row_rejects, chosen.system, report, options, progress)
+    return send(client, conn, convs, row_rejects, chosen.system, report, options, progress, target)
 
 
 def migrate_zendesk(reader, client, conn, files, mapping_name, options, progress=silent):
     """`migrate` from Zendesk (the demo and the benchmark call it so)."""
     return migrate(SOURCES["zendesk"], reader, client, conn, files, mapping_name, options, progress)
+
+
+def _check_settings(target: Target, options: SendOptions, report: MigrationReport) -> int | None:
+    """A usage error for a mailbox or fallback user the target lacks; the fallback user's id."""
+    if options.mailbox_id is None or not any(
+        int(b["id"]) == options.mailbox_id for b in target.mailboxes
+    ):
+        names = ", ".join(f"{b['id']} ({b.get('name')})" for b in target.mailboxes)
+        if options.mailbox_id is None:
+            raise UsageError(f"say which target mailbox to migrate into: --mailbox ID ({names})")
+        raise UsageError(f"no mailbox {options.mailbox_id} on the target; mailboxes: {names}")
+    return _fallback_id(target, options.fallback_user, report)
 
 
 def _fallback_id(target, email: str | None, report: MigrationReport) -> int | None:

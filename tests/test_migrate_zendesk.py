@@ -402,3 +402,19 @@ def test_attachments_over_the_request_limit_follow_in_notes_and_appends(tmp_path
         assert small.store.get_conversation(target_ids(db)[ticket.id])["threadsCount"] == len(
             threads
         )
+
+
+def test_no_or_a_wrong_mailbox_is_one_line_and_exit_2_before_anything_is_sent(
+    zendesk, target, tmp_path
+):
+    env = environment(zendesk, target, tmp_path / "m.db")
+    for extra, said in (
+        ([], "Error: say which target mailbox to migrate into: --mailbox ID (1 ("),
+        (["--mailbox", "99"], "Error: no mailbox 99 on the target; mailboxes: 1 ("),
+    ):
+        args = ["migrate", "zendesk", "--source-url", zendesk.url, *extra]
+        result = CliRunner().invoke(cli, args, env=env)
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith(said) and result.output.count("\n") == 1
+    assert target.store.conversation_ids() == []
+    assert list(zendesk.request_log) == []  # said before the source was read
