@@ -124,11 +124,56 @@ def send(
     fallback_id = _check_settings(target, options, report)
     report.mailbox_id = options.mailbox_id
     ledger = Ledger(conn, client.url, system, CONVERSATIONS)
-    entries = ledger.entries()
     for reject in row_rejects:
         report.reject(reject.file, reject.row, "", reject.problem)
-    to_send: list[tuple[Item, Entry | None]] = []
     run_id = None if options.dry_run else ledger.start_run(report.source, system, False)
+    to_send = _plan(convs, target, ledger, run_id, fallback_id, report, options)
+    rest = _fit_creates(to_send, options.max_request, report)
+    if options.dry_run:
+        report.requests = client.requests_made - before
+        report.seconds = time.monotonic() - started
+        write_rejects(report)
+        write_report(report)
+        return report
+    sender = _sender(client, conn, ledger, system, report, run_id, fallback_id, to_send)
+    entry_of = {item.source_id: entry for item, entry in to_send}
+    bar = progress("conversations", len(to_send))
+    status = "failed"
+    try:
+        run_workers(
+            [item for item, _ in to_send],
+            lambda item: sender.send(CONVERSATIONS, item, entry_of[item.source_id]),
+            options.workers,
+            sender.stop,
+            bar,
+        )
+        entries = ledger.entries()
+        for item in rest:  # created with its first threads: the catch-up appends the others
+            entry = entries.get(item.source_id)
+            if entry is not None and entry.state == "done":
+                item.update_of = entry.target_id
+                sender.send(CONVERSATIONS, item, entry)
+        status = "done"
+    except EtlError as exc:
+        raise LoadFailed(exc, report) from exc
+    finally:
+        bar.close()
+        report.requests = client.requests_made - before
+        report.seconds = time.monotonic() - started
+        report.not_attempted += max(0, len(to_send) - sender.finished)
+        report.customers_created = sender.customers.created
+        report.customers_found = sender.customers.found
+        ledger.finish_run(run_id, status, report.counts())
+        write_rejects(report)
+        write_report(report)
+    return report
+
+
+def _plan(convs, target, ledger, run_id, fallback_id, report, options):
+    """Each conversation's payload, and whether it is new, changed since, loaded or rejected:
+    (item, ledger entry) for each one to send."""
+    entries = ledger.entries()
+    to_send: list[tuple[Item, Entry | None]] = []
     for conv in convs:
         if conv.skip_reason:
             report.skipped_records[conv.skip_reason] += 1
@@ -165,9 +210,15 @@ def send(
         label = "would be updated" if item.update_of else "would be sent"
         report.outcome(item, label if options.dry_run else "not attempted")
     report.to_send = len(to_send) - report.would_update
-    rest: list[Item] = []  # conversations too big for one create: the threads that follow it
+    return to_send
+
+
+def _fit_creates(to_send: list[tuple[Item, Entry | None]], budget: int, report) -> list[Item]:
+    """Creates too big for one request become their first threads (in place); the whole items
+    are returned, for the catch-up to append the rest right after."""
+    rest: list[Item] = []
     for position, (item, entry) in enumerate(to_send):
-        first = None if item.update_of else first_request(item, options.max_request)
+        first = None if item.update_of else first_request(item, budget)
         if first is not None:
             to_send[position] = (first, entry)
             rest.append(item)
@@ -176,12 +227,11 @@ def send(
                 f"{item.source_id}: created with {kept} of {len(item.expected['threads'])} "
                 "threads, the rest appended right after"
             )
-    if options.dry_run:
-        report.requests = client.requests_made - before
-        report.seconds = time.monotonic() - started
-        write_rejects(report)
-        write_report(report)
-        return report
+    return rest
+
+
+def _sender(client, conn, ledger, system, report, run_id, fallback_id, to_send) -> Sender:
+    """The load's sender, set up as `etl load` sets it up for conversations."""
     sender = Sender(client, ledger, report, run_id)
     sender.fetch = downloader(client)
     sender.by_user = fallback_id
@@ -190,37 +240,7 @@ def send(
     )
     boxes = {i.payload.get("mailboxId") for i, e in to_send if e is None}
     sender.look_in = mailboxes_with_conversations(client, boxes - {None})
-    entry_of = {item.source_id: entry for item, entry in to_send}
-    bar = progress("conversations", len(to_send))
-    status = "failed"
-    try:
-        run_workers(
-            [item for item, _ in to_send],
-            lambda item: sender.send(CONVERSATIONS, item, entry_of[item.source_id]),
-            options.workers,
-            sender.stop,
-            bar,
-        )
-        entries = ledger.entries()
-        for item in rest:  # created with its first threads: the catch-up appends the others
-            entry = entries.get(item.source_id)
-            if entry is not None and entry.state == "done":
-                item.update_of = entry.target_id
-                sender.send(CONVERSATIONS, item, entry)
-        status = "done"
-    except EtlError as exc:
-        raise LoadFailed(exc, report) from exc
-    finally:
-        bar.close()
-        report.requests = client.requests_made - before
-        report.seconds = time.monotonic() - started
-        report.not_attempted += max(0, len(to_send) - sender.finished)
-        report.customers_created = sender.customers.created
-        report.customers_found = sender.customers.found
-        ledger.finish_run(run_id, status, report.counts())
-        write_rejects(report)
-        write_report(report)
-    return report
+    return sender
 
 
 def migrate(
