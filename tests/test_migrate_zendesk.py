@@ -418,3 +418,17 @@ def test_no_or_a_wrong_mailbox_is_one_line_and_exit_2_before_anything_is_sent(
         assert result.output.startswith(said) and result.output.count("\n") == 1
     assert target.store.conversation_ids() == []
     assert list(zendesk.request_log) == []  # said before the source was read
+
+
+def test_5xx_at_the_source_are_retried_and_every_ticket_arrives_once(tmp_path, monkeypatch, target):
+    from etl.sources import http
+
+    monkeypatch.setattr(http.time, "sleep", lambda seconds: None)
+    with ZendeskSandbox(seed=5, tickets=20, error_rate=0.25, fault_seed=3) as zendesk:
+        result = migrate(zendesk, target, tmp_path / "m.db", "--fallback-user", FALLBACK)
+        failed = zendesk.status_counts.get(503, 0)
+        live = live_tickets(zendesk)
+    assert result.exit_code == 0, result.output
+    assert failed >= 5
+    made = [target.store.get_conversation(c)["createdAt"] for c in target.store.conversation_ids()]
+    assert sorted(made) == sorted(iso(t.created_at) for t in live)
