@@ -432,3 +432,18 @@ def test_5xx_at_the_source_are_retried_and_every_ticket_arrives_once(tmp_path, m
     assert failed >= 5
     made = [target.store.get_conversation(c)["createdAt"] for c in target.store.conversation_ids()]
     assert sorted(made) == sorted(iso(t.created_at) for t in live)
+
+
+def test_a_retry_after_beyond_max_wait_fails_at_once_in_one_line(tmp_path, monkeypatch, target):
+    from etl.sources import http
+
+    waits = []
+    monkeypatch.setattr(http.time, "sleep", waits.append)
+    with ZendeskSandbox(seed=6, tickets=5, rate_limit_every=1, retry_after=3600) as zendesk:
+        result = migrate(zendesk, target, tmp_path / "m.db", "--max-wait", "60")
+    assert result.exit_code == 1, result.output
+    assert waits == []  # no hour-long sleep
+    assert result.output.strip().splitlines() == [
+        "Error: GET /api/v2/incremental/tickets/cursor.json: HTTP 429: "
+        "the source asks to wait 3600 s, more than --max-wait 60 s"
+    ]
