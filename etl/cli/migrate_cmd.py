@@ -9,15 +9,7 @@ from pathlib import Path
 import click
 
 from etl import mirror
-from etl.cli.common import (
-    DEFAULT_MAX_WAIT,
-    connection_options,
-    db_option,
-    make_client,
-    quiet_option,
-    say,
-)
-from etl.client import RetryPolicy
+from etl.cli.common import connection_options, db_option, make_client, quiet_option, say
 from etl.load import LoadFailed
 
 EXIT_REJECTED = 3
@@ -97,9 +89,6 @@ def run_migration(name: str, reader, settings: dict) -> None:
     from etl.staging import files_folder
 
     quiet, db = settings["quiet"], settings["db"]
-    # --max-wait is the patience with the source too (Zendesk's export allows 10 a minute).
-    patience = click.get_current_context().meta.get("etl.max_wait", DEFAULT_MAX_WAIT)
-    reader.http.retry = RetryPolicy(max_total_wait=patience)
     if reader.warning and not quiet:
         click.echo(f"warning: {reader.warning}", err=True)
     client = make_client(settings["url"], settings["api_key"], quiet)
