@@ -74,6 +74,8 @@ def test_a_full_migration_matches_the_source_field_by_field(helpscout, target, t
     assert figure(result.output, "created") == len(convs) == 26
     assert re.search(r"skipped\s+4\s+\(spam in Help Scout\)", result.output)
     assert re.search(r"threads\s+\d+\s+\(\d+ system threads skipped\)", result.output)
+    plans = sum(1 for c in convs if c.plan)
+    assert f"custom field Plan (not in the target mailbox)  ({plans} records)" in result.output
     ids = target_ids(db)
     files_checked = 0
     for conv in convs:
@@ -89,6 +91,8 @@ def test_a_full_migration_matches_the_source_field_by_field(helpscout, target, t
             assignee = FALLBACK
         assert (got["assignee"] or {}).get("email") == assignee
         assert sorted(t["name"] for t in got["_embedded"]["tags"]) == sorted(conv.tags)
+        fields = {f["name"]: f["text"] for f in got["customFields"] if f["value"]}
+        assert fields == ({"Priority": conv.priority} if conv.priority else {})  # Plan: left out
         threads = list(reversed(got["_embedded"]["threads"]))
         published = [t for t in conv.threads if t.type != "lineitem"]
         assert len(threads) == len(published)

@@ -29,6 +29,8 @@ AGENTS = (
 )
 STATUSES = ("active", "active", "pending", "closed", "closed", "closed", "spam")
 TYPES = ("email", "email", "email", "chat", "phone")
+PRIORITIES = ("Low", "Medium", None)
+FIELDS = {"Priority": (7001, {"Low": "1", "Medium": "2"}), "Plan": (7002, {"Pro": "1"})}
 
 
 def iso(when: int) -> str:
@@ -78,6 +80,8 @@ class Conversation:
     tags: list[str]
     threads: list[Thread] = field(default_factory=list)
     closed_at: int | None = None
+    priority: str | None = None  # the custom field "Priority" (a dropdown)
+    plan: str | None = None  # the custom field "Plan" (a dropdown the target lacks)
 
 
 class HelpScoutStore:
@@ -223,7 +227,7 @@ class HelpScoutStore:
             "cc": [],
             "bcc": [],
             "primaryCustomer": self.render_person(conv.customer, "customer"),
-            "customFields": [],
+            "customFields": _custom_fields(conv),
             "_links": {"self": {"href": f"{self.api_url}/v2/conversations/{conv.id}"}},
         }  # fmt: skip
         if with_threads:
@@ -281,4 +285,17 @@ def _populate(store: HelpScoutStore, rng: random.Random, count: int) -> None:
             line.action = "Marked as closed"
             conv.threads.append(line)
         conv.modified_at = at + 60
+        conv.priority = PRIORITIES[number % len(PRIORITIES)]
+        conv.plan = "Pro" if number % 4 == 0 else None
         store.conversations[conv.id] = conv
+
+
+def _custom_fields(conv: Conversation) -> list[dict]:
+    # https://developer.helpscout.com/mailbox-api/endpoints/conversations/list/ (customFields:
+    # id, name, value - a dropdown's option id - and text, its label)
+    out = []
+    for name, label in (("Priority", conv.priority), ("Plan", conv.plan)):
+        if label:
+            ident, options = FIELDS[name]
+            out.append({"id": ident, "name": name, "value": options[label], "text": label})
+    return out
