@@ -265,7 +265,8 @@ class Client:
         `url` is absolute or a path under the API's URL. The key goes only to the API's own
         origin: a file elsewhere, or a redirect off the origin (followed for files, at most
         MAX_REDIRECTS, never from https down to http), is fetched without it from then on.
-        A retry (dropped connection, 5xx, 429 after its Retry-After) starts `out` over.
+        A retry (dropped connection, 5xx, 429 after its Retry-After) starts `out` over. A 404
+        is NotFound; messages show the URL redacted (a file URL's token is a credential).
         """
         absolute = url if urlsplit(url).scheme else f"{self.url}/{url.lstrip('/')}"
         shown = redact_url(absolute)
@@ -277,7 +278,10 @@ class Client:
             nonlocal written
             response = self._exchange("GET", shown, absolute, follow_elsewhere=True)
             if response.status_code >= 300:
-                read_whole(response)
+                try:
+                    read_whole(response)  # the error's body, for its message
+                except AnswerTooLarge as exc:
+                    raise ApiError(response.status_code, "GET", shown, str(exc)) from None
                 return response
             out.seek(0)
             out.truncate()

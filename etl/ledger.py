@@ -95,6 +95,18 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
         conn.executescript(SCHEMA)
 
 
+# One lock per sqlite3 connection, whichever ledger writes through it: a connection takes one
+# transaction at a time. (Connections take no weak references; an id reused by a later
+# connection only shares a lock, which is safe.)
+_LOCKS: dict[int, threading.RLock] = {}
+_LOCKS_LOCK = threading.Lock()
+
+
+def _connection_lock(conn: sqlite3.Connection) -> threading.RLock:
+    with _LOCKS_LOCK:
+        return _LOCKS.setdefault(id(conn), threading.RLock())
+
+
 class Ledger:
     """Ledger rows for one target, source system and kind; safe to share between threads.
 
@@ -105,7 +117,7 @@ class Ledger:
     def __init__(self, conn: sqlite3.Connection, target: str, system: str, kind: str):
         self.conn = conn
         self.target, self.system, self.kind = target_key(target), system, kind
-        self.lock = threading.RLock()
+        self.lock = _connection_lock(conn)
         ensure_schema(conn)
 
     def sibling(self, kind: str) -> Ledger:

@@ -260,7 +260,7 @@ def migrate(
         CONVERSATIONS,
         chosen.system,  # names the report file: zendesk.report.csv
         chosen.name,
-        client.url,
+        redact_url(client.url),
         options.dry_run,
         fallback_user=options.fallback_user,
         source=shown,

@@ -828,6 +828,8 @@ def test_ledgers_of_one_connection_share_one_lock():
 
     from etl.ledger import Ledger
 
-    ledger = Ledger(sqlite3.connect(":memory:", check_same_thread=False), "http://x", "s", "c")
+    conn = sqlite3.connect(":memory:", check_same_thread=False)
+    ledger = Ledger(conn, "http://x", "s", "conversations")
     customers = ledger.sibling("customers")
     assert customers.lock is ledger.lock and customers.kind == "customers"
+    assert Ledger(conn, "http://x", "s", "customers").lock is ledger.lock

@@ -441,6 +441,10 @@ def test_a_password_in_the_url_is_never_printed(sandbox, tmp_path, monkeypatch):
     assert f"into {sandbox.url} " in status.output  # the load run names its target
     for result in (synced, backed, loaded, checked, wrong, gone, status):
         assert "PASSWORD" not in result.output
+    written = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert len(written) >= 4  # the mirror, the ledger, a snapshot, the load's report
+    for path in written:  # nor stored: mirrors, snapshots, reports
+        assert b"PASSWORD" not in path.read_bytes(), path
 
 
 def test_a_token_in_a_url_is_not_shown_in_errors_or_run_records(sandbox, tmp_path):
@@ -538,18 +542,25 @@ def test_a_plain_file_keeps_its_type_but_is_still_a_download(sandbox):
         assert served_type(mime) == "application/octet-stream"
 
 
-def test_the_sandbox_warns_when_it_listens_beyond_loopback_with_the_default_key():
-    command = [sys.executable, "-m", "etl", "sandbox", "--host", "0.0.0.0", "--port", "0"]
-    server = subprocess.Popen(
-        [*command, "--empty"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+def stderr_of_a_sandbox(*args: str) -> str:
+    """Start `etl sandbox ARGS`, wait for its first line, stop it; what it said on stderr."""
+    command = [sys.executable, "-m", "etl", "sandbox", "--port", "0", *args]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert "Smarticks sandbox at" in server.stdout.readline()
+        assert "sandbox at" in server.stdout.readline()
     finally:
         server.terminate()
         server.wait(timeout=10)
-    warning = server.stderr.read()
+    return server.stderr.read()
+
+
+def test_the_sandbox_warns_when_it_listens_beyond_loopback_with_the_default_key():
+    warning = stderr_of_a_sandbox("--host", "0.0.0.0", "--empty")
     assert warning.startswith("warning: listening on 0.0.0.0 with the well-known key")
+    emulated = stderr_of_a_sandbox("--host", "0.0.0.0", "--flavor", "zendesk")
+    assert emulated.startswith(
+        "warning: listening on 0.0.0.0 with the Zendesk emulation's well-known credentials"
+    )
     assert exposure_warning("127.0.0.1", "sandbox-key") is None
     assert exposure_warning("::1", "sandbox-key") is None
     assert exposure_warning("localhost", "sandbox-key") is None
@@ -683,3 +694,31 @@ def test_a_redirect_from_http_to_https_says_to_pass_the_https_url(sandbox):
         " not followed, the API key stays on its host (if the server moved to https, pass that"
         " as --url)"
     )
+
+
+def test_a_migration_shows_neither_address_with_its_password(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with ZendeskSandbox(seed=1, tickets=3) as zendesk, Sandbox(empty=True) as target:
+        env = {
+            "SMARTICKS_URL": with_password(target.url),
+            "SMARTICKS_API_KEY": target.api_key,
+            "ZENDESK_EMAIL": zendesk.email,
+            "ZENDESK_TOKEN": zendesk.token,
+        }
+        args = ["migrate", "zendesk", "--source-url", with_password(zendesk.url), "--mailbox", 1]
+        args += ["--fallback-user", FALLBACK, "--db", tmp_path / "m.db"]
+        result = CliRunner().invoke(cli, [str(a) for a in args], env=env)
+        shown = target.url.replace("http://", "http://***@")
+    assert result.exit_code in (0, 3), result.output
+    assert shown in result.output
+    assert "PASSWORD" not in result.output
+    for written in tmp_path.iterdir():
+        if written.is_file():
+            assert b"PASSWORD" not in written.read_bytes(), written
+
+
+def test_a_source_emulation_refuses_a_big_body_unread():
+    with ZendeskSandbox(seed=1, tickets=1) as zendesk:
+        head = "POST /api/v2/tickets.json HTTP/1.1\nHost: x\nContent-Length: 60000000\n"
+        status, headers, _ = raw_request(zendesk.url, head, b"{")
+    assert status == 413 and headers["connection"] == "close"

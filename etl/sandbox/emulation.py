@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+MAX_BODY = 1_000_000  # the sources are only read: no request needs a bigger body
+
 
 @dataclass
 class Reply:
@@ -174,7 +176,18 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         emulation: Emulation = self.server.emulation
         parts = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = MAX_BODY + 1
+        if length > MAX_BODY or "chunked" in (self.headers.get("Transfer-Encoding") or ""):
+            # Refused unread, as the Smarticks sandbox does: no body fills the memory.
+            self.close_connection = True
+            self.send_response(413)
+            self.send_header("Content-Length", "0")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            return
         body = self.rfile.read(length) if length > 0 else b""
         request = Request(
             self.server.role,

@@ -11,15 +11,21 @@ from .server import DEFAULT_API_KEY, Sandbox
 DEFAULT_PORT = 8025
 
 
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach `host` (a host name, or "" for every interface,
+    may be reachable from others)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def exposure_warning(host: str, api_key: str) -> str | None:
     """A warning when other machines could reach a sandbox whose key everyone knows."""
-    if api_key != DEFAULT_API_KEY or host == "localhost":
+    if api_key != DEFAULT_API_KEY or is_loopback(host):
         return None
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return None
-    except ValueError:
-        pass  # a host name, or "" for every interface: it may be reachable
     return (
         f"warning: listening on {host or 'every interface'} with the well-known key "
         f"{api_key!r}: whoever reaches the port can read and change its data "

@@ -1,8 +1,11 @@
 """Run a source emulation in the foreground until Ctrl-C (`etl sandbox --flavor NAME`)."""
 
+import sys
 import threading
 
 from etl.errors import ConfigError
+
+from .serve import is_loopback
 
 FALLBACK = "admin@support.example.org"
 
@@ -14,6 +17,13 @@ def serve_source(flavor: str, host: str, port: int, seed: int, count: int, **fau
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     name = {"zendesk": "Zendesk", "helpscout": "Help Scout", "freshdesk": "Freshdesk"}[flavor]
+    if not is_loopback(host):
+        print(
+            f"warning: listening on {host or 'every interface'} with the {name} emulation's "
+            "well-known credentials: whoever reaches the port can read its data",
+            file=sys.stderr,
+            flush=True,
+        )
     print(f"{name} sandbox at {sandbox.url}  (files at {sandbox.files_url}), seed {seed}")
     if flavor == "zendesk":
         print(f"  export ZENDESK_EMAIL={sandbox.email} ZENDESK_TOKEN={sandbox.token}")
