@@ -57,6 +57,10 @@ def stage_zendesk(
     bar = progress("source tickets", None)
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="source")
     try:
+        fields = reader.ticket_fields()
+        staging.save_page(
+            [("ticket_field", str(f["id"]), f.get("updated_at"), f) for f in fields], [], None
+        )
         for page in reader.ticket_pages(staging.cursor("tickets")):
             ids = [str(t["id"]) for t in page.tickets]
             stamps = staging.updated_at("comments", ids)
@@ -140,6 +144,7 @@ def zendesk_conversations(
     comments = staging.records("comments")
     users = staging.records("user")
     metrics = staging.records("metric")
+    ticket_fields = staging.records("ticket_field")
     local_file = _local_files(staging)
     rows = []
     missing: Counter = Counter()
@@ -150,6 +155,7 @@ def zendesk_conversations(
             comments.get(str(ticket["id"]), []),
             users,
             metrics.get(str(ticket["id"])),
+            ticket_fields,
             staging.url,
             local_file,
         )

@@ -38,10 +38,23 @@ def test_a_comment_needs_its_attachments_and_the_inline_images_on_the_account_on
 def test_inline_images_are_named_in_the_body_and_attached_and_others_are_left_alone():
     files = {SHOT: ("ab/sha1", "image/png"), PASTED: ("cd/sha2", "image/png")}
     record, missing = ticket_record(
-        {"id": 5, "status": "open", "requester_id": 7, "custom_fields": [{"id": 9, "value": 1}]},
+        {
+            "id": 5,
+            "status": "open",
+            "requester_id": 7,
+            "custom_fields": [{"id": 9, "value": "plan_pro"}, {"id": 8, "value": None}],
+        },
         [comment()],
         {"7": {"id": 7, "email": "c@example.org", "role": "end-user", "suspended": False}},
         {"ticket_id": 5, "solved_at": "2025-01-03T00:00:00Z"},
+        {
+            "9": {
+                "id": 9,
+                "title": "Plan",
+                "custom_field_options": [{"name": "Pro", "value": "plan_pro"}],
+            },
+            "8": {"id": 8, "title": "Vendor"},
+        },
         ACCOUNT,
         files.get,
     )
@@ -59,7 +72,8 @@ def test_inline_images_are_named_in_the_body_and_attached_and_others_are_left_al
     assert missing == ["report.pdf"]  # the PDF's download found nothing
     assert out["author"]["email"] == "c@example.org"
     assert record["solved_at"] == "2025-01-03T00:00:00Z"
-    assert record["fields"] == {"9": 1}
+    assert record["fields"] == {"9": "plan_pro", "8": None}
+    assert record["custom"] == {"Plan": "Pro"}  # by title, a dropdown by its option's name
     assert record["spam"] is False
 
 
@@ -69,6 +83,7 @@ def test_an_image_the_source_lost_says_so_instead_of_linking_to_it():
         [comment(attachments=[])],
         {},
         None,
+        {},
         ACCOUNT,
         lambda url: None,
     )
@@ -81,9 +96,9 @@ def test_an_image_the_source_lost_says_so_instead_of_linking_to_it():
 def test_a_deleted_ticket_whose_requester_is_suspended_is_spam():
     users = {"7": {"id": 7, "suspended": True}}
     spam, _ = ticket_record({"id": 1, "status": "deleted", "requester_id": 7}, [], users, None,
-                            ACCOUNT, lambda u: None)  # fmt: skip
+                            {}, ACCOUNT, lambda u: None)  # fmt: skip
     deleted, _ = ticket_record({"id": 1, "status": "deleted", "requester_id": 8}, [], users, None,
-                               ACCOUNT, lambda u: None)  # fmt: skip
+                               {}, ACCOUNT, lambda u: None)  # fmt: skip
     assert (spam["spam"], deleted["spam"]) == (True, False)
 
 

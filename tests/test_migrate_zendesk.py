@@ -85,6 +85,8 @@ def test_a_full_migration_matches_the_source_field_by_field(zendesk, target, tmp
     assert figure(result.output, "skipped") == 2  # "deleted in Zendesk", listed first
     assert re.search(r"skipped\s+1\s+\(marked as spam in Zendesk\)", result.output)
     assert "former.agent@acme-support.example.com" in result.output  # listed, sent as admin
+    plans = sum(1 for t in live_tickets(zendesk) if t.custom_fields[360002])
+    assert f"custom field Plan (not in the target mailbox)  ({plans} records)" in result.output
     users = {u.id: u for u in zendesk.store.users.values()}
     agents_on_target = {"agent2@support.example.org", "agent3@support.example.org"}
     ids = target_ids(db)
@@ -104,6 +106,9 @@ def test_a_full_migration_matches_the_source_field_by_field(zendesk, target, tmp
             assignee = FALLBACK
         assert (conv["assignee"] or {}).get("email") == assignee
         assert sorted(t["name"] for t in conv["_embedded"]["tags"]) == sorted(ticket.tags)
+        fields = {f["name"]: f["value"] for f in conv["customFields"] if f["value"]}
+        vendor = ticket.custom_fields[360001]
+        assert fields == ({"Vendor": vendor} if vendor else {})  # Plan: not on the target
         threads = list(reversed(conv["_embedded"]["threads"]))  # the API lists newest first
         assert len(threads) == len(ticket.comments)
         for thread, comment in zip(threads, ticket.comments, strict=True):
@@ -271,10 +276,7 @@ def test_a_mapping_file_changes_statuses_and_maps_custom_fields(zendesk, target,
     text = (
         shipped.read_text(encoding="utf-8")
         .replace('hold = "pending"', 'hold = "active"')
-        .replace(
-            'threads_order = "oldest_first"',
-            'threads_order = "oldest_first"\ncustom_fields = { "Vendor" = "fields.360001" }',
-        )
+        .replace('custom_fields = "custom"', 'custom_fields = { "Comments" = "fields.360001" }')
     )
     custom = tmp_path / "mine.toml"
     custom.write_text(text, encoding="utf-8")
@@ -290,7 +292,8 @@ def test_a_mapping_file_changes_statuses_and_maps_custom_fields(zendesk, target,
         fields = {f["name"]: f["value"] for f in target.store.get_conversation(ids[ticket.id])[
             "customFields"
         ]}  # fmt: skip
-        assert fields.get("Vendor") == ticket.custom_fields[360001]
+        assert fields.get("Comments") == ticket.custom_fields[360001]
+        assert not fields.get("Vendor")  # the mapping chose another field
 
 
 def test_the_token_is_never_printed_or_stored(zendesk, target, tmp_path):
@@ -319,7 +322,7 @@ def test_a_wrong_token_is_one_line_and_exit_4(zendesk, target, tmp_path):
     result = CliRunner().invoke(cli, args, env=env)
     assert result.exit_code == 4
     assert result.output.strip().splitlines() == [
-        "Error: GET /api/v2/incremental/tickets/cursor.json: HTTP 401: Zendesk refused the "
+        "Error: GET /api/v2/ticket_fields.json: HTTP 401: Zendesk refused the "
         "email and API token (check --source-email/--source-token)"
     ]
 
@@ -444,6 +447,6 @@ def test_a_retry_after_beyond_max_wait_fails_at_once_in_one_line(tmp_path, monke
     assert result.exit_code == 1, result.output
     assert waits == []  # no hour-long sleep
     assert result.output.strip().splitlines() == [
-        "Error: GET /api/v2/incremental/tickets/cursor.json: HTTP 429: "
+        "Error: GET /api/v2/ticket_fields.json: HTTP 429: "
         "the source asks to wait 3600 s, more than --max-wait 60 s"
     ]

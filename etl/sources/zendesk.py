@@ -149,6 +149,18 @@ class ZendeskReader:
             out.extend(body.get("users") or [])
         return out
 
+    def ticket_fields(self) -> list[dict]:
+        """The ticket fields (titles, dropdown options), following `next_page`."""
+        out: list[dict] = []
+        body = self._get_json("api/v2/ticket_fields.json", {})
+        for _ in range(1000):
+            out.extend(body.get("ticket_fields") or [])
+            following = body.get("next_page")
+            if not following or not str(following).startswith(self.url + "/"):
+                return out
+            body = self._get_json(str(following)[len(self.url) + 1 :], {})
+        raise PagingError("/api/v2/ticket_fields.json", "more than 1000 pages")
+
     def download(self, url: str) -> Download | None:
         """An attachment's bytes, following redirects, without credentials; None when gone."""
         response = self.http.send(self.files, "GET", url, display(url))

@@ -3,8 +3,9 @@
 A ticket record carries what the mapping (`mappings/zendesk-api.toml`, or the user's own)
 needs without lookups: the requester, assignee and each comment's author as user objects,
 the metric set's `solved_at`, `spam` (Zendesk's "Mark as spam" deletes the ticket and suspends
-its requester), custom field values by field id under `fields`, and each comment's
-attachments as files in the staging's folder.
+its requester), custom field values by field id under `fields` and by title under `custom`
+(a dropdown's by its option's name), and each comment's attachments as files in the staging's
+folder.
 
 Inline images: an `<img>` whose address is on the Zendesk account (or is one of the comment's
 attachments) dies with the account. Its file is attached to the comment (it was downloaded
@@ -45,6 +46,7 @@ def ticket_record(
     comments: list[dict],
     users: dict[str, dict],
     metric: dict | None,
+    ticket_fields: dict[str, dict],
     account: str,
     local_file: Callable[[str], tuple[str, str] | None],
 ) -> tuple[dict, list[str]]:
@@ -68,6 +70,7 @@ def ticket_record(
     record["fields"] = {
         str(f.get("id")): f.get("value") for f in ticket.get("custom_fields") or [] if f
     }
+    record["custom"] = _by_title(record["fields"], ticket_fields)
     out_comments = []
     for comment in sorted(comments, key=lambda c: (c.get("created_at") or "", c.get("id") or 0)):
         files = []
@@ -93,6 +96,20 @@ def ticket_record(
         )
     record["comments"] = out_comments
     return record, missing
+
+
+def _by_title(values: dict[str, object], ticket_fields: dict[str, dict]) -> dict[str, str]:
+    """Custom field values by the field's title, a dropdown's by its option's name."""
+    out = {}
+    for ident, value in values.items():
+        field = ticket_fields.get(ident)
+        if field is None or value in (None, "", [], False):
+            continue
+        options = {o.get("value"): o.get("name") for o in field.get("custom_field_options") or []}
+        if isinstance(value, list):  # a multi-select
+            value = ", ".join(str(options.get(v, v)) for v in value)
+        out[str(field.get("title") or ident)] = str(options.get(value, value))
+    return out
 
 
 def _known_urls(comment: dict) -> dict[str, str]:

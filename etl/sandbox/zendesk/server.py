@@ -110,6 +110,11 @@ def _route(sandbox: ZendeskSandbox, path: str, query: dict) -> tuple[int, dict]:
         return _comments(sandbox, int(found.group(1)), query, path)
     if path in ("/api/v2/users/show_many.json", "/api/v2/users/show_many"):
         return _show_many(sandbox, query)
+    if path in ("/api/v2/ticket_fields.json", "/api/v2/ticket_fields"):
+        # https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_fields/
+        fields = sandbox.store.render_ticket_fields()
+        return 200, {"ticket_fields": fields, "next_page": None, "previous_page": None,
+                     "count": len(fields)}  # fmt: skip
     found = re.fullmatch(r"/api/v2/tickets/(\d+)/metrics(\.json)?", path)
     if found:
         ticket = sandbox.store.tickets.get(int(found.group(1)))

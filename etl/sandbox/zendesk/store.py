@@ -30,8 +30,12 @@ AGENTS = (
 CHANNELS = ("email", "email", "email", "web", "api", "voice", "chat", "native_messaging")
 STATUSES = ("new", "open", "open", "pending", "hold", "solved", "solved", "closed", "closed")
 PRIORITIES = ("low", "normal", "normal", "high", "urgent", None)
-ORDER_FIELD = 360001  # a custom ticket field: text "Order number"
-PLAN_FIELD = 360002  # a custom ticket field: dropdown "Plan" (values are tags)
+ORDER_FIELD = 360001  # a custom ticket field: text "Vendor" (a field the target has too)
+PLAN_FIELD = 360002  # a custom ticket field: dropdown "Plan" (values are tags; not on the target)
+TICKET_FIELDS = (
+    (ORDER_FIELD, "text", "Vendor", ()),
+    (PLAN_FIELD, "tagger", "Plan", (("Basic", "plan_basic"), ("Pro", "plan_pro"))),
+)
 # A 1x1 PNG: what an inline screenshot looks like to a migration.
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -329,6 +333,32 @@ class ZendeskStore:
             "malware_scan_result": "malware_not_found",
             "thumbnails": [],
         }
+
+    def render_ticket_fields(self) -> list[dict]:
+        # https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_fields/#json-format
+        out = []
+        for position, (ident, kind, title, options) in enumerate(TICKET_FIELDS, start=1):
+            out.append({
+                "id": ident,
+                "url": f"{self.base_url}/api/v2/ticket_fields/{ident}.json",
+                "type": kind,
+                "title": title,
+                "raw_title": title,
+                "description": "",
+                "position": position,
+                "active": True,
+                "required": False,
+                "visible_in_portal": False,
+                "editable_in_portal": False,
+                "custom_field_options": [
+                    {"id": ident * 10 + n, "name": name, "raw_name": name, "value": value,
+                     "default": False}
+                    for n, (name, value) in enumerate(options)
+                ],
+                "created_at": iso(BASE - 500 * DAY),
+                "updated_at": iso(BASE - 500 * DAY),
+            })  # fmt: skip
+        return out
 
     def render_metric_set(self, ticket: Ticket) -> dict:
         # https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_metrics/#json-format
