@@ -96,10 +96,8 @@ def restore_command(snapshot, db, quiet):
     from etl.restore import restore
 
     done = restore(snapshot, db)
-    say(
-        quiet,
-        f"Restored {snapshot} as {db}: {done.conversations} conversations, {done.files} files",
-    )
+    held = f"{done.conversations} conversations, {done.files} attachment files"
+    say(quiet, f"Restored {snapshot} as {db}: {held}")
     if done.missing_files:
         click.echo(
             f"warning: {done.missing_files} attachment files named by the snapshot were not "
