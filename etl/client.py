@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 
+from etl import timeutil
 from etl.errors import (
     ApiError,
     AuthError,
@@ -393,26 +394,6 @@ class Page:
     total: int | None
 
 
-def parse_timestamp(text: str) -> datetime:
-    """Parse the API's UTC timestamps, including the `13-24-01Z` form some endpoints use."""
-    text = text.strip()
-    if len(text) >= 19 and text[10] == "T" and text[13] == "-" and text[16] == "-":
-        text = f"{text[:13]}:{text[14:16]}:{text[17:]}"
-    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC)
-
-
-def format_timestamp(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def one_second_before(text: str) -> str:
-    """`updatedSince` is strictly after: one second earlier includes the second itself."""
-    return format_timestamp(parse_timestamp(text) - timedelta(seconds=1))
-
-
 _AFTER_KEY = re.compile(rb'\s*:\s*"([^"\\]{1,64})"')
 
 
@@ -535,8 +516,8 @@ def iter_pages(
         if count < page_size or not last or (stop_before is not None and last >= stop_before):
             return None
         try:
-            following = one_second_before(last)
-            if since is not None and parse_timestamp(following) <= parse_timestamp(since):
+            following = timeutil.one_second_before(last)
+            if since is not None and timeutil.parse(following) <= timeutil.parse(since):
                 return None
         except ValueError:
             return None
@@ -561,7 +542,7 @@ def iter_pages(
         for _ in range(5):
             found = 0
             for number in itertools.count(1):
-                records, _info = fetch(one_second_before(second), number)
+                records, _info = fetch(timeutil.one_second_before(second), number)
                 inside = [r for r in records if r[field_name] == second]
                 fresh, _ = keep(inside)
                 found += len(fresh)
@@ -598,8 +579,8 @@ def iter_pages(
             block = None
         if last_page:
             return
-        new_anchor = one_second_before(last)
-        if anchor is None or parse_timestamp(new_anchor) > parse_timestamp(anchor):
+        new_anchor = timeutil.one_second_before(last)
+        if anchor is None or timeutil.parse(new_anchor) > timeutil.parse(anchor):
             anchor = new_anchor
             seen = {m: None for m in seen if m[1] >= last}
             # The new window starts at the records of second `last`; skip whole pages of them

@@ -33,12 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from etl import mapping as m
-from etl.client import Client, iter_pages, parse_timestamp
+from etl.client import Client, iter_pages
 from etl.errors import Conflict, EtlError, OutcomeUnknown, ValidationFailed
 from etl.ledger import Entry, Ledger
 from etl.progress import Progress, silent
 from etl.readers import read_rows
 from etl.resources import ALL_STATUSES
+from etl.timeutil import parse as parse_timestamp
 
 CONVERSATIONS = "conversations"
 CUSTOMERS = "customers"

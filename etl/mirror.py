@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import etl
+from etl import timeutil
 from etl.errors import ConfigError, LockedError, MirrorError
 
 T, INT = str, int
@@ -296,10 +296,6 @@ TABLES = (
     ),
 )
 SCHEMA = {t.name: t for t in TABLES}
-
-
-def now_text() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 CACHE_KIB = 32 * 1024
@@ -740,7 +736,7 @@ def set_cursor(conn: sqlite3.Connection, resource: str, value: str | None) -> No
         "INSERT INTO etl_cursors (resource, value, updated_at) VALUES (?, ?, ?) "
         "ON CONFLICT(resource) DO UPDATE SET value = excluded.value, "
         "updated_at = excluded.updated_at",
-        (resource, value, now_text()),
+        (resource, value, timeutil.now()),
     )
 
 
@@ -761,7 +757,7 @@ def start_run(conn: sqlite3.Connection, command: str, full: bool) -> int:
         cursor = conn.execute(
             "INSERT INTO etl_runs (command, started_at, status, full, counts, requests, errors) "
             "VALUES (?, ?, 'running', ?, '{}', 0, '[]')",
-            (command, now_text(), int(full)),
+            (command, timeutil.now(), int(full)),
         )
     return cursor.lastrowid
 
@@ -778,7 +774,7 @@ def finish_run(
         conn.execute(
             "UPDATE etl_runs SET ended_at = ?, status = ?, counts = ?, requests = ?, errors = ? "
             "WHERE id = ?",
-            (now_text(), status, json.dumps(counts), requests, json.dumps(errors), run_id),
+            (timeutil.now(), status, json.dumps(counts), requests, json.dumps(errors), run_id),
         )
 
 

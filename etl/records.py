@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from etl.client import format_timestamp, parse_timestamp
+from etl import timeutil
 from etl.htmltext import html_to_text
 from etl.rawjson import detached_texts, text_of
 
@@ -40,27 +40,12 @@ def raw_json(record: dict) -> str:
     return text if text is not None else _compact(record)
 
 
-_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
-
-
 def as_json(value: Any) -> str | None:
     if value is None:
         return None
     if value == []:
         return "[]"
     return _encode(value)
-
-
-def timestamp(value: Any) -> str | None:
-    """The API's UTC timestamp as canonical ISO 8601 text (some endpoints write `13-24-01Z`)."""
-    if not value or not isinstance(value, str):
-        return None
-    if _CANONICAL.fullmatch(value):
-        return value
-    try:
-        return format_timestamp(parse_timestamp(value))
-    except ValueError:
-        return value
 
 
 def _id(obj: Any) -> Any:
@@ -110,12 +95,12 @@ def conversation_rows(record: dict) -> Rows:
                 "customer_email": _email(record.get("customer")),
                 "created_by_id": _id(record.get("createdBy")),
                 "created_by_type": (record.get("createdBy") or {}).get("type"),
-                "created_at": timestamp(record.get("createdAt")),
-                "updated_at": timestamp(record.get("updatedAt")),
+                "created_at": timeutil.canonical(record.get("createdAt")),
+                "updated_at": timeutil.canonical(record.get("updatedAt")),
                 "closed_by": _id(record.get("closedBy")),
-                "closed_at": timestamp(record.get("closedAt")),
-                "user_updated_at": timestamp(record.get("userUpdatedAt")),
-                "customer_waiting_since": timestamp(waiting.get("time")),
+                "closed_at": timeutil.canonical(record.get("closedAt")),
+                "user_updated_at": timeutil.canonical(record.get("userUpdatedAt")),
+                "customer_waiting_since": timeutil.canonical(waiting.get("time")),
                 "latest_reply_from": waiting.get("latestReplyFrom"),
                 "source_type": source.get("type"),
                 "source_via": source.get("via"),
@@ -206,8 +191,8 @@ def thread_row(
         "to": as_json(thread.get("to")),
         "cc": as_json(thread.get("cc")),
         "bcc": as_json(thread.get("bcc")),
-        "created_at": timestamp(thread.get("createdAt")),
-        "opened_at": timestamp(thread.get("openedAt")),
+        "created_at": timeutil.canonical(thread.get("createdAt")),
+        "opened_at": timeutil.canonical(thread.get("openedAt")),
         "raw_json": raw_json(thread) if text is None else text,
     }
 
@@ -221,8 +206,8 @@ def timelog_row(log: dict, conversation_id: int) -> dict[str, Any]:
         "time_spent": log.get("timeSpent"),
         "paused": log.get("paused"),
         "finished": log.get("finished"),
-        "created_at": timestamp(log.get("createdAt")),
-        "updated_at": timestamp(log.get("updatedAt")),
+        "created_at": timeutil.canonical(log.get("createdAt")),
+        "updated_at": timeutil.canonical(log.get("updatedAt")),
         "raw_json": raw_json(log),
     }
 
@@ -251,8 +236,8 @@ def customer_rows(record: dict) -> Rows:
                 "state": address.get("state"),
                 "zip": address.get("zip"),
                 "country": address.get("country"),
-                "created_at": timestamp(record.get("createdAt")),
-                "updated_at": timestamp(record.get("updatedAt")),
+                "created_at": timeutil.canonical(record.get("createdAt")),
+                "updated_at": timeutil.canonical(record.get("updatedAt")),
                 "deleted_at": None,
                 "raw_json": raw_json(record),
             }
@@ -286,7 +271,7 @@ def flat_row(record: dict, **extra: Any) -> dict[str, Any]:
             continue
         column = snake(key)
         if key.endswith("At"):
-            row[column] = timestamp(value)
+            row[column] = timeutil.canonical(value)
         elif isinstance(value, dict | list):
             row[column] = as_json(value)
         else:

@@ -22,14 +22,15 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from etl import mirror, search
-from etl.client import Client, RateGate, iter_pages, one_second_before
+from etl import mirror, search, timeutil
+from etl.client import Client, RateGate, iter_pages
 from etl.errors import EtlError
 from etl.fetch import Segment, fetch_segment, merge, page_decoder, rows_for
 from etl.interrupt import StopFlag, deferred_interrupt
 from etl.parallel import can_fork, interleave, interleave_processes
 from etl.progress import Progress, silent
 from etl.resources import ALL, Resource, with_timelogs
+from etl.timeutil import one_second_before
 
 CHILDREN = {
     "conversations": [
@@ -161,7 +162,7 @@ def _sync_whole(
 
     Rows missing at the source get `deleted_at`.
     """
-    synced_at = mirror.now_text()
+    synced_at = timeutil.now()
     mailboxes = [row[0] for row in conn.execute("SELECT id FROM mailboxes ORDER BY id")]
     jobs = [
         (resource, mailbox_id)
@@ -368,7 +369,7 @@ def list_reads(conn: sqlite3.Connection, lists: list[Resource], options) -> list
     for resource in lists:
         cursor = None if options.full else mirror.get_cursor(conn, resource.name)
         since = one_second_before(cursor) if cursor else None
-        reads.append(ListRead(resource, cursor, since, mirror.now_text()))
+        reads.append(ListRead(resource, cursor, since, timeutil.now()))
     return reads
 
 

@@ -15,7 +15,6 @@ from etl.client import (
     RetryPolicy,
     insecure_url_warning,
     parse_retry_after,
-    parse_timestamp,
     server_name,
 )
 from etl.errors import ApiError
@@ -55,11 +54,6 @@ def test_quiet_keeps_the_plain_http_warning_out_of_cron_mail(capsys):
     assert capsys.readouterr().err == ""
     make_client("http://192.0.2.2:8956", "key").close()
     assert "warning: http://192.0.2.2:8956 is plain http" in capsys.readouterr().err
-
-
-def test_dash_timestamps_from_users_endpoint_parse():
-    assert parse_timestamp("2021-04-21T13-24-01Z") == datetime(2021, 4, 21, 13, 24, 1, tzinfo=UTC)
-    assert parse_timestamp("2021-04-21T13:24:01Z") == datetime(2021, 4, 21, 13, 24, 1, tzinfo=UTC)
 
 
 def test_the_key_is_not_in_the_clients_repr():

@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from etl.client import iter_pages, one_second_before, parse_timestamp
+from etl.client import iter_pages
 from etl.errors import PagingError
+from etl.timeutil import one_second_before
+from etl.timeutil import parse as parse_timestamp
 
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
 
