@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import etl
-from etl import timeutil
+from etl import search, timeutil, views
 from etl.errors import ConfigError, LockedError, MirrorError
 
 T, INT = str, int
@@ -392,7 +392,8 @@ def schema_is_current(conn: sqlite3.Connection) -> bool:
 
 
 def ensure_schema(database: Mirror) -> None:
-    """Create what the schema lacks (with sqlite-utils, imported only then), then run the hooks."""
+    """Create what the schema lacks (with sqlite-utils, imported only then), the search index
+    and the sheet views."""
     if not schema_is_current(database.conn):
         db = etl.import_sqlite_utils().Database(database.conn)
         existing = set(db.table_names())
@@ -413,17 +414,8 @@ def ensure_schema(database: Mirror) -> None:
                 db[table.name].create_index(["id"], unique=True, if_not_exists=True)
             for columns in table.indexes:
                 db[table.name].create_index(columns, if_not_exists=True)
-    for hook in SCHEMA_HOOKS:
-        hook(database)
-
-
-# Other modules (full-text search, views) register functions here to extend the schema.
-SCHEMA_HOOKS: list = []
-# ... and here to keep what they derive from rows in step with each batch `save_records`
-# writes: called as hook(conn, parent table, batch, ids written, ids mirrored before), once
-# the parent rows are written and before they are journaled in `etl_changes`. A hook returns
-# the ids whose derived data is current already; only the others are journaled.
-SAVE_HOOKS: list = []
+    search.install(database.conn)  # thread text lives in the index: before the views
+    views.install(database.conn)
 
 
 # -- writes -----------------------------------------------------------------------------------
@@ -530,9 +522,9 @@ def save_records(
     parents, mirrored = newer_only(conn, parent_table, batch.get(parent_table, Packed((), [])))
     upsert(conn, parent_table, parents)
     ids = {v[parents.index("id")] for v in parents.values}
-    current: set[int] = set()
-    for hook in SAVE_HOOKS:
-        current |= hook(conn, parent_table, batch, ids, mirrored) or set()
+    # Each record's search document is stored with its rows; those already indexed as they
+    # are now need no journaling.
+    current = search.save_documents(conn, parent_table, batch, ids, mirrored)
     conn.executemany(
         "INSERT OR IGNORE INTO etl_changes (table_name, id) VALUES (?, ?)",
         [(parent_table, i) for i in ids - current],
@@ -837,6 +829,3 @@ def writer_lock(db_path: str | os.PathLike) -> Iterator[None]:
         yield
     finally:
         handle.close()
-
-
-from etl import views  # noqa: E402, F401 - registers the search index and sheet views (SCHEMA_HOOKS)

@@ -201,13 +201,12 @@ def _current(conn: sqlite3.Connection) -> dict[str, str]:
     return dict(rows)
 
 
-def install(db: Any) -> bool:
-    """Schema hook: create (and fill) the index if missing or stale.
+def install(conn: sqlite3.Connection) -> bool:
+    """Create (and fill) the index if missing or stale; the mirror calls it when it opens.
 
     Returns True when the index was (re)built. Building reads every thread once, inside one
     transaction, so a mirror that already holds rows is searchable as soon as it opens.
     """
-    conn = db.conn
     wanted = {DOCS: DOCS_SQL, INDEX: TABLE_SQL, **TRIGGERS}
     if _current(conn) == wanted:
         return False
@@ -250,7 +249,7 @@ def _installed(conn: sqlite3.Connection) -> bool:
 def save_documents(
     conn: sqlite3.Connection, table: str, batch: dict, ids: set[int], mirrored: set[int]
 ) -> set[int]:
-    """Save hook: store the documents of a batch's records before they are journaled.
+    """Store the documents of a batch's records before they are journaled (`save_records`).
 
     Every document the index holds is the one stored in `search_docs` (an external-content
     index can only take a document out given its indexed text), so a record mirrored before

@@ -12,8 +12,6 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from etl import mirror, search
-
 INT, TEXT, TIME = "int", "text", "time"
 SHEET_NAMES = ("conversations", "threads", "customers", "users", "mailboxes")
 
@@ -369,14 +367,9 @@ def refresh_views(conn: sqlite3.Connection) -> list[str]:
     return changed
 
 
-def install(db: mirror.Mirror) -> None:
-    """Schema hook: the search index (thread text lives there), then the sheet views."""
-    search.install(db)
-    db.conn.execute(
+def install(conn: sqlite3.Connection) -> None:
+    """The sheet views and the index they need; the mirror calls it when it opens."""
+    conn.execute(
         "CREATE INDEX IF NOT EXISTS sheet_customer_fields_field ON customer_fields (field_id)"
     )
-    refresh_views(db.conn)
-
-
-mirror.SCHEMA_HOOKS.append(install)
-mirror.SAVE_HOOKS.append(search.save_documents)
+    refresh_views(conn)

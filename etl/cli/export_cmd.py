@@ -218,7 +218,7 @@ def backup_command(url, api_key, db, directory, keep, full, no_sync, quiet):
         say(quiet, f"Synced {client.url} into {db}")
         for line in summary_lines(result, time.monotonic() - started):
             say(quiet, "  " + line)
-    # Opening runs the schema hooks: views gain columns for custom fields the sync just met.
+    # Opening refreshes the sheet views: they gain columns for custom fields the sync just met.
     open_existing(db).conn.close()
     path, removed = backup.backup(db, directory, keep)
     say(quiet, f"Snapshot {path} ({path.stat().st_size / 1e6:.1f} MB)")
