@@ -6,7 +6,6 @@ the same transaction, so a cursor can never point past rows that were not commit
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import sqlite3
@@ -796,13 +795,25 @@ def check_mirror_path(db_path: str | os.PathLike) -> None:
         raise ConfigError(f"cannot create the mirror {db_path}: the folder {folder} does not exist")
 
 
+def _holder(handle) -> str:
+    """The pid the lock's holder wrote, if this OS lets a locked file be read."""
+    try:
+        handle.seek(0)
+        return handle.read().strip()
+    except OSError:
+        return ""
+
+
 @contextmanager
 def writer_lock(db_path: str | os.PathLike) -> Iterator[None]:
     """Hold an exclusive lock beside the database; a second writer fails at once.
 
-    An OS lock (flock) is released by the kernel when the process dies, even on kill -9, so a
-    crashed sync never leaves a stale lock behind.
+    An OS lock (flock on POSIX, LockFileEx or msvcrt on Windows, through portalocker) is
+    released by the kernel when the process dies, even on kill -9, so a crashed sync never
+    leaves a stale lock behind. The holder writes its pid into the file for the message.
     """
+    import portalocker  # imported here: it needs fcntl or msvcrt, which not every OS has
+
     if str(db_path) == ":memory:":
         yield
         return
@@ -814,10 +825,9 @@ def writer_lock(db_path: str | os.PathLike) -> Iterator[None]:
         raise ConfigError(f"cannot write beside the mirror {db_path}: {exc.strerror}") from None
     try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip()
+            portalocker.lock(handle, portalocker.LOCK_EX | portalocker.LOCK_NB)
+        except portalocker.exceptions.LockException:
+            holder = _holder(handle)
             who = f" (pid {holder})" if holder else ""
             raise LockedError(
                 f"another etl process is writing {db_path}{who}; wait for it to finish"
