@@ -1,7 +1,10 @@
 """HTTP access to the Smarticks API: auth, timeouts, retries, a shared rate-limit gate, paging.
 
 The key travels only in the `X-Smarticks-API-Key` header, never in a URL, so it cannot leak
-into error messages, logs or progress output, all of which name the path alone.
+into error messages, logs or progress output, all of which name the path alone. It is added
+per request, and only to requests for the API's own origin (scheme, host and port): no
+redirect is followed off that origin (see `Client._exchange`), and `Client.download` fetches
+files elsewhere without it.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, BinaryIO
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
@@ -38,14 +41,22 @@ from etl.errors import (
     PagingError,
     ValidationFailed,
 )
+from etl.redact import redact_url
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = "smarticks-etl"
+KEY_HEADER = "X-Smarticks-API-Key"
+MAX_REDIRECTS = 5
+DOWNLOAD_CHUNK = 256 * 1024
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How hard to try: attempts, exponential backoff with jitter, and a bound on total waiting."""
+    """How hard to try: attempts, exponential backoff with jitter, and a bound on total waiting.
+
+    `max_total_wait` is the patience (`--max-wait`): the most one request waits in all, and
+    the longest Retry-After accepted at all.
+    """
 
     attempts: int = 8
     base_delay: float = 0.5
@@ -87,6 +98,18 @@ def insecure_url_warning(url: str) -> str | None:
     except ValueError:
         pass
     return f"http://{server_name(url)} is plain http: the API key crosses the network unencrypted"
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """A URL's origin (scheme, host, port with the scheme's default filled in): whom the key
+    may go to. Any user info in the URL is no part of it."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(scheme)
 
 
 def server_name(url: str) -> str:
@@ -168,6 +191,8 @@ class Client:
     # it, so `--workers` caps the requests in flight, not the readers.
     in_flight: Any = field(default=None, repr=False)
     gate: RateGate | None = field(default=None, repr=False)  # made here unless shared
+    # Page-number walks (the small resources) stop with an error past this many pages.
+    max_pages: int = 500
     requests_made: int = 0
     retries_made: int = 0
 
@@ -178,7 +203,8 @@ class Client:
             raise ConfigError("no API key: pass --api-key or set SMARTICKS_API_KEY")
         self.url = self.url.rstrip("/")
         if not urlsplit(self.url).scheme.startswith("http"):
-            raise ConfigError(f"URL must start with http:// or https://, got {self.url!r}")
+            shown = redact_url(self.url)
+            raise ConfigError(f"URL must start with http:// or https://, got {shown!r}")
         self.gate = self.gate or RateGate()
         self._count_lock = threading.Lock()
         self._rng = random.Random()
@@ -196,13 +222,9 @@ class Client:
         )
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-        self.session.headers.update(
-            {
-                "X-Smarticks-API-Key": self.api_key,
-                "Accept": "application/json",
-                "User-Agent": USER_AGENT,
-            }
-        )
+        # The key is no session header: `_exchange` adds it to requests for the API's origin.
+        self.session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
+        self._origin = origin(self.url)
 
     def close(self) -> None:
         self.session.close()
@@ -238,6 +260,40 @@ class Client:
             raise ApiError(response.status_code, "POST", path, "201 without a Resource-ID header")
         return int(rid)
 
+    def download(self, url: str, out: BinaryIO) -> int:
+        """Stream a file into `out` and return the bytes written.
+
+        `url` is absolute or a path under the API's URL. The key goes only to the API's own
+        origin: a file elsewhere, or a redirect off the origin (followed for files, at most
+        MAX_REDIRECTS, never from https down to http), is fetched without it from then on.
+        A retry (dropped connection, 5xx, 429 after its Retry-After) starts `out` over.
+        """
+        absolute = url if urlsplit(url).scheme else f"{self.url}/{url.lstrip('/')}"
+        shown = redact_url(absolute)
+        if urlsplit(absolute).scheme.lower() not in ("http", "https"):
+            raise ApiError(None, "GET", shown, "only http(s) files can be downloaded")
+        written = 0
+
+        def attempt() -> requests.Response:
+            nonlocal written
+            response = self._exchange("GET", shown, absolute, follow_elsewhere=True)
+            if response.status_code >= 300:
+                read_whole(response)
+                return response
+            out.seek(0)
+            out.truncate()
+            written = 0
+            try:
+                for chunk in response.iter_content(DOWNLOAD_CHUNK):
+                    out.write(chunk)
+                    written += len(chunk)
+            finally:
+                response.close()
+            return response
+
+        self._retrying("GET", shown, attempt, idempotent=True, server=absolute)
+        return written
+
     def _send(
         self,
         method: str,
@@ -250,54 +306,127 @@ class Client:
         url = f"{self.url}/{path.lstrip('/')}"
         data = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
         headers = {"Content-Type": "application/json; charset=utf-8"} if data else None
-        waited = 0.0
-        attempt = 0
-        while True:
-            attempt += 1
-            self.gate.wait()
+
+        def attempt() -> requests.Response:
+            response = self._exchange(method, path, url, params=params, data=data, headers=headers)
+            if method == "GET":
+                read_whole(response)
+            return response
+
+        return self._retrying(method, path, attempt, idempotent=idempotent, server=self.url)
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        follow_elsewhere: bool = False,
+    ) -> requests.Response:
+        """Send one request and follow a GET's redirects; a GET's response is left streamed.
+
+        requests would follow any redirect with the session's headers, so the key would reach
+        whatever host a 302 names, and a POST redirected by 302 would go again as a GET
+        without its body. Here a write is never redirected, and a GET only within the API's
+        origin; with `follow_elsewhere` (files) anywhere, but the key is dropped for good at
+        the first hop off the origin. Each hop counts as a request.
+        """
+        keyed = True
+        for _hop in range(MAX_REDIRECTS + 1):
+            keyed = keyed and origin(url) == self._origin
+            sent = {**(headers or {}), **({KEY_HEADER: self.api_key} if keyed else {})}
             self._count()
+            response = self.session.request(
+                method,
+                url,
+                params=params,
+                data=data,
+                headers=sent,
+                timeout=self.timeout,
+                stream=method == "GET",
+                allow_redirects=False,
+            )
+            if not 300 <= response.status_code < 400:
+                return response
+            response.close()
+            here = response.url or url
+            location = response.headers.get("Location")
+            status = response.status_code
+            if not location:
+                raise ApiError(status, method, path, f"a redirect without a Location from {here}")
+            there = urljoin(here, location)
+            move = f"{redact_url(here)} redirected to {redact_url(there)}"
+            if method != "GET":
+                raise ApiError(status, method, path, f"{move}: a {method} is never redirected")
+            if urlsplit(there).scheme.lower() not in ("http", "https"):
+                raise ApiError(status, method, path, f"{move}: not an http(s) address")
+            if not follow_elsewhere and origin(there) != self._origin:
+                raise ApiError(
+                    status, method, path, f"{move}: not followed, the API key stays on its host"
+                )
+            if origin(here)[0] == "https" and origin(there)[0] != "https":
+                raise ApiError(status, method, path, f"{move}: not followed from https to http")
+            url, params = there, None
+        raise ApiError(status, method, path, f"more than {MAX_REDIRECTS} redirects, last {move}")
+
+    def _retrying(
+        self,
+        method: str,
+        path: str,
+        attempt: Callable[[], requests.Response],
+        *,
+        idempotent: bool,
+        server: str,
+    ) -> requests.Response:
+        """Call `attempt` until it gets an answer that is not transient, as RetryPolicy says.
+
+        A Retry-After longer than the patience (`retry.max_total_wait`, `--max-wait`) fails at
+        once, before the shared gate is closed: nobody waits for it, in no thread or process.
+        """
+        waited = 0.0
+        for number in itertools.count(1):
+            self.gate.wait()
             try:
                 with self.in_flight or nullcontext():
-                    response = self.session.request(
-                        method,
-                        url,
-                        params=params,
-                        data=data,
-                        headers=headers,
-                        timeout=self.timeout,
-                        stream=method == "GET",
-                    )
-                    if method == "GET":
-                        read_whole(response)
+                    response = attempt()
             except requests.RequestException as exc:
-                transient = idempotent or _not_sent(exc)
                 failure: Exception = exc
                 response = None
-                if not transient:
-                    raise OutcomeUnknown(method, path, _describe(exc, self.url)) from exc
+                if not (idempotent or _not_sent(exc)):
+                    raise OutcomeUnknown(method, path, _describe(exc, server)) from exc
             if response is not None:
-                if response.status_code < 400:
+                status = response.status_code
+                if status < 400:
                     return response
-                transient = response.status_code in RETRY_STATUSES and (
-                    idempotent or response.status_code == 429
-                )
-                if not transient:
-                    if response.status_code in RETRY_STATUSES and not idempotent:
-                        raise OutcomeUnknown(method, path, f"HTTP {response.status_code}")
+                if status not in RETRY_STATUSES or not (idempotent or status == 429):
+                    if status in RETRY_STATUSES:
+                        raise OutcomeUnknown(method, path, f"HTTP {status}")
                     raise _status_error(method, path, response)
                 failure = _status_error(method, path, response)
-            delay = self.retry.backoff(attempt, self._rng)
+            delay = self.retry.backoff(number, self._rng)
             if response is not None and response.status_code == 429:
                 after = parse_retry_after(response.headers.get("Retry-After"))
                 if after is not None:
+                    if after > self.retry.max_total_wait:
+                        raise ApiError(
+                            429,
+                            method,
+                            path,
+                            f"the server asked to wait {after:.0f} s (Retry-After), longer than"
+                            f" --max-wait {self.retry.max_total_wait:.0f} s",
+                        )
                     delay = after
                     self.gate.close_for(after)
-            if attempt >= self.retry.attempts or waited + delay > self.retry.max_total_wait:
-                raise _give_up(method, path, failure, attempt, self.url)
+            if number >= self.retry.attempts or waited + delay > self.retry.max_total_wait:
+                raise _give_up(method, path, failure, number, server)
             waited += delay
             with self._count_lock:
                 self.retries_made += 1
             time.sleep(delay)
+        raise AssertionError("unreachable")
 
     def _count(self) -> None:
         with self._count_lock:

@@ -6,13 +6,22 @@ import functools
 
 import click
 
-from etl.client import Client, insecure_url_warning
+from etl.client import Client, RetryPolicy, insecure_url_warning
 
 DEFAULT_DB = "smarticks.db"
+DEFAULT_MAX_WAIT = RetryPolicy.max_total_wait
+DEFAULT_MAX_PAGES = Client.max_pages
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value):
+    """Keep a client setting for `make_client`, so commands need not pass it along."""
+    ctx.meta[f"etl.{param.name}"] = value
+    return value
 
 
 def connection_options(func):
-    """--url / --api-key with their SMARTICKS_* variables; a flag wins over the variable."""
+    """--url / --api-key with their SMARTICKS_* variables (a flag wins over the variable), and
+    the client's limits --max-wait / --max-pages, which `make_client` reads itself."""
 
     @click.option(
         "--url", envvar="SMARTICKS_URL", metavar="URL", help="API base URL [env SMARTICKS_URL]"
@@ -21,7 +30,28 @@ def connection_options(func):
         "--api-key",
         envvar="SMARTICKS_API_KEY",
         metavar="KEY",
-        help="API key [env SMARTICKS_API_KEY]",
+        help="API key [env SMARTICKS_API_KEY]; prefer the variable: others can read a "
+        "command line in the process list.",
+    )
+    @click.option(
+        "--max-wait",
+        type=click.FloatRange(min=0),
+        default=DEFAULT_MAX_WAIT,
+        show_default=True,
+        metavar="SECONDS",
+        expose_value=False,
+        callback=_remember,
+        help="Patience with the server: a Retry-After (or retrying) longer than this fails.",
+    )
+    @click.option(
+        "--max-pages",
+        type=click.IntRange(min=1),
+        default=DEFAULT_MAX_PAGES,
+        show_default=True,
+        metavar="N",
+        expose_value=False,
+        callback=_remember,
+        help="Most pages read of a small list (tags, users, mailboxes, folders, fields).",
     )
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -51,8 +81,14 @@ def make_client(url: str | None, api_key: str | None, quiet: bool = False, **kwa
     """A client for the given settings, warning on stderr if the key would travel unencrypted.
 
     `--quiet` is errors only, so a nightly cron job over plain http does not mail the same
-    warning every night.
+    warning every night. --max-wait and --max-pages come from the command's options.
     """
+    context = click.get_current_context(silent=True)
+    meta = context.meta if context is not None else {}
+    kwargs.setdefault(
+        "retry", RetryPolicy(max_total_wait=meta.get("etl.max_wait", DEFAULT_MAX_WAIT))
+    )
+    kwargs.setdefault("max_pages", meta.get("etl.max_pages", DEFAULT_MAX_PAGES))
     client = Client(url or "", api_key or "", **kwargs)
     warning = insecure_url_warning(client.url)
     if warning and not quiet:

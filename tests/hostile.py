@@ -1,0 +1,135 @@
+"""Hostile servers for the security tests: a proxy in front of the sandbox that misbehaves
+where a test says, and a bare server that records everything sent to it.
+
+Both are real HTTP servers on loopback ports; a different port is a different origin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import http.server
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+KEY_HEADER = "X-Smarticks-API-Key"
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "server", "date"}
+
+
+@dataclass
+class Seen:
+    """One request as the server received it."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    cut_short: bool = False  # send half the body announced, then hang up
+
+
+@dataclass
+class Server:
+    url: str
+    seen: list[Seen]
+
+
+Handler = Callable[[Seen], Answer]
+
+
+@contextlib.contextmanager
+def serve(handle: Handler) -> Iterator[Server]:
+    """A threaded HTTP/1.1 server on 127.0.0.1 answering every request with `handle(seen)`."""
+    seen: list[Seen] = []
+
+    class RequestHandler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            request = Seen(self.command, self.path, dict(self.headers.items()), body)
+            seen.append(request)
+            answer = handle(request)
+            self.send_response(answer.status)
+            for name, value in answer.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(answer.body)))
+            self.end_headers()
+            if answer.cut_short:
+                self.wfile.write(answer.body[: len(answer.body) // 2])
+                self.close_connection = True
+                return
+            self.wfile.write(answer.body)
+
+        do_POST = do_PUT = do_DELETE = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield Server(f"http://127.0.0.1:{server.server_port}", seen)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def forward(upstream: str) -> Handler:
+    """A handler passing each request to `upstream` (the sandbox) and its answer back."""
+    parts = urlsplit(upstream)
+    local = threading.local()
+
+    def handle(request: Seen) -> Answer:
+        if getattr(local, "connection", None) is None:
+            local.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        connection = local.connection
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        if request.body:
+            headers["Content-Length"] = str(len(request.body))
+        try:
+            connection.request(request.method, request.path, request.body or None, headers)
+            response = connection.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException):
+            local.connection = None
+            connection.close()
+            raise
+        kept = {k: v for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP}
+        return Answer(response.status, kept, body)
+
+    return handle
+
+
+def proxy(
+    upstream: str, rule: Callable[[Seen], Answer | None]
+) -> contextlib.AbstractContextManager:
+    """A proxy in front of `upstream` that answers with `rule(request)` where that is not None."""
+    passing = forward(upstream)
+    return serve(lambda request: rule(request) or passing(request))
+
+
+def redirect(status: int, to: str) -> Answer:
+    return Answer(status, {"Location": to})
+
+
+def keys_received(server: Server) -> list[str]:
+    """Every API key (or Authorization) the server was sent."""
+    return [
+        value
+        for request in server.seen
+        for name, value in request.headers.items()
+        if name.lower() in (KEY_HEADER.lower(), "authorization")
+    ]
