@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from etl import mapping as m
-from etl.client import Client, iter_pages
+from etl.client import Client
 from etl.errors import Conflict, EtlError, OutcomeUnknown, ValidationFailed
 from etl.ledger import Entry, Ledger
+from etl.paging import iter_pages
 from etl.progress import Progress, silent
 from etl.readers import read_rows
 from etl.resources import ALL_STATUSES

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -351,14 +350,10 @@ _USER_ERRORS = {
 def _prepared(conn: sqlite3.Connection, path: str | os.PathLike) -> Mirror:
     conn.execute(f"PRAGMA page_size={PAGE_BYTES}")  # before WAL, which fixes it
     if str(path) != ":memory:":
-        # Not while a first sync fills it through a rollback journal (see `bulk_journal`):
-        # that sync switches it back when it ends, and a killed one leaves it to this.
-        _switch_journal(conn, "wal")
+        conn.execute("PRAGMA journal_mode=WAL")  # readers (exports, datasette) beside a sync
     conn.execute("PRAGMA synchronous=NORMAL")
-    # A sync writes about a second's worth of pages per transaction. In SQLite's default 2 MB
-    # cache those pages were spilled to the WAL and read back many times before the commit
-    # (3 million writes and 2.4 million reads for a 640 MB mirror); a cache that holds one
-    # transaction's pages cuts the system time of a first sync by a third, at a fixed cost.
+    # A sync writes about a second's worth of pages per transaction (see `Checkpoints`); a
+    # cache that holds them keeps SQLite from spilling them to the WAL before the commit.
     conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
     database = Mirror(conn)
     ensure_schema(database)
@@ -603,109 +598,6 @@ class Checkpoints:
         self.last = time.monotonic()
         if self.after_commit is not None:
             self.after_commit()
-
-
-class BackgroundCheckpoints:
-    """Copy the WAL into the database from a second connection while the writer goes on.
-
-    At each commit SQLite's own checkpoint copied the new pages and waited on two fsyncs, and
-    while the writer waited, so did every fetch process behind it. Here a thread with its own
-    connection runs PASSIVE checkpoints (they never block the writer), and the writer's own
-    checkpoint, which resets the WAL, runs only when the WAL reaches WAL_PAGES, by when it
-    finds little left to copy. Durability is unchanged: both connections sync as NORMAL.
-    """
-
-    WAL_PAGES = 50_000  # about 200 MB of 4 KiB pages; the WAL is reused after each reset
-    INTERVAL = 0.5  # seconds between background checkpoints
-
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
-        self.stopping = threading.Event()
-        self.thread: threading.Thread | None = None
-        self.path: str | None = None
-        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-        if mode == "wal":
-            self.path = conn.execute("PRAGMA database_list").fetchone()[2] or None
-
-    def start(self) -> None:
-        """Start (once). Call it after forking children: a thread must not be copied mid-call."""
-        if self.thread is not None or self.path is None:
-            return
-        self.usual = self.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-        self.conn.execute(f"PRAGMA wal_autocheckpoint={self.WAL_PAGES}")
-        self.thread = threading.Thread(target=self._run, daemon=True, name="wal-checkpoints")
-        self.thread.start()
-
-    def stop(self) -> None:
-        if self.thread is None:
-            return
-        self.stopping.set()
-        self.thread.join()
-        self.thread = None
-        self.conn.execute(f"PRAGMA wal_autocheckpoint={self.usual}")
-
-    def _run(self) -> None:
-        checkpointer = sqlite3.connect(self.path, timeout=1)
-        try:
-            checkpointer.execute("PRAGMA synchronous=NORMAL")
-            while not self.stopping.wait(self.INTERVAL):
-                try:
-                    checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error:
-                    pass  # the writer's own checkpoint still runs; try again next time
-        finally:
-            checkpointer.close()
-
-
-BULK_BUSY_SECONDS = 600
-
-
-@contextmanager
-def bulk_journal(conn: sqlite3.Connection) -> Iterator[bool]:
-    """While a first sync fills an empty mirror, journal with a rollback journal, not the WAL.
-
-    Pages appended to a database need no journal, so each is written once; through the WAL
-    each was written twice (to the WAL, then copied by a checkpoint), 0.5-2 s of the parent's
-    system time in a first sync of 50,000 conversations. Only an empty, file-backed WAL mirror
-    that no other connection has open qualifies (the switch needs the file alone and does
-    not wait for it). Readers then block commits instead of reading beside them, so the writer
-    waits for them longer than usual. Back to WAL afterwards, however the run ends; should a
-    reader hold the mirror just then, the next `open_mirror` switches it.
-    Yields whether the rollback journal is in use.
-    """
-    bulk = _is_empty(conn) and _switch_journal(conn, "truncate")
-    if bulk:
-        conn.execute(f"PRAGMA busy_timeout={BULK_BUSY_SECONDS * 1000}")
-    try:
-        yield bulk
-    finally:
-        if bulk:
-            conn.execute(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
-            _switch_journal(conn, "wal")
-
-
-def _is_empty(conn: sqlite3.Connection) -> bool:
-    """No table of records holds a row (the `etl_` tables of runs and cursors do not count)."""
-    records = [name for name in SCHEMA if not name.startswith("etl_")]
-    found = " UNION ALL ".join(f'SELECT 1 FROM (SELECT 1 FROM "{n}" LIMIT 1)' for n in records)
-    return conn.execute(found).fetchone() is None
-
-
-def _switch_journal(conn: sqlite3.Connection, mode: str) -> bool:
-    """Try once, without waiting, to move a file-backed mirror between WAL and `mode`.
-
-    Not inside a transaction, which the mode cannot change under.
-    """
-    current = conn.execute("PRAGMA journal_mode").fetchone()[0]
-    if current == mode or current == "memory" or conn.in_transaction:
-        return current == mode
-    conn.execute("PRAGMA busy_timeout=0")
-    try:
-        return conn.execute(f"PRAGMA journal_mode={mode}").fetchone()[0] == mode
-    except sqlite3.OperationalError:  # another connection has it open
-        return False
-    finally:
-        conn.execute(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
 
 
 # -- cursors and runs ------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 Column names are the snake_case of the API's field names; nested objects become `<name>_id`
 (and an email where a person is named); lists become JSON text; the record itself is kept in
-`raw_json` for fidelity: as the server sent it when the page was read by `rawjson`, else
-encoded compactly.
+`raw_json`: the decoded record encoded again by `json.dumps` (the same content and key order
+as the server sent, not necessarily the same bytes). A conversation's `raw_json` leaves out
+its threads, which are rows of their own, each with its own `raw_json`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import Any
 
 from etl import timeutil
 from etl.htmltext import html_to_text
-from etl.rawjson import detached_texts, text_of
 
 Rows = dict[str, list[dict[str, Any]]]
 
@@ -27,17 +27,9 @@ def snake(name: str) -> str:
     return _CAMEL.sub(r"_\1", name).lower()
 
 
-_encode = json.JSONEncoder(ensure_ascii=False).encode  # built once: json.dumps(**kw) is not
-# A record as compact JSON, as APIs send it; a record parsed from JSON cannot be circular.
-_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
-# The list of a record stored as rows of their own, and so left out of its `raw_json`.
-DETACHED = {"conversations": "threads"}
-
-
 def raw_json(record: dict) -> str:
-    """The record's JSON: its text as received if known, else compactly encoded."""
-    text = text_of(record)
-    return text if text is not None else _compact(record)
+    """The record as compact JSON, as APIs send it."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
 def as_json(value: Any) -> str | None:
@@ -45,7 +37,7 @@ def as_json(value: Any) -> str | None:
         return None
     if value == []:
         return "[]"
-    return _encode(value)
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _id(obj: Any) -> Any:
@@ -66,15 +58,9 @@ def conversation_rows(record: dict) -> Rows:
     waiting = record.get("customerWaitingSince") or {}
     source = record.get("source") or {}
     threads = _embedded(record, "threads") or []
-    thread_texts = detached_texts(record)
-    text = text_of(record)
-    if text is None or (threads and thread_texts is None):  # no text, or one with the threads
-        kept = dict(record)
-        if "_embedded" in kept:
-            kept["_embedded"] = {k: v for k, v in kept["_embedded"].items() if k != "threads"}
-        text = _compact(kept)
-    if thread_texts is None or len(thread_texts) != len(threads):
-        thread_texts = [None] * len(threads)
+    kept = dict(record)  # without its threads, which are rows of their own
+    if "_embedded" in kept:
+        kept["_embedded"] = {k: v for k, v in kept["_embedded"].items() if k != "threads"}
     count = record.get("threadsCount", record.get("threads"))
     rows: Rows = {
         "conversations": [
@@ -107,7 +93,7 @@ def conversation_rows(record: dict) -> Rows:
                 "cc": as_json(record.get("cc")),
                 "bcc": as_json(record.get("bcc")),
                 "deleted_at": None,
-                "raw_json": text,
+                "raw_json": raw_json(kept),
             }
         ],
         "threads": [],
@@ -117,9 +103,8 @@ def conversation_rows(record: dict) -> Rows:
         "timelogs": [],
     }
     # Threads come newest first; `position` counts from the oldest so ORDER BY reads naturally.
-    oldest_first = zip(reversed(threads), reversed(thread_texts), strict=True)
-    for position, (thread, thread_text) in enumerate(oldest_first):
-        rows["threads"].append(thread_row(thread, cid, position, thread_text))
+    for position, thread in enumerate(reversed(threads)):
+        rows["threads"].append(thread_row(thread, cid, position))
         for attachment in _embedded(thread, "attachments") or []:
             rows["attachments"].append(
                 {
@@ -162,10 +147,8 @@ def _text(value: Any) -> Any:
     return as_json(value) if isinstance(value, list | dict) else value
 
 
-def thread_row(
-    thread: dict, conversation_id: int, position: int, text: str | None = None
-) -> dict[str, Any]:
-    """A thread's row; `text` is its JSON as received, when known."""
+def thread_row(thread: dict, conversation_id: int, position: int) -> dict[str, Any]:
+    """A thread's row."""
     action = thread.get("action") or {}
     source = thread.get("source") or {}
     created_by = thread.get("createdBy") or {}
@@ -193,7 +176,7 @@ def thread_row(
         "bcc": as_json(thread.get("bcc")),
         "created_at": timeutil.canonical(thread.get("createdAt")),
         "opened_at": timeutil.canonical(thread.get("openedAt")),
-        "raw_json": raw_json(thread) if text is None else text,
+        "raw_json": raw_json(thread),
     }
 
 

@@ -1,12 +1,9 @@
 """Unit tests: API records become the mirror's rows (snake_case columns, raw JSON kept)."""
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
-import threading
-import time
 
 from etl import mirror, records
 
@@ -180,80 +177,18 @@ def test_pack_keeps_schema_order_and_fills_keys_a_row_lacks():
     assert mixed.columns == ("id", "email") and mixed.values == [(1, "a@x"), (2, None)]
 
 
-def test_background_checkpoints_copy_the_wal_while_the_writer_goes_on(tmp_path):
+def test_a_file_mirror_journals_through_the_wal_so_readers_read_beside_a_sync(tmp_path):
     path = tmp_path / "m.db"
     conn = mirror.open_mirror(path).conn
-    copier = mirror.BackgroundCheckpoints(conn)
-    copier.INTERVAL = 0.02
-    copier.start()
-    before = os.path.getsize(path)
-    rows = [{"id": i, "name": "x" * 2000, "counter": i} for i in range(1, 2001)]
-    mirror.upsert(conn, "tags", rows)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    mirror.upsert(conn, "tags", [{"id": 1, "name": "first"}])
     conn.commit()
-    # The writer no longer checkpoints at 1,000 pages, so only the thread can have grown the
-    # database file past its size before the 4 MB just committed to the WAL.
-    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == copier.WAL_PAGES
-    deadline = time.monotonic() + 10
-    while os.path.getsize(path) <= before + 2_000_000 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert os.path.getsize(path) > before + 2_000_000
-    copier.stop()
-    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
-    assert conn.execute("SELECT count(*) FROM tags").fetchone()[0] == 2000
+    mirror.upsert(conn, "tags", [{"id": 2, "name": "not yet committed"}])
+    reader = sqlite3.connect(path, timeout=0)
+    assert reader.execute("SELECT count(*) FROM tags").fetchone() == (1,)
+    reader.close()
+    conn.commit()
     conn.close()
-
-
-def journal(conn):
-    return conn.execute("PRAGMA journal_mode").fetchone()[0]
-
-
-def busy_ms(conn):
-    return conn.execute("PRAGMA busy_timeout").fetchone()[0]
-
-
-def test_an_empty_mirror_is_filled_through_a_rollback_journal_then_returns_to_wal(tmp_path):
-    path = tmp_path / "m.db"
-    conn = mirror.open_mirror(path).conn
-    with mirror.bulk_journal(conn) as bulk:
-        assert bulk and journal(conn) == "truncate"
-        assert busy_ms(conn) == mirror.BULK_BUSY_SECONDS * 1000
-        mirror.upsert(conn, "tags", [{"id": 1, "name": "first"}])
-        conn.commit()
-        # A reader now blocks commits; the writer waits for it instead of failing.
-        reader = sqlite3.connect(path, check_same_thread=False)
-        reader.execute("BEGIN")
-        assert reader.execute("SELECT count(*) FROM tags").fetchone() == (1,)
-        threading.Timer(0.3, reader.rollback).start()
-        mirror.upsert(conn, "tags", [{"id": 2, "name": "second"}])
-        conn.commit()
-        assert reader.execute("SELECT count(*) FROM tags").fetchone() == (2,)
-        reader.close()
-        # Commands that open the mirror meanwhile read it as it is, without switching it.
-        mirror.upsert(conn, "tags", [{"id": 3, "name": "not yet committed"}])
-        status = mirror.open_mirror(path).conn
-        assert status.execute("SELECT count(*) FROM tags").fetchone() == (2,)
-        status.close()
-        conn.commit()
-        assert journal(conn) == "truncate"
-    assert journal(conn) == "wal" and busy_ms(conn) == mirror.BUSY_SECONDS * 1000
-    with mirror.bulk_journal(conn) as bulk:  # no longer empty
-        assert not bulk and journal(conn) == "wal"
-    conn.close()
-    assert open(path, "rb").read(20)[18:20] == b"\x02\x02"  # the file itself is WAL again
-
-
-def test_a_mirror_someone_else_has_open_stays_in_wal_without_waiting(tmp_path):
-    path = tmp_path / "m.db"
-    conn = mirror.open_mirror(path).conn
-    other = sqlite3.connect(path, timeout=30)
-    other.execute("SELECT count(*) FROM tags").fetchone()
-    with mirror.bulk_journal(conn) as bulk:
-        assert not bulk and journal(conn) == "wal"
-        assert busy_ms(conn) == mirror.BUSY_SECONDS * 1000
-    other.close()
-    memory = mirror.open_mirror(":memory:").conn
-    with mirror.bulk_journal(memory) as bulk:
-        assert not bulk and journal(memory) == "memory"
 
 
 def test_a_current_mirror_opens_without_sqlite_utils_and_an_old_one_is_brought_up_to_date(
