@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -37,6 +38,8 @@ EXCEL_MAX_ROWS = 1_048_576  # including the header row
 EXCEL_MAX_CHARS = 32_767
 # OWASP CSV injection: a cell starting with one of these is read as a formula by spreadsheets.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# ...unless the whole cell is a plain number, which a spreadsheet reads as that number.
+PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)")
 
 
 class ExportError(EtlError):
@@ -247,9 +250,19 @@ def parse_time(text: Any) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def neutralise(value: str) -> str:
-    """OWASP CSV-injection defence: a leading quote makes a spreadsheet read the cell as text."""
-    return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
+def neutralise(value: Any) -> Any:
+    """OWASP CSV-injection defence: a leading quote makes a spreadsheet read the cell as text.
+
+    Every cell is checked whatever its column's type: a mirror column typed as a number or a
+    time still holds whatever the server sent when it did not parse (`+cmd|' /C calc'!A0` as a
+    conversation number). Integers and empty cells cannot be formulas and pass untouched.
+    """
+    if value is None or isinstance(value, int):
+        return value
+    text = value if isinstance(value, str) else str(value)
+    if text.startswith(FORMULA_TRIGGERS) and not PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 # -- writers -------------------------------------------------------------------------------------
@@ -304,7 +317,6 @@ class CsvWriter(Writer):
     def table(self, name, columns, chunks) -> int:
         excel = self.options.excel
         path = self.path_for(name)
-        text_columns = [i for i, c in enumerate(columns) if c.kind == TEXT]
         count = 0
         encoding = "utf-8-sig" if excel else "utf-8"
         with _writing(path) as part, open(part, "w", encoding=encoding, newline="") as handle:
@@ -317,11 +329,7 @@ class CsvWriter(Writer):
             writer.writerow([neutralise(h) for h in header] if excel else header)
             for rows in chunks:
                 if excel:
-                    rows = [list(row) for row in rows]
-                    for row in rows:
-                        for i in text_columns:
-                            if isinstance(row[i], str):
-                                row[i] = neutralise(row[i])
+                    rows = [[neutralise(value) for value in row] for row in rows]
                 writer.writerows(rows)
                 count += len(rows)
         self.files.append(path)

@@ -15,6 +15,7 @@ never holds the API key: the target is named by its URL alone.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -71,6 +72,11 @@ class Entry:
     file: str | None
     row: int | None
     reason: str | None
+
+
+def thread_digest(body: str | None) -> str:
+    """A thread body as `expected` keeps it: what load stored and verify compares."""
+    return hashlib.sha1((body or "").encode("utf-8")).hexdigest()[:16]
 
 
 def target_key(url: str) -> str:
@@ -242,3 +248,46 @@ def loaded(
 def targets(conn: sqlite3.Connection) -> list[str]:
     ensure_schema(conn)
     return [r[0] for r in conn.execute("SELECT DISTINCT target FROM etl_load_items")]
+
+
+def recent_runs(conn: sqlite3.Connection, limit: int = 10) -> list[dict[str, Any]]:
+    """The last load runs, newest first, with their counts (for `etl status`); reads only."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'etl_load_runs'"
+    ).fetchone()
+    if not exists:
+        return []
+    cursor = conn.execute(
+        "SELECT id, target, system, kind, file, dry_run, started_at, ended_at, status, counts "
+        "FROM etl_load_runs ORDER BY id DESC LIMIT ?",
+        (limit,),
+    )
+    names = [c[0] for c in cursor.description]
+    runs = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    for run in runs:
+        run["counts"] = json.loads(run["counts"] or "{}")
+    return runs
+
+
+RUN_COUNTS = (
+    ("records", "records"),
+    ("created", "created"),
+    ("updated", "updated"),
+    ("on_target", "already on the target"),
+    ("reused", "reused"),
+    ("recovered", "created before a stop"),
+    ("already_loaded", "already loaded"),
+    ("changed", "changed"),
+    ("rejected", "rejected"),
+)
+
+
+def run_line(run: dict[str, Any]) -> str:
+    """`#3 conversations from FILE (system) into URL START -> END done: records 12, ...`"""
+    counts = ", ".join(
+        f"{label} {run['counts'][name]}" for name, label in RUN_COUNTS if run["counts"].get(name)
+    )
+    return (
+        f"#{run['id']} {run['kind']} from {run['file']} ({run['system']}) into {run['target']} "
+        f"{run['started_at']} -> {run['ended_at'] or '-'} {run['status']}: {counts or 'nothing'}"
+    )

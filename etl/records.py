@@ -40,6 +40,22 @@ def as_json(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
+def is_time_column(column: str) -> bool:
+    """The columns `timestamp` fills: every `*_at`, and when a customer started waiting."""
+    return column.endswith("_at") or column == "customer_waiting_since"
+
+
+def timestamps_kept_as_text(rows: Rows) -> int:
+    """How many time values of these rows are not canonical timestamps: `timeutil.canonical`
+    kept them as the server sent them, for the sync to report."""
+    kept = 0
+    for table_rows in rows.values():
+        columns = [c for c in table_rows[0] if is_time_column(c)] if table_rows else []
+        for row in table_rows:
+            kept += sum(1 for c in columns if row[c] and not timeutil.is_canonical(row[c]))
+    return kept
+
+
 def _id(obj: Any) -> Any:
     return obj.get("id") if isinstance(obj, dict) else obj
 

@@ -61,6 +61,7 @@ class SyncResult:
     counts: dict[str, int] = field(default_factory=dict)
     deleted: dict[str, int] = field(default_factory=dict)
     requests: int = 0
+    timestamps_kept_as_text: int = 0  # sent by the server in a form that did not parse
     status: str = "running"
 
 
@@ -226,6 +227,7 @@ def _save_whole(conn, resources, jobs, found, result: SyncResult, mailboxes=None
             if r is resource
             for record in records_read
         ).get(resource.name, [])
+        result.timestamps_kept_as_text += records.timestamps_kept_as_text({resource.name: rows})
         with conn:
             mirror.upsert(conn, resource.name, rows)
             where = ""
@@ -414,7 +416,7 @@ def _sync_lists(
     for read in reads:
         read.bar = progress(read.resource.name, read.total)
     try:
-        _read_segments(client, conn, reads, options, stop)
+        _read_segments(client, conn, reads, options, result, stop)
     finally:
         for read in reads:
             read.bar.close()
@@ -429,7 +431,9 @@ def _sync_lists(
                     result.deleted[read.resource.name] = len(gone)
 
 
-def _read_segments(client, conn, reads: list[ListRead], options, stop: StopFlag) -> None:
+def _read_segments(
+    client, conn, reads: list[ListRead], options, result: SyncResult, stop: StopFlag
+) -> None:
     """Write the segments' pages as the fetch threads bring them, each with its cursor."""
     order = reading_order([len(read.segments) for read in reads])
     sources = [
@@ -460,7 +464,9 @@ def _read_segments(client, conn, reads: list[ListRead], options, stop: StopFlag)
             if items is None:
                 read.tracker.finish(segment)
             elif items:
-                _save_page(conn, read, segment, items, checkpoints)
+                rows = merge(rows_for(read.resource, record) for record in items)
+                result.timestamps_kept_as_text += records.timestamps_kept_as_text(rows)
+                _save_page(conn, read, segment, rows, checkpoints)
             if items is None or stop.requested:
                 with checkpoints.write():
                     save_cursors()
@@ -471,10 +477,9 @@ def _read_segments(client, conn, reads: list[ListRead], options, stop: StopFlag)
         conn.commit()  # what was written; the closing refresh indexes it unless interrupted
 
 
-def _save_page(conn, read: ListRead, segment: int, items: list[dict], checkpoints) -> None:
+def _save_page(conn, read: ListRead, segment: int, rows: records.Rows, checkpoints) -> None:
     """One page's rows and the cursor they justify, in the same transaction."""
     name = read.resource.name
-    rows = merge(rows_for(read.resource, record) for record in items)
     read.tracker.advance(segment, max(row["updated_at"] or "" for row in rows[name]))
     with checkpoints.write():
         mirror.save_records(conn, name, rows, read.children)

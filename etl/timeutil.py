@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", re.ASCII)
 
 
 def parse(text: str) -> datetime:
@@ -31,6 +31,11 @@ def format(when: datetime) -> str:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.astimezone(UTC).strftime(FORMAT)
+
+
+def is_canonical(value: Any) -> bool:
+    """True for text in the mirror's form (ASCII digits only)."""
+    return isinstance(value, str) and _CANONICAL.fullmatch(value) is not None
 
 
 def canonical(value: Any) -> str | None:

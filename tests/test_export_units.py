@@ -20,10 +20,18 @@ def test_since_accepts_dates_and_times_and_rejects_the_rest():
 
 
 def test_neutralise_prefixes_exactly_the_owasp_trigger_characters():
-    for text in ("=1+1", "+44", "-5", "@SUM(A1)", "\tx", "\rx"):
+    for text in ("=1+1", "+44 20 7946", "-5-5", "@SUM(A1)", "\tx", "\r5", "-", "+", "-1.2.3"):
         assert exporting.neutralise(text) == "'" + text
     for text in ("plain", "", "'quoted", " =spaced", "a=b"):
         assert exporting.neutralise(text) == text
+
+
+def test_neutralise_leaves_plain_numbers_and_checks_every_type():
+    for text in ("-5", "+44", "-0.5", "+.5", "-12.", "42"):
+        assert exporting.neutralise(text) == text
+    assert exporting.neutralise(-5) == -5 and exporting.neutralise(None) is None
+    assert exporting.neutralise(-1e-05) == "'-1e-05"  # its text is not a plain number
+    assert exporting.neutralise("-٣") == "'-٣"  # only ASCII digits make a plain number
 
 
 def test_tables_are_checked_and_comma_lists_accepted():

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from etl import load as load_module
 from etl import mirror
 from etl.cli import cli
 from etl.client import Client
 from etl.errors import OutcomeUnknown
 from etl.load import LoadOptions, load
+from etl.load import send as load_module
 from etl.sandbox import Sandbox
 from etl.verify import verify
 
@@ -284,7 +284,7 @@ BAD_KINDS = {
     "B-5": "no_threads",
     "B-6": "too_long",
     "B-7": "attachment_outside_folder",
-    "B-8": "missing_email",
+    "B-8": "missing_customer",
 }
 
 
@@ -342,7 +342,7 @@ def test_bad_rows_go_to_the_rejects_file_with_reasons_while_the_rest_load(empty_
     assert by_id["B-7"]["reason"].startswith("../../secret.txt: refused")
     assert (by_id["B-8"]["field"], by_id["B-8"]["reason"]) == (
         "customer.email",
-        "no customer email",
+        "no customer: no email, phone, name or id",
     )
     subjects = sorted(conversations_by_subject(empty_sandbox))
     assert subjects == ["Good one", "Good two"]
@@ -418,7 +418,7 @@ def test_dry_run_sends_nothing_and_reports_what_a_load_would_do(empty_sandbox, t
         "--dry-run",
         db=tmp_path / "l.db",
     )
-    assert result.exit_code == 3, result.output  # the unmapped agent's ticket would be rejected
+    assert result.exit_code == 0, result.output  # the unmapped agent goes to the first admin
     assert {m for m, _, _ in empty_sandbox.request_log} == {"GET"}
     assert empty_sandbox.store.conversation_ids() == []
     out = result.output
@@ -426,12 +426,12 @@ def test_dry_run_sends_nothing_and_reports_what_a_load_would_do(empty_sandbox, t
     assert figure(out, "rows read") == 14
     assert figure(out, "conversations") == 13
     assert figure(out, "threads") == 33
-    assert figure(out, "would be sent") == 12
+    assert figure(out, "would be sent") == 13
     assert figure(out, "customers existing") == 1  # mark@example.org
     assert figure(out, "customers new") == 9
-    assert figure(out, "unmapped_agent") == 2
-    assert "former.agent@support.example.org" in out
-    assert (tmp_path / "tickets.rejects.csv").is_file()
+    assert "unmapped agents (sent to admin@support.example.org, the first administrator" in out
+    assert "former.agent@support.example.org  (2 references)" in out
+    assert not (tmp_path / "tickets.rejects.csv").exists()
 
 
 def test_existing_customers_are_reused_never_duplicated(empty_sandbox, tmp_path):

@@ -198,7 +198,7 @@ def test_every_bad_row_kind_is_a_named_problem(tmp_path):
     base = GOOD_ROW
     cases = {
         "missing_subject": {"subject": ""},
-        "missing_email": {"email": ""},
+        "missing_customer": {"email": "", "name": ""},
         "invalid_email": {"email": "not-an-email"},
         "unknown_status": {"status": "on fire"},
         "bad_date": {"at": "yesterday"},
@@ -247,7 +247,7 @@ def test_closed_before_created_or_dated_in_the_future_is_a_bad_date(tmp_path):
     )
 
 
-def test_a_phone_conversation_may_name_its_customer_by_phone_or_first_name(tmp_path):
+def test_a_customer_without_email_is_named_by_phone_or_name_in_any_conversation_type(tmp_path):
     mapping = parse(
         GROUPED.replace(
             'customer = { email = "email", name = "name" }',
@@ -259,9 +259,9 @@ def test_a_phone_conversation_may_name_its_customer_by_phone_or_first_name(tmp_p
     cases = {
         "phone-by-phone": ({"channel": "phone", "phone": "+1 555-0142"}, set()),
         "phone-by-name": ({"channel": "phone", "name": "Ana López"}, set()),
-        "phone-nothing": ({"channel": "phone"}, {"missing_email"}),
-        "email-with-phone": ({"channel": "email", "phone": "+1 555-0142"}, {"missing_email"}),
-        "chat-with-name": ({"channel": "chat", "name": "Ana"}, {"missing_email"}),
+        "phone-nothing": ({"channel": "phone"}, {"missing_customer"}),
+        "email-with-phone": ({"channel": "email", "phone": "+1 555-0142"}, set()),
+        "chat-with-name": ({"channel": "chat", "name": "Ana"}, set()),
         "phone-bad-email": ({"channel": "phone", "email": "nope", "phone": "1"}, {"invalid_email"}),
     }
     records = [dict(base, cid=cid, **change) for cid, (change, _) in cases.items()]
@@ -271,7 +271,7 @@ def test_a_phone_conversation_may_name_its_customer_by_phone_or_first_name(tmp_p
         assert {p.kind for p in by_id[cid].problems} == kinds, cid
     refused = by_id["phone-nothing"].problems[0]
     assert (refused.field, refused.row) == ("customer.email", 4)
-    assert "phone or first name" in refused.reason and "\n" not in refused.reason
+    assert "no email, phone, name or id" in refused.reason and "\n" not in refused.reason
 
     from etl.load import Target, plan_conversation
 
@@ -371,6 +371,8 @@ def test_customer_rows_become_create_customer_payloads(tmp_path):
         },
         {"email": "", "first_name": "No", "last_name": "Email"},
         {"email": "x@y.org", "first_name": "F" * 41, "country": "France"},
+        {"email": "", "phone": "+1 555-0100"},
+        {"email": "", "company": "Nobody Inc"},
     )
     customers, _ = m.customers(mapping, records, tmp_path)
     zoe = customers[0]
@@ -381,8 +383,12 @@ def test_customer_rows_become_create_customer_payloads(tmp_path):
     ]
     assert zoe.payload["address"] == {"city": "London", "country": "GB"}
     assert zoe.payload["notes"] == "line\nbreak"
-    assert [p.kind for p in customers[1].problems] == ["missing_email"]
+    # Without an email, a phone or a name is enough (the ledger keys them by it).
+    assert customers[1].problems == [] and "emails" not in customers[1].payload
+    assert customers[1].source_id == "name:no email"
     assert sorted(p.kind for p in customers[2].problems) == ["bad_value", "too_long"]
+    assert customers[3].problems == [] and customers[3].source_id == "phone:+1 555-0100"
+    assert [p.kind for p in customers[4].problems] == ["missing_customer"]
 
 
 # -- drafts ---------------------------------------------------------------------------------

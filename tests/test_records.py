@@ -70,6 +70,16 @@ def test_dash_timestamps_are_normalised():
     assert row["created_at"] == "2018-08-09T10:08:53Z" and row["first_name"] == "J"
 
 
+def test_timestamps_that_do_not_parse_are_kept_as_sent_and_counted():
+    odd = dict(CONVERSATION, closedAt="=HYPERLINK(1)", createdAt="2020-03-15T22:46:22Z2020")
+    rows = records.conversation_rows(odd)
+    assert rows["conversations"][0]["closed_at"] == "=HYPERLINK(1)"
+    assert records.timestamps_kept_as_text(rows) == 2
+    assert records.timestamps_kept_as_text(records.conversation_rows(CONVERSATION)) == 0
+    users = {"users": [records.flat_row({"id": 1, "createdAt": "٢٠٢٠-03-15T22:46:22Z"})]}
+    assert records.timestamps_kept_as_text(users) == 1  # only ASCII digits make a timestamp
+
+
 def test_saving_twice_changes_nothing_and_replaces_children():
     db = mirror.open_mirror(":memory:")
     rows = records.conversation_rows(CONVERSATION)

@@ -30,6 +30,11 @@ def summary_lines(result, seconds: float) -> list[str]:
         deleted = result.deleted.get(name, 0)
         lines.append(f"{name:<16}{count:>9}{deleted:>9}")
     lines.append(f"{result.requests} requests in {seconds:.1f} s")
+    if result.timestamps_kept_as_text:
+        lines.append(
+            f"{result.timestamps_kept_as_text:,} timestamps the server sent did not parse: "
+            "kept as text, as sent"
+        )
     return lines
 
 
@@ -82,6 +87,8 @@ def status_command(db, runs, as_json):
     """
     from pathlib import Path
 
+    from etl import ledger
+
     if not Path(db).exists():
         raise click.ClickException(f"no mirror at {db}: run `etl sync` first")
     database = mirror.open_mirror(db)
@@ -90,6 +97,7 @@ def status_command(db, runs, as_json):
         "runs": mirror.recent_runs(conn, runs),
         "cursors": {r: v for r, v, _ in conn.execute("SELECT * FROM etl_cursors")},
         "rows": mirror.row_counts(database),
+        "load_runs": ledger.recent_runs(conn, runs),
     }
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -107,6 +115,10 @@ def status_command(db, runs, as_json):
         )
         for error in json.loads(run["errors"] or "[]"):
             click.echo(f"      error: {error}")
+    if report["load_runs"]:
+        click.echo("Load runs:")
+        for run in report["load_runs"]:
+            click.echo(f"  {ledger.run_line(run)}")
     click.echo("Cursors (updatedAt of the newest record mirrored):")
     for resource, value in report["cursors"].items():
         click.echo(f"  {resource:<16}{value}")

@@ -1,0 +1,143 @@
+"""Customers on the target: found by email, else phone, else first and last name (the customer
+list filters), created through `POST /customers` when not found, and remembered in the ledger.
+
+A conversation whose customer has no email (a phone or chat customer) is sent with
+`customer: {"id": N}`: the API matches a customer only by id or email, and a ref with a name
+alone would make a new customer on every use.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from etl.client import Client
+from etl.errors import OutcomeUnknown
+from etl.ledger import Ledger
+
+RECOVERY_ATTEMPTS = 8
+
+
+def needs_id(ref: dict[str, Any] | None) -> bool:
+    """A customer ref the API cannot resolve itself: neither an id nor an email."""
+    return isinstance(ref, dict) and "id" not in ref and "email" not in ref
+
+
+def match_key(ref: dict[str, Any]) -> str:
+    """The ledger's key for a customer known by id at the source, else by phone or name."""
+    if ref.get("_source"):
+        return str(ref["_source"])
+    if ref.get("phone"):
+        return f"phone:{ref['phone']}"
+    return f"name:{ref.get('firstName') or ''} {ref.get('lastName') or ''}".strip().casefold()
+
+
+def find_customers(client: Client, params: dict[str, str]) -> list[int]:
+    """Ids of the target's customers matching list filters, oldest first (one request)."""
+    query = {**params, "sortField": "createdAt", "sortOrder": "asc", "pageSize": 50}
+    document = client.get("api/customers", query) or {}
+    return [int(c["id"]) for c in (document.get("_embedded") or {}).get("customers") or []]
+
+
+def lookups(ref: dict[str, Any]) -> list[dict[str, str]]:
+    """The filter a customer is matched by: its email, else its phone, else first and last
+    name (a customer with a phone that the target lacks is new, whatever its name)."""
+    if ref.get("email"):
+        return [{"email": ref["email"]}]
+    if ref.get("phone"):
+        return [{"phone": ref["phone"]}]
+    names = {k: ref[k] for k in ("firstName", "lastName") if ref.get(k)}
+    return [names] if names else []
+
+
+def find_match(client: Client, ref: dict[str, Any], taken: set[int] | None = None) -> int | None:
+    """The first customer matching `ref` by the first filter that finds one, not in `taken`."""
+    for params in lookups(ref):
+        for found in find_customers(client, params):
+            if not taken or found not in taken:
+                return found
+    return None
+
+
+def create_body(ref: dict[str, Any]) -> dict[str, Any]:
+    """A Create Customer body from a conversation's customer ref (names and phone)."""
+    body: dict[str, Any] = {k: ref[k] for k in ("firstName", "lastName") if ref.get(k)}
+    if ref.get("phone"):
+        body["phones"] = [{"value": ref["phone"], "type": "work"}]
+    return body
+
+
+class CustomerResolver:
+    """Customer refs without an email -> target ids; shared by the workers of one load.
+
+    Each key is resolved once per run (a lock per key keeps two workers from creating the same
+    customer), and the ledger (kind `customers`) remembers the answer for the next run.
+    """
+
+    def __init__(self, client: Client, ledger: Ledger, retry_pause: float = 1.0):
+        self.client, self.ledger, self.retry_pause = client, ledger, retry_pause
+        self.known: dict[str, int] = {}
+        self.locks: dict[str, threading.Lock] = {}
+        self.lock = threading.Lock()
+        self.created = 0
+        self.found = 0
+
+    def resolve(self, ref: dict[str, Any]) -> int:
+        key = match_key(ref)
+        with self.lock:
+            if key in self.known:
+                return self.known[key]
+            key_lock = self.locks.setdefault(key, threading.Lock())
+        with key_lock:
+            if key in self.known:
+                return self.known[key]
+            entry = self.ledger.get(key)
+            if entry is not None and entry.state == "done" and entry.target_id:
+                found: int | None = entry.target_id
+            else:
+                found = self._find_or_create(key, ref)
+            with self.lock:
+                self.known[key] = found
+            return found
+
+    def _find_or_create(self, key: str, ref: dict[str, Any]) -> int:
+        found = find_match(self.client, ref)
+        if found is not None:
+            self.ledger.done(key, found, existing=True)
+            with self.lock:
+                self.found += 1
+            return found
+        body = create_body(ref)
+        for attempt in range(1, RECOVERY_ATTEMPTS + 1):
+            try:
+                target_id = self.client.create("api/customers", body)
+                break
+            except OutcomeUnknown:
+                if attempt == RECOVERY_ATTEMPTS:
+                    raise
+                time.sleep(self.retry_pause * attempt)
+                found = find_match(self.client, ref)
+                if found is not None:
+                    target_id = found
+                    break
+        self.ledger.done(key, target_id)
+        with self.lock:
+            self.created += 1
+        return target_id
+
+
+def with_ids(payload: dict[str, Any], resolve) -> dict[str, Any]:
+    """The payload with every customer ref that needs an id (the conversation's and each
+    customer thread's) replaced by `{"id": N}`."""
+    out = dict(payload)
+    if needs_id(out.get("customer")):
+        out["customer"] = {"id": resolve(out["customer"])}
+    threads = []
+    for thread in out.get("threads", []):
+        if needs_id(thread.get("customer")):
+            thread = dict(thread, customer={"id": resolve(thread["customer"])})
+        threads.append(thread)
+    if threads:
+        out["threads"] = threads
+    return out

