@@ -11,6 +11,7 @@ walk can be tested against a fake endpoint.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,16 @@ Fetch = Callable[[str, dict[str, Any]], Any]
 MAX_REREADS = 5
 # Full pages that bring nothing new before a walk is declared stuck.
 MAX_STALLED = 3
+
+
+def check_within_total(path: str, read: int, total: Any, page_size: int) -> None:
+    """A walk may read records again as they change, but never twice what the list announced.
+
+    A broken or hostile server can invent records forever; a list that announces no total is
+    bounded by the other guards alone.
+    """
+    if isinstance(total, int) and read > 2 * max(total, 0) + page_size:
+        raise PagingError(path, f"the list does not end: {read} records read, it announced {total}")
 
 
 @dataclass
@@ -44,8 +55,9 @@ class KeysetPager:
     boundary second are dropped. `stop_before` ends the walk at the first record stamped at
     or after it (the sync cuts one list into segments that way).
 
-    Guards: a page identical to the one before, full pages of records already seen, or more
-    than `max_requests` requests raise PagingError instead of looping forever.
+    Guards, each a PagingError instead of a walk without end: a page identical to the one
+    before, full pages of records already seen, more records than twice the total the first
+    page announced, or more than `max_requests` requests.
     """
 
     def __init__(
@@ -74,6 +86,7 @@ class KeysetPager:
         self.page_number = 1
         self.seen: dict[tuple[Any, str], None] = {}  # (id, stamp) of records at the boundary
         self.total: int | None = None
+        self.read = 0  # records yielded
         self.requests = 0
         self.stalled = 0
         self.previous_ids: list | None = None
@@ -84,6 +97,8 @@ class KeysetPager:
             records = self.request(self.anchor, self.page_number)
             self.check_not_repeated(records)
             fresh, reached_end = self.fresh(records)
+            self.read += len(fresh)
+            check_within_total(self.path, self.read, self.total, self.page_size)
             yield Page(fresh, self.total)
             self.check_progress(fresh)
             last_page = len(records) < self.page_size or reached_end
@@ -106,7 +121,7 @@ class KeysetPager:
         if since is not None:
             query[self.since_param] = since
         document = self.fetch(self.path, query) or {}
-        if self.total is None:
+        if self.requests == 1:  # the total as the walk began
             self.total = (document.get("page") or {}).get("totalElements")
         return ((document.get("_embedded") or {}).get(self.key)) or []
 
@@ -147,6 +162,8 @@ class KeysetPager:
                 inside = [r for r in records if r[self.field] == second]
                 fresh, _ = self.fresh(inside)
                 found += len(fresh)
+                self.read += len(fresh)
+                check_within_total(self.path, self.read, self.total, self.page_size)
                 if fresh:
                     yield Page(fresh, self.total)
                 if len(inside) < len(records) or len(records) < self.page_size:
@@ -172,7 +189,12 @@ class KeysetPager:
 
 
 class NumberPager:
-    """Read a small list page by page, up to its last page or `max_pages`."""
+    """Read a small list page by page, up to its last page.
+
+    Guards, each a PagingError: a page identical to the one before or bringing only records
+    already read, more than `max_pages` pages (`--max-pages`), or more records than twice the
+    total the first page announced.
+    """
 
     def __init__(
         self,
@@ -192,11 +214,15 @@ class NumberPager:
         self.max_pages = max_pages
 
     def __iter__(self) -> Iterator[Page]:
-        previous_ids = None
-        for number in range(1, self.max_pages + 1):
+        previous_ids: list | None = None
+        seen: set = set()
+        total = None
+        for number in itertools.count(1):
             query = {**self.base, "page": number, "pageSize": self.page_size}
             document = self.fetch(self.path, query) or {}
             info = document.get("page") or {}
+            if number == 1:
+                total = info.get("totalElements")
             records = ((document.get("_embedded") or {}).get(self.key)) or []
             ids = [r.get("id") for r in records]
             if records and ids == previous_ids:
@@ -204,13 +230,21 @@ class NumberPager:
                     self.path, f"the server returned the same page twice (page {number})"
                 )
             previous_ids = ids
+            fresh = [i for i in ids if i not in seen]
+            seen.update(ids)
+            check_within_total(self.path, len(seen), total, self.page_size)
             yield Page(records, info.get("totalElements"))
             total_pages = info.get("totalPages")
             if len(records) < self.page_size or (
                 isinstance(total_pages, int) and number >= total_pages
             ):
                 return
-        raise PagingError(self.path, f"more than {self.max_pages} pages")
+            if not fresh:
+                raise PagingError(self.path, f"page {number} brought only records already read")
+            if number >= self.max_pages:
+                raise PagingError(
+                    self.path, f"more than {self.max_pages} pages; --max-pages allows more"
+                )
 
 
 def iter_pages(

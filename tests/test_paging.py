@@ -157,6 +157,6 @@ def test_a_segment_ends_before_its_stop():
 def test_a_small_list_stops_at_its_page_ceiling():
     endpoint = FakeEndpoint([{"id": i, "updatedAt": ts(i)} for i in range(50)])
     pager = NumberPager(endpoint.get, "api/x", "items", page_size=10, max_pages=3)
-    with pytest.raises(PagingError, match="more than 3 pages"):
+    with pytest.raises(PagingError, match="more than 3 pages; --max-pages allows more"):
         list(pager)
     assert len(endpoint.calls) == 3

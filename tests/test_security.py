@@ -7,12 +7,15 @@ and a second server on another loopback port (another origin) plays the attacker
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import sqlite3
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from click.testing import CliRunner
@@ -277,3 +280,88 @@ def test_a_download_waits_out_a_short_retry_after_and_refuses_a_long_one():
         with pytest.raises(ApiError, match="asked to wait 86400 s"):
             client.download("/a", io.BytesIO())
         assert client.requests_made == 1
+
+
+# ----- 4. lists end ------------------------------------------------------------------------
+
+
+def page_of(key: str, records: list[dict], total: int, pages: int, number: int) -> Answer:
+    document = {
+        "_embedded": {key: records},
+        "page": {"size": len(records), "totalElements": total, "totalPages": pages},
+    }
+    return Answer(200, {"Content-Type": "application/json"}, json.dumps(document).encode())
+
+
+def query_of(request) -> dict:
+    return dict(parse_qsl(urlsplit(request.path).query))
+
+
+def inventing_tags(request):
+    """Every page of tags full of tags never seen, and ten billion pages to come."""
+    if not request.path.startswith("/api/tags"):
+        return None
+    query = query_of(request)
+    size, number = int(query["pageSize"]), int(query["page"])
+    tags = [{"id": (number - 1) * size + i + 1, "name": f"t{number}-{i}"} for i in range(size)]
+    return page_of("tags", tags, 10**12, 10**10, number)
+
+
+def test_a_small_list_without_end_stops_at_the_page_ceiling(sandbox, tmp_path):
+    with proxy(sandbox.url, inventing_tags) as front:
+        args = ("sync", "--db", tmp_path / "m.db", "--only", "tags")
+        result = etl(front.url, sandbox.api_key, *args)
+        asked = sum(r.path.startswith("/api/tags") for r in front.seen)
+        assert result.exit_code == 1
+        assert error_line(result) == (
+            "Error: GET api/tags: more than 500 pages; --max-pages allows more"
+        )
+        assert asked == 500
+        front.seen.clear()
+        raised = etl(front.url, sandbox.api_key, *args, "--max-pages", 700)
+        assert "more than 700 pages" in error_line(raised)
+        assert sum(r.path.startswith("/api/tags") for r in front.seen) == 700
+
+
+def test_a_page_of_records_already_read_ends_a_page_number_walk(sandbox, tmp_path):
+    def rotating(request):
+        if not request.path.startswith("/api/users"):
+            return None
+        number = int(query_of(request)["page"])
+        ids = [(i + number) % 100 + 1 for i in range(100)]  # the same 100 users, turned
+        users = [{"id": i, "email": f"u{i}@example.org"} for i in ids]
+        return page_of("users", users, 100_000, 1_000, number)
+
+    with proxy(sandbox.url, rotating) as front:
+        args = ("sync", "--db", tmp_path / "m.db", "--only", "users")
+        result = etl(front.url, sandbox.api_key, *args)
+    assert result.exit_code == 1
+    assert error_line(result) == "Error: GET api/users: page 2 brought only records already read"
+
+
+def test_a_keyset_list_of_ever_new_records_ends_past_twice_its_total(sandbox, tmp_path):
+    template = sandbox.store.get_conversation(sandbox.store.conversation_ids()[0], embed=())
+    invented = itertools.count(10**6)
+
+    def inventing(request):
+        if not request.path.startswith("/api/conversations"):
+            return None
+        query = query_of(request)
+        size = int(query["pageSize"])
+        since = query.get("updatedSince", "2020-01-01T00:00:00Z")
+        start = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        records = []
+        for i in range(size):
+            stamp = (start + timedelta(seconds=i + 1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            records.append({**template, "id": next(invented), "updatedAt": stamp})
+        return page_of("conversations", records, 250, 10**10, int(query["page"]))
+
+    with proxy(sandbox.url, inventing) as front:
+        args = ("sync", "--db", tmp_path / "m.db", "--only", "conversations", "--page-size", 50)
+        result = etl(front.url, sandbox.api_key, *args)
+        pages = sum(r.path.startswith("/api/conversations") for r in front.seen)
+    assert result.exit_code == 1, result.output
+    assert error_line(result) == (
+        "Error: GET api/conversations: the list does not end: 600 records read, it announced 250"
+    )
+    assert pages < 20
