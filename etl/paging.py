@@ -53,7 +53,8 @@ class KeysetPager:
     inside that second, where a change can shift one past a page boundary; such a crowded
     second is read again until a pass finds nothing new. Records already yielded at a
     boundary second are dropped. `stop_before` ends the walk at the first record stamped at
-    or after it (the sync cuts one list into segments that way).
+    or after it (the sync cuts one list into segments that way, and passes the whole list's
+    total as `announced`).
 
     Guards, each a PagingError instead of a walk without end: a page identical to the one
     before, full pages of records already seen, more records than twice the total the first
@@ -72,6 +73,7 @@ class KeysetPager:
         page_size: int = 100,
         stop_before: str | None = None,
         max_requests: int = 1_000_000,
+        announced: int | None = None,
     ) -> None:
         self.fetch = fetch
         self.path = path
@@ -86,6 +88,9 @@ class KeysetPager:
         self.page_number = 1
         self.seen: dict[tuple[Any, str], None] = {}  # (id, stamp) of records at the boundary
         self.total: int | None = None
+        # The list's size as its reader knows it: a segment of a list is held to the whole
+        # list's total, not to what its own first page counts after its start.
+        self.announced = announced
         self.read = 0  # records yielded
         self.requests = 0
         self.stalled = 0
@@ -98,7 +103,8 @@ class KeysetPager:
             self.check_not_repeated(records)
             fresh, reached_end = self.fresh(records)
             self.read += len(fresh)
-            check_within_total(self.path, self.read, self.total, self.page_size)
+            known = self.total if self.announced is None else self.announced
+            check_within_total(self.path, self.read, known, self.page_size)
             yield Page(fresh, self.total)
             self.check_progress(fresh)
             last_page = len(records) < self.page_size or reached_end
@@ -162,8 +168,6 @@ class KeysetPager:
                 inside = [r for r in records if r[self.field] == second]
                 fresh, _ = self.fresh(inside)
                 found += len(fresh)
-                self.read += len(fresh)
-                check_within_total(self.path, self.read, self.total, self.page_size)
                 if fresh:
                     yield Page(fresh, self.total)
                 if len(inside) < len(records) or len(records) < self.page_size:

@@ -338,6 +338,7 @@ class ListRead:
             since_param=resource.since_param,
             page_size=page_size,
             stop_before=stop_before,
+            announced=self.total,
         )
         for page in pager:
             yield page.items
