@@ -17,7 +17,6 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-import etl
 from etl import search, timeutil, views
 from etl.errors import ConfigError, LockedError, MirrorError
 
@@ -316,7 +315,9 @@ class Mirror:
 
     def __getitem__(self, table: str) -> Any:
         """sqlite-utils' view of one table (rows, count, ...); imports sqlite-utils."""
-        return etl.import_sqlite_utils().Database(self.conn)[table]
+        import sqlite_utils
+
+        return sqlite_utils.Database(self.conn)[table]
 
 
 def open_mirror(path: str | os.PathLike) -> Mirror:
@@ -389,7 +390,9 @@ def ensure_schema(database: Mirror) -> None:
     """Create what the schema lacks (with sqlite-utils, imported only then), the search index
     and the sheet views."""
     if not schema_is_current(database.conn):
-        db = etl.import_sqlite_utils().Database(database.conn)
+        import sqlite_utils  # here: with pandas installed it imports pandas, 0.4 s
+
+        db = sqlite_utils.Database(database.conn)
         existing = set(db.table_names())
         for table in TABLES:
             if table.name not in existing:

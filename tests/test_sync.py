@@ -555,3 +555,21 @@ def test_no_worker_sends_a_request_within_a_retry_after(sandbox_factory, tmp_pat
     for when in limiter.limited:
         inside = [t - when for t in limiter.arrivals if when < t < when + 1.0]
         assert inside == [], f"requests {inside} s after a 429 with Retry-After: 1"
+
+
+def test_an_incremental_sync_imports_neither_sqlite_utils_nor_pandas(sandbox, tmp_path):
+    path = tmp_path / "m.db"
+    do_sync(sandbox, path)
+    probe = (
+        "import sys\nfrom etl.cli import main\n"
+        "try:\n    main(['sync', '--quiet', '--db', sys.argv[1]])\n"
+        "except SystemExit as end:\n    assert not end.code, end.code\n"
+        "print(sorted(m for m in ('sqlite_utils', 'pandas', 'numpy') if m in sys.modules))"
+    )
+    env = {**os.environ, "SMARTICKS_URL": sandbox.url, "SMARTICKS_API_KEY": sandbox.api_key}
+    run = subprocess.run(
+        [sys.executable, "-c", probe, str(path)], capture_output=True, text=True, env=env
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+    assert mirror.recent_runs(sqlite3.connect(path), 1)[0]["status"] == "completed"
