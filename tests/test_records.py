@@ -5,7 +5,7 @@ import sqlite3
 import subprocess
 import sys
 
-from etl import mirror, records
+from etl import mirror, records, schema
 
 CONVERSATION = {
     "id": 1,
@@ -180,11 +180,13 @@ def test_cursor_never_moves_backwards():
     assert mirror.get_cursor(db.conn, "conversations") == "2024-01-02T00:00:00Z"
 
 
-def test_pack_keeps_schema_order_and_fills_keys_a_row_lacks():
-    same = mirror.pack({"tags": [{"name": "a", "id": 1}, {"name": "b", "id": 2}]})["tags"]
-    assert same.columns == ("id", "name") and same.values == [(1, "a"), (2, "b")]
-    mixed = mirror.pack({"users": [{"id": 1, "email": "a@x"}, {"id": 2, "phone": "7"}]})["users"]
-    assert mixed.columns == ("id", "email") and mixed.values == [(1, "a@x"), (2, None)]
+def test_an_upsert_stores_the_columns_its_rows_carry_and_null_for_keys_a_row_lacks():
+    db = mirror.open_mirror(":memory:")
+    rows = [{"id": 1, "email": "a@x", "not_a_column": 1}, {"id": 2, "phone": "7"}]
+    with db.conn:
+        mirror.upsert(db.conn, "users", rows)
+    stored = db.execute("SELECT id, email, phone FROM users ORDER BY id").fetchall()
+    assert stored == [(1, "a@x", None), (2, None, "7")]
 
 
 def test_a_file_mirror_journals_through_the_wal_so_readers_read_beside_a_sync(tmp_path):
@@ -222,10 +224,10 @@ def test_a_current_mirror_opens_without_sqlite_utils_and_an_old_one_is_brought_u
     for (view,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'view'").fetchall():
         conn.execute(f"DROP VIEW {view}")
     conn.execute("ALTER TABLE threads DROP COLUMN body_text")
-    assert not mirror.schema_is_current(conn)
+    assert not schema.schema_is_current(conn)
     conn.close()
     assert opened_with_sqlite_utils()
     conn = sqlite3.connect(path)
-    assert mirror.schema_is_current(conn)
+    assert schema.schema_is_current(conn)
     assert "body_text" in [row[1] for row in conn.execute("PRAGMA table_info(threads)")]
     conn.close()

@@ -19,7 +19,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from etl import mirror
+from etl import mirror, schema
 from etl.cli import COMMAND_MODULES, cli
 from etl.cli.common import make_client
 from etl.client import Client, RetryPolicy
@@ -28,7 +28,7 @@ from etl.sync import SyncOptions, sync
 from tests.hostile import Answer, forward, serve
 
 DATA_TABLES = [
-    t.name for t in mirror.TABLES if not t.name.startswith("etl_") and t.name != "timelogs"
+    t.name for t in schema.TABLES if not t.name.startswith("etl_") and t.name != "timelogs"
 ]
 
 

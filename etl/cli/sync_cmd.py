@@ -7,7 +7,7 @@ import time
 
 import click
 
-from etl import mirror
+from etl import lock, mirror
 from etl.cli.common import connection_options, db_option, make_client, quiet_option, say
 from etl.progress import bars
 from etl.resources import BY_NAME
@@ -16,7 +16,7 @@ from etl.sync import SyncOptions, sync
 
 def run_sync(client, db_path: str, options: SyncOptions, quiet: bool, command: str = "sync"):
     """Lock the mirror, sync into it and return the result (shared with `etl demo`)."""
-    with mirror.writer_lock(db_path):
+    with lock.writer_lock(db_path):
         db = mirror.open_mirror(db_path)
         try:
             return sync(client, db.conn, options, progress=bars(quiet), command=command)
