@@ -246,6 +246,8 @@ class Client:
     # Page-number walks (the small resources) stop with an error past this many pages.
     max_pages: int = 500
     on_retry: Callable[[float, str], None] | None = field(default=None, repr=False)
+    # Clients of one server share a gate (a load's file downloads and its API calls).
+    gate: RateGate | None = field(default=None, repr=False)
     requests_made: int = 0
     retries_made: int = 0
 
@@ -258,7 +260,7 @@ class Client:
         if not urlsplit(self.url).scheme.startswith("http"):
             shown = redact_url(self.url)
             raise ConfigError(f"URL must start with http:// or https://, got {shown!r}")
-        self.gate = RateGate()
+        self.gate = self.gate or RateGate()
         self._count_lock = threading.Lock()
         self._tries = threading.local()  # tries of the request this thread is making
         self._rng = random.Random()

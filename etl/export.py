@@ -236,6 +236,44 @@ def _conversation_record(row, threads, tags, fields) -> dict[str, Any]:
     }
 
 
+def customer_records(
+    conn: sqlite3.Connection, sheet: Sheet, where: Sequence[str], params: Sequence[Any], options
+) -> Iterator[list[dict[str, Any]]]:
+    """The customers sheet's rows with every email, phone, social profile and website as
+    `{value, type}` lists and the customer fields by name (`--mapping smarticks` loads them)."""
+    names = [c.name for c in sheet.visible(options.include_deleted)]
+    cursor = conn.execute(sheet.select(where, options.include_deleted), list(params))
+    for rows in _chunks(cursor, min(options.chunk_size, 500)):
+        records = [dict(zip(names, row, strict=True)) for row in rows]
+        ids = _in([r["id"] for r in records])
+        lists: dict[str, dict[int, list]] = {}
+        for key, table in (
+            ("emails", "customer_emails"),
+            ("phones", "customer_phones"),
+            ("socialProfiles", "customer_social_profiles"),
+            ("websites", "customer_websites"),
+        ):
+            found = lists[key] = {}
+            for cid, value, kind in conn.execute(
+                f"SELECT customer_id, value, type FROM {table} WHERE customer_id IN ({ids}) "
+                "ORDER BY customer_id, position"
+            ):
+                entry = {"value": value, "type": kind} if kind else {"value": value}
+                found.setdefault(cid, []).append(entry)
+        fields: dict[int, dict[str, Any]] = {}
+        for cid, name, label in conn.execute(
+            "SELECT customer_id, name, COALESCE(NULLIF(text, ''), value) FROM customer_fields "
+            f"WHERE customer_id IN ({ids}) ORDER BY customer_id, field_id"
+        ):
+            if label is not None:
+                fields.setdefault(cid, {})[name] = label
+        for record in records:
+            for key, found in lists.items():
+                record[key] = found.get(record["id"], [])
+            record["customerFields"] = fields.get(record["id"], {})
+        yield records
+
+
 # -- value conversions ---------------------------------------------------------------------------
 
 
@@ -610,11 +648,16 @@ def export(
 
 def _export_table(conn, fmt, writer: Writer, sheet: Sheet, options, progress) -> int:
     where, params = conditions(sheet, options)
+    if fmt not in ("json", "jsonl") or sheet.name != "conversations":
+        writer.notes.extend(f"{sheet.name}: {note}" for note in sheet.notes)
     total = conn.execute(sheet.count(where), params).fetchone()[0]
     bar = progress(sheet.name, total)
     try:
         if fmt in ("json", "jsonl") and sheet.name == "conversations":
             chunks = conversation_records(conn, where, params, min(options.chunk_size, 100))
+            columns = None
+        elif fmt in ("json", "jsonl") and sheet.name == "customers":
+            chunks = customer_records(conn, sheet, where, params, options)
             columns = None
         else:
             columns = sheet.visible(options.include_deleted)

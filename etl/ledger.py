@@ -184,6 +184,20 @@ class Ledger:
     def done(self, source_id: str, target_id: int, existing: bool = False) -> None:
         self._write(source_id, state="done", target_id=target_id, existing=int(existing))
 
+    def refresh(self, source_id: str, fingerprint: str, expected: dict) -> None:
+        """What a loaded record should show now, after an update (its state stays `done`)."""
+        with self.lock, self.conn:
+            self.conn.execute(
+                "UPDATE etl_load_items SET fingerprint = ?, expected = ?, updated_at = ? "
+                "WHERE target = ? AND system = ? AND kind = ? AND source_id = ?",
+                (
+                    fingerprint,
+                    json.dumps(expected, ensure_ascii=False, sort_keys=True),
+                    now_text(),
+                    *self._key(source_id),
+                ),
+            )
+
     def rejected(
         self,
         source_id: str,

@@ -18,6 +18,7 @@ from typing import Any
 from etl import search, timeutil
 from etl.errors import ConfigError, MirrorError
 from etl.lock import check_mirror_path
+from etl.redact import redact_text
 from etl.schema import SCHEMA, TABLES, Table, ensure_schema
 
 CACHE_KIB = 32 * 1024
@@ -299,11 +300,12 @@ def finish_run(
     requests: int,
     errors: list[str],
 ) -> None:
+    shown = [redact_text(error) for error in errors]  # `etl status` prints them
     with conn:
         conn.execute(
             "UPDATE etl_runs SET ended_at = ?, status = ?, counts = ?, requests = ?, errors = ? "
             "WHERE id = ?",
-            (timeutil.now(), status, json.dumps(counts), requests, json.dumps(errors), run_id),
+            (timeutil.now(), status, json.dumps(counts), requests, json.dumps(shown), run_id),
         )
 
 

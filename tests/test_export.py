@@ -302,7 +302,20 @@ def test_json_conversations_are_self_contained_records_with_nested_threads(mirro
     assert {t["author"]["type"] for r in records for t in r["threads"]} == {"user", "customer"}
     customers = json.loads((tmp_path / "customers.json").read_text(encoding="utf-8"))
     names, expected = sheet_rows(mirror_path, "customers")
-    assert customers == [dict(zip(names, row, strict=True)) for row in expected]
+    # The sheet's columns, with every email, phone, profile and website as lists and the
+    # customer fields by name (what a load into another instance needs).
+    lists = ("emails", "phones", "socialProfiles", "websites", "customerFields")
+    sheet = [dict(zip(names, row, strict=True)) for row in expected]
+    assert [{k: v for k, v in c.items() if k not in lists} for c in customers] == [
+        {k: v for k, v in row.items() if k != "emails"} for row in sheet
+    ]
+    for record, row in zip(customers, sheet, strict=True):
+        assert ", ".join(e["value"] for e in record["emails"]) == (row["emails"] or "")
+        first_phone = [p["value"] for p in record["phones"]][:1]
+        assert first_phone == ([row["phone"]] if row["phone"] else [])
+    assert any(len(c["phones"]) > 1 for c in customers)
+    assert any(c["socialProfiles"] for c in customers) and any(c["websites"] for c in customers)
+    assert any(c["customerFields"].get("Gender") in ("Male", "Female", "Other") for c in customers)
 
 
 def test_jsonl_holds_the_same_records_one_per_line(mirror_path, tmp_path):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import pytest
 from helpers_mirror import rows
-from rewriting_proxy import RewritingProxy
+from hostile import Answer, Seen, forward, serve
 
 from etl.cli import main
 from etl.export import PLAIN_NUMBER, TABLES
@@ -41,6 +42,22 @@ def plant_formulas(path: str, document) -> None:
         mailbox["name"] = "\r=1"
 
 
+def rewriting(upstream: str, rewrite):
+    """A proxy in front of the sandbox that passes every JSON answer through `rewrite`."""
+    passing = forward(upstream)
+
+    def handle(request: Seen) -> Answer:
+        answer = passing(request)
+        kind = {k.lower(): v for k, v in answer.headers.items()}.get("content-type", "")
+        if "json" in kind and answer.body:
+            document = json.loads(answer.body)
+            rewrite(request.path, document)
+            answer.body = json.dumps(document).encode()
+        return answer
+
+    return serve(handle)
+
+
 def run(capsys, *args):
     with pytest.raises(SystemExit) as exit_info:
         main(list(args))
@@ -58,7 +75,7 @@ def test_excel_csv_neutralises_formulas_in_number_time_and_text_columns(tmp_path
     db = str(tmp_path / "mirror.db")
     with (
         Sandbox(seed=7, conversations=60) as sandbox,
-        RewritingProxy(sandbox.url, plant_formulas) as proxy,
+        rewriting(sandbox.url, plant_formulas) as proxy,
     ):
         code, out, err = run(
             capsys, "sync", "--url", proxy.url, "--api-key", sandbox.api_key, "--db", db

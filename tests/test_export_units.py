@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from etl import export as exporting
@@ -75,6 +77,36 @@ def test_custom_field_columns_are_named_by_field_and_never_clash():
     assert row["status"] == "active"
     views.refresh_views(db.conn)
     assert db.conn.execute('SELECT "Priority" FROM conversations_sheet').fetchone() == ("Hïgh",)
+
+
+def test_customer_fields_past_the_column_limit_go_to_one_json_column(monkeypatch):
+    monkeypatch.setattr(views, "MAX_FIELD_COLUMNS", 2)
+    db = mirror.open_mirror(":memory:")
+    names = ["Age", "Plan", "more_custom_fields", "Birthday"]
+    customer = {
+        "id": 4,
+        "firstName": "Zoë",
+        "customerFields": [
+            {"id": i, "name": name, "value": str(i), "text": "x" if i == 3 else ""}
+            for i, name in enumerate(names, start=1)
+        ],
+    }
+    with db.conn:
+        rows = records.customer_rows(customer)
+        mirror.save_records(db.conn, "customers", rows, ["customer_fields"])
+        mirror.save_records(db.conn, "customers", records.customer_rows({"id": 5}), [])
+    sheet = views.sheets(db.conn)["customers"]
+    assert sheet.notes == (
+        "2 custom fields past the first 2 are in the column more_custom_fields (JSON, by field "
+        "name)",
+    )
+    found = db.conn.execute(sheet.select()).fetchall()
+    names = [c.name for c in sheet.columns]
+    assert names[-4:] == ["Age", "Plan", "more_custom_fields", "deleted_at"]
+    first, second = (dict(zip(names, row, strict=True)) for row in found)
+    assert (first["Age"], first["Plan"]) == ("1", "2")
+    assert json.loads(first["more_custom_fields"]) == {"more_custom_fields": "x", "Birthday": "4"}
+    assert second["Age"] is None and second["more_custom_fields"] is None
 
 
 @pytest.mark.parametrize(

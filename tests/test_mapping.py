@@ -1,5 +1,6 @@
 """Mapping files -> pure row transformations: dates, value maps, grouping, problems, drafts."""
 
+import re
 import tomllib
 from collections import Counter
 from pathlib import Path
@@ -418,3 +419,63 @@ def test_a_draft_from_nested_json_finds_the_threads_list():
     assert document["conversation"]["threads"] == "threads"
     assert document["thread"]["body"] == "body"
     assert document["thread"]["createdAt"] == "createdAt"
+
+
+def test_a_conversation_without_subject_takes_the_first_line_of_its_first_message(tmp_path):
+    option = "[conversation]\nsubject_from_first_message = true"
+    mapping = parse(GROUPED.replace("[conversation]", option))
+    long_line = "word " * 40
+    records = [
+        dict(GOOD_ROW, cid="1", subject="", body="<p>  Hello   there,</p><p>second line</p>"),
+        dict(GOOD_ROW, cid="2", subject="", body=long_line + "\nnext"),
+        dict(GOOD_ROW, cid="3", subject="Kept", body="Body"),
+        dict(GOOD_ROW, cid="4", subject="", body=" "),
+    ]
+    convs, _ = m.conversations(mapping, rows(*records), tmp_path)
+    by_id = {c.source_id: c for c in convs}
+    assert by_id["1"].subject == "Hello there,"
+    assert len(by_id["2"].subject) == 100 and by_id["2"].subject.endswith("…")
+    assert by_id["3"].subject == "Kept"
+    assert "missing_subject" in {p.kind for p in by_id["4"].problems}  # no text to take
+    without = m.conversations(parse(GROUPED), rows(records[0]), tmp_path)[0][0]
+    assert "missing_subject" in {p.kind for p in without.problems}
+
+
+@pytest.mark.parametrize(
+    "sample",
+    [
+        "intercom/messages.csv",
+        "freshdesk/tickets.csv",
+        "generic/conversations.csv",
+        "zendesk/tickets.json",
+        "helpscout/conversations.json",
+        "smarticks/conversations.jsonl",
+    ],
+)
+def test_a_draft_never_lists_a_column_it_uses_as_unused(sample):
+    from etl.readers import sample as read_sample
+
+    path = Path(__file__).resolve().parent.parent / "samples" / sample
+    draft = m.draft_mapping(path.name, read_sample(path))
+    body, _, unused = draft.partition("# Columns not used above:\n")
+    listed = {line.removeprefix("#   ") for line in unused.splitlines()}
+    mapped = set()
+    for line in body.splitlines():
+        if not line.startswith("#") and "=" in line and not line.startswith("system"):
+            mapped |= set(re.findall(r'"([^"]+)"', line.split("#")[0]))
+    assert not listed & mapped, listed & mapped
+    m.parse_mapping(tomllib.loads(draft))  # and it parses
+
+
+def test_a_draft_maps_thread_type_and_author_with_their_values():
+    from etl.readers import sample as read_sample
+
+    path = Path(__file__).resolve().parent.parent / "samples" / "intercom" / "messages.csv"
+    draft = m.draft_mapping(path.name, read_sample(path))
+    assert 'type = { path = "part_type", map = "thread_type" }' in draft
+    author = 'author = { email = "author_email", type = { path = "author_type", map = "author_type"'
+    assert author in draft and 'name = "author_name"' in draft
+    assert '"note" = "note"' in draft and '"assignment" = "skip"' in draft
+    assert '"admin" = "user"' in draft
+    assert '# "user" = ""   # TODO' in draft  # an agent in Smarticks, the customer in Intercom
+    assert 'createdAt = "part_created_at"' in draft and "#   part_created_at" not in draft

@@ -1,11 +1,13 @@
-"""Issue 19: every record arrives, once, even when the file, the target or the ledger is untidy.
+"""Every record arrives, once, even when the file, the target or the ledger is untidy.
 
-Each test runs the CLI against a sandbox over real HTTP.
+Each test runs the CLI against sandboxes over real HTTP. The round trip at the end moves a
+whole helpdesk (sync, export, load into another instance) and compares them field by field.
 """
 
 import csv
 import json
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from click.testing import CliRunner
 
 from etl.cli import cli
 from etl.client import Client
+from etl.load import attachments
 from etl.load import send as load_module
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +40,7 @@ HEADER = [
 @pytest.fixture(autouse=True)
 def _fast_recovery(monkeypatch, tmp_path):
     monkeypatch.setattr(load_module, "RETRY_PAUSE", 0.0)
+    monkeypatch.setattr(attachments, "DOWNLOAD_ATTEMPTS", 1)  # sample file hosts are offline
     monkeypatch.chdir(tmp_path)
 
 
@@ -358,3 +362,274 @@ def test_each_load_writes_a_report_row_per_record_and_status_lists_the_runs(
     assert runs[0].startswith("#2 conversations from ") and "moved.jsonl" in runs[0]
     assert runs[0].endswith("done: records 2, already loaded 1, rejected 1"), runs[0]
     assert runs[1].startswith("#1 ") and "created 1" in runs[1] and "rejected 1" in runs[1]
+
+
+# -- the round trip ------------------------------------------------------------------------------
+
+
+def customer_shape(customer: dict, drop_fields=()) -> dict:
+    """What a move must keep of a customer (not its id, createdAt, updatedAt or photo)."""
+    embedded = customer["_embedded"]
+    return {
+        "firstName": customer["firstName"],
+        "lastName": customer["lastName"],
+        "company": customer["company"],
+        "jobTitle": customer["jobTitle"],
+        "notes": customer["notes"],
+        "emails": [(e["value"], e["type"]) for e in embedded["emails"]],
+        "phones": [(p["value"], p["type"]) for p in embedded["phones"]],
+        "social_profiles": [(p["value"], p["type"]) for p in embedded["social_profiles"]],
+        "websites": [w["value"] for w in embedded["websites"]],
+        "address": {k: v for k, v in embedded["address"].items() if v},
+        "fields": {
+            f["name"]: f["text"] or f["value"]
+            for f in customer["customerFields"]
+            if f["name"] not in drop_fields
+        },
+    }
+
+
+def conversation_shape(sandbox, cid: int, drop_fields=()) -> dict:
+    """What a move must keep of a conversation: all but ids, numbers and updatedAt."""
+    store = sandbox.store
+    conv = store.get_conversation(cid, embed=("threads", "tags"))
+
+    def person(ref: dict) -> tuple:
+        if ref["type"] == "user":
+            return ("user", ref["email"])
+        customer = store.get_customer(ref["id"])
+        return ("customer", ref.get("email"), customer["firstName"], customer["lastName"])
+
+    threads = [t for t in reversed(conv["_embedded"]["threads"]) if t["type"] != "lineitem"]
+    return {
+        "subject": conv["subject"],
+        "customer": person(conv["customer"]),
+        "status": conv["status"],
+        "type": conv["type"],
+        "createdAt": conv["createdAt"],
+        "closedAt": conv["closedAt"],
+        "assignee": (conv["assignee"] or {}).get("email"),
+        "tags": sorted(t["name"] for t in conv["_embedded"]["tags"]),
+        "fields": {
+            f["name"]: f["text"] or f["value"]
+            for f in conv["customFields"]
+            if f["name"] not in drop_fields
+        },
+        "threads": [
+            (
+                t["type"],
+                t["createdAt"],
+                t["body"],
+                person(t["createdBy"]),
+                t["cc"],
+                t["bcc"],
+                [
+                    (a["fileName"], a["mimeType"], a["size"], store.attachments[a["id"]].data)
+                    for a in t["_embedded"]["attachments"]
+                ],
+            )
+            for t in threads
+        ],
+    }
+
+
+def test_round_trip_moves_every_customer_and_conversation_field_by_field(sandbox_factory, tmp_path):
+    from urllib.parse import quote
+
+    from etl.htmltext import html_to_text
+
+    source = sandbox_factory(seed=8, conversations=45)
+    target = sandbox_factory(empty=True)
+    store = source.store
+    with store.lock:
+        # Attachments with content, served by the source at its own URLs.
+        for item in store.attachments.values():
+            item.data = f"{item.id}:{item.file_name} ".encode() * 40
+            item.size = len(item.data)
+            item.file_url = f"{source.url}/storage/attachment/{item.id}/{quote(item.file_name)}"
+        # Chat conversations without a subject.
+        chats = [c for c in store.conversations.values() if c.type == "chat"]
+        untitled = [c.id for c in chats if c.state != "deleted"][:2]
+        for cid in untitled:
+            store.conversations[cid].subject = ""
+        store.reindex()
+    # The target lacks a conversation field and a customer field the source has.
+    with target.store.lock:
+        for definition in list(target.store.conv_fields.values()):
+            if definition.name == "Vendor":
+                del target.store.conv_fields[definition.id]
+        remarks = next(d.id for d in target.store.cust_fields.values() if d.name == "Remarks")
+        del target.store.cust_fields[remarks]
+        target.store.index_definitions()
+    # The target is in use: its customers show the customer fields' ids and options.
+    api = Client(target.url, target.api_key)
+    in_use = []
+    for option in ("1", "2", "3"):
+        ident = api.create("api/customers", {"firstName": f"Existing {option}"})
+        values = [
+            {"id": d.id, "value": option if d.type == "dropdown" else "7"}
+            for d in target.store.cust_fields.values()
+            if d.type in ("dropdown", "number")
+        ]
+        api.put(f"api/customers/{ident}/customer_fields", {"customerFields": values})
+        in_use.append(ident)
+    field_ids = [
+        f"{d.name}={d.id}"
+        for d in target.store.cust_fields.values()
+        if d.type not in ("dropdown", "number")
+    ]
+
+    mirror_db, ledger_db = tmp_path / "a.db", tmp_path / "b.db"
+    assert run(source, "sync", "--quiet", db=mirror_db).exit_code == 0
+    dump = tmp_path / "dump"
+    exported = run(source, "export", "--format", "jsonl", "--out", dump, "--quiet", db=mirror_db)
+    assert exported.exit_code == 0, exported.output
+
+    a_people = [store.get_customer(i) for i in store.customer_ids()]
+    assert any(not c["_embedded"]["emails"] for c in a_people)
+    assert any(len(c["_embedded"]["phones"]) > 1 for c in a_people)
+    assert any(c["_embedded"]["social_profiles"] for c in a_people)
+    assert any(c["_embedded"]["websites"] for c in a_people)
+    assert any(f["name"] == "Remarks" for c in a_people for f in c["customerFields"])
+    field_args = [arg for pair in field_ids for arg in ("--customer-field", pair)]
+    customers = run(
+        target,
+        "load",
+        "customers",
+        dump / "customers.jsonl",
+        "--mapping",
+        "smarticks",
+        *field_args,
+        db=ledger_db,
+    )
+    assert customers.exit_code == 0, customers.output
+    assert "customer field Remarks (no target customer has it" in customers.output
+    conversations = run(
+        target,
+        "load",
+        "conversations",
+        dump / "conversations.jsonl",
+        "--mapping",
+        "smarticks",
+        "--workers",
+        "4",
+        db=ledger_db,
+    )
+    assert conversations.exit_code == 0, conversations.output
+    assert "custom field Vendor (not in the target mailbox)" in conversations.output
+
+    # Customers, field by field (the ledger says which target customer each became).
+    with sqlite3.connect(ledger_db) as conn:
+        became = dict(
+            conn.execute(
+                "SELECT source_id, target_id FROM etl_load_items WHERE kind = 'customers' "
+                "AND system = 'smarticks' AND state = 'done'"
+            ).fetchall()
+        )
+    for a_person in a_people:
+        b_person = target.store.get_customer(became[str(a_person["id"])])
+        assert customer_shape(b_person) == customer_shape(a_person, ["Remarks"]), a_person["id"]
+    assert len(target.store.customer_ids()) == len(a_people) + len(in_use)
+
+    # Conversations, field by field; trashed ones stay behind.
+    kept = [c for c in store.conversation_ids() if store.conversations[c].state != "deleted"]
+    expected = []
+    for cid in kept:
+        shape = conversation_shape(source, cid, ["Vendor"])
+        if cid in untitled:
+            first = html_to_text(shape["threads"][0][2]).splitlines()[0].strip()
+            shape["subject"] = first[:100]
+        expected.append(shape)
+    moved = [conversation_shape(target, cid) for cid in target.store.conversation_ids()]
+
+    def key(conv):
+        return json.dumps(conv, sort_keys=True, default=repr)
+
+    assert len(moved) == len(expected)
+    for want, have in zip(sorted(expected, key=key), sorted(moved, key=key), strict=True):
+        assert have == want
+    assert any(t[6] for c in moved for t in c["threads"])  # attachments arrived, as data
+    assert all(
+        a.file_url.startswith(target.url) for a in target.store.attachments.values()
+    )  # stored by the target, no source URL passed on
+    assert target.store.notifications_sent == 0
+    assert target.store.imported_creates == len(kept)
+
+    again = run(
+        target,
+        "load",
+        "conversations",
+        dump / "conversations.jsonl",
+        "--mapping",
+        "smarticks",
+        db=ledger_db,
+    )
+    assert figure(again.output, "created") == 0
+    verified = run(target, "verify", db=ledger_db)
+    assert verified.exit_code == 0, verified.output
+
+
+def thread(kind: str, at: str, body: str, author: dict) -> dict:
+    return {"type": kind, "body": body, "createdAt": at, "author": author, "attachments": []}
+
+
+def test_a_newer_export_appends_new_threads_once_with_the_source_status(empty_sandbox, tmp_path):
+    pat = {"type": "customer", "id": 70, "email": "pat@example.org"}
+    agent = {"type": "user", "email": FALLBACK}
+    first = thread("customer", "2024-03-01T10:00:00Z", "Where is my order?", pat)
+    reply = thread("message", "2024-03-01T11:00:00Z", "On its way.", agent)
+    later = thread("customer", "2024-03-05T09:00:00Z", "Still nothing.", pat)
+    answer = thread("message", "2024-03-05T10:00:00Z", "Refunded.", agent)
+    last = thread("customer", "2024-03-06T08:00:00Z", "Thanks!", pat)
+
+    def export(name, order_threads, order_status, spam_threads):
+        records = [
+            smarticks_record("A", "Order", status=order_status, threads=order_threads),
+            smarticks_record(
+                "B", "Cheap pills", status="spam", closedAt=None, threads=spam_threads
+            ),
+        ]
+        return write_jsonl(tmp_path / f"{name}.jsonl", records)
+
+    db = tmp_path / "l.db"
+    v1 = export("v1", [first, reply], "pending", [first])
+    args = ["--mapping", "smarticks", "--mailbox", 1]
+    loaded = run(empty_sandbox, "load", "conversations", v1, *args, db=db)
+    assert loaded.exit_code == 0, loaded.output
+    by_subject = {c["subject"]: c for c in conversations(empty_sandbox)}
+    assert by_subject["Cheap pills"]["status"] == "spam"  # set by PUT, byUser the fallback
+    assert by_subject["Order"]["status"] == "pending"
+
+    # After cut-over the source has two more threads and closed the conversation.
+    v2 = export("v2", [first, reply, later, answer], "closed", [first])
+    delta = run(empty_sandbox, "load", "conversations", v2, *args, db=db)
+    assert delta.exit_code == 0, delta.output
+    assert figure(delta.output, "updated") == 1
+    assert figure(delta.output, "created") == 0
+    assert figure(delta.output, "already loaded") == 1
+    order = {c["subject"]: c for c in conversations(empty_sandbox)}["Order"]
+    threads = list(reversed(order["_embedded"]["threads"]))
+    assert [(t["type"], t["createdAt"], t["body"]) for t in threads] == [
+        ("customer", "2024-03-01T10:00:00Z", "Where is my order?"),
+        ("message", "2024-03-01T11:00:00Z", "On its way."),
+        ("customer", "2024-03-05T09:00:00Z", "Still nothing."),
+        ("message", "2024-03-05T10:00:00Z", "Refunded."),
+    ]
+    assert order["status"] == "closed"  # each appended thread carried the source's status
+    assert empty_sandbox.store.notifications_sent == 0  # imported: true
+    again = run(empty_sandbox, "load", "conversations", v2, *args, db=db)
+    assert figure(again.output, "already loaded") == 2 and "updated" not in again.output
+
+    # The ledger is lost: threads are matched on the target, the one new thread goes once.
+    v3 = export("v3", [first, reply, later, answer, last], "closed", [first])
+    lost = run(empty_sandbox, "load", "conversations", v3, *args, db=tmp_path / "new.db")
+    assert lost.exit_code == 0, lost.output
+    assert figure(lost.output, "updated") == 1
+    assert figure(lost.output, "already on the target") == 1
+    order = {c["subject"]: c for c in conversations(empty_sandbox)}["Order"]
+    bodies = [t["body"] for t in reversed(order["_embedded"]["threads"])]
+    assert bodies == ["Where is my order?", "On its way.", "Still nothing.", "Refunded.", "Thanks!"]
+    assert order["status"] == "closed"
+    assert len(empty_sandbox.store.conversation_ids()) == 2
+    checked = run(empty_sandbox, "verify", "--kind", "conversations", db=tmp_path / "new.db")
+    assert checked.exit_code == 0, checked.output

@@ -6,10 +6,12 @@ and a second server on another loopback port (another origin) plays the attacker
 
 from __future__ import annotations
 
+import base64
 import io
 import itertools
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -18,11 +20,15 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+import requests
 from click.testing import CliRunner
 
 from etl.cli import cli
 from etl.client import Client, RetryPolicy
 from etl.errors import ApiError, NotFound
+from etl.redact import redact_text, redact_url
+from etl.sandbox.handlers import served_type
+from etl.sandbox.serve import exposure_warning
 from tests.hostile import Answer, keys_received, proxy, redirect, serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -365,3 +371,178 @@ def test_a_keyset_list_of_ever_new_records_ends_past_twice_its_total(sandbox, tm
         "Error: GET api/conversations: the list does not end: 600 records read, it announced 250"
     )
     assert pages < 20
+
+
+# ----- 5. credentials in URLs are shown as *** ------------------------------------------------
+
+
+def test_redact_url_masks_user_info_and_secret_query_values_only():
+    assert redact_url("https://user:pw@help.example.org:8443/api") == (
+        "https://***@help.example.org:8443/api"
+    )
+    assert redact_url("http://just-a-key@h/x") == "http://***@h/x"
+    assert redact_url("https://s.example.org/f/a.pdf?id=71&token=c51354") == (
+        "https://s.example.org/f/a.pdf?id=71&token=***"
+    )
+    assert redact_url("https://h/a?X-Amz-Signature=abc&page=2") == (
+        "https://h/a?X-Amz-Signature=***&page=2"
+    )
+    plain = "https://help.example.org/api/conversations?page=2&pageSize=100"
+    assert redact_url(plain) == plain
+    assert redact_text("from http://a:b@h/x?token=t to https://o/y.") == (
+        "from http://***@h/x?token=*** to https://o/y."
+    )
+
+
+def with_password(url: str) -> str:
+    return url.replace("http://", "http://someone:PASSWORD@")
+
+
+def test_a_password_in_the_url_is_never_printed(sandbox, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    url = with_password(sandbox.url)
+    shown = sandbox.url.replace("http://", "http://***@")
+    db = tmp_path / "m.db"
+    synced = etl(url, sandbox.api_key, "sync", "--db", db)
+    assert synced.exit_code == 0, synced.output
+    assert f"Synced {shown} into {db}" in synced.stdout
+    backed = etl(url, sandbox.api_key, "backup", "--dir", tmp_path / "b", "--db", db)
+    assert backed.exit_code == 0, backed.output
+    assert f"Synced {shown} into {db}" in backed.stdout
+    loaded = etl(
+        url,
+        sandbox.api_key,
+        "load",
+        "customers",
+        SAMPLES / "generic" / "customers.csv",
+        "--db",
+        tmp_path / "ledger.db",
+    )
+    assert loaded.exit_code == 0, loaded.output
+    assert f"for {shown}" in loaded.stdout
+    ledger = ("--db", tmp_path / "ledger.db")
+    checked = etl(url, sandbox.api_key, "verify", "--kind", "customers", *ledger)
+    assert checked.exit_code == 0, checked.output
+    assert f"loaded into {shown}:" in checked.stdout
+    wrong = etl("ftp://someone:PASSWORD@h/", "k", "sync", "--db", db)
+    assert wrong.exit_code == 2 and "ftp://***@h" in wrong.stderr
+    gone = etl(with_password("http://127.0.0.1:9"), "k", "sync", "--db", db)
+    assert gone.exit_code == 1 and "127.0.0.1:9" in gone.stderr
+    status = CliRunner().invoke(cli, ["status", "--db", str(tmp_path / "ledger.db")])
+    assert f"into {sandbox.url} " in status.output  # the load run names its target
+    for result in (synced, backed, loaded, checked, wrong, gone, status):
+        assert "PASSWORD" not in result.output
+
+
+def test_a_token_in_a_url_is_not_shown_in_errors_or_run_records(sandbox, tmp_path):
+    def rule(request):
+        if request.path.startswith("/api/tags"):
+            return redirect(302, "http://files.example.org/a.pdf?id=7&token=SECRET")
+        return None
+
+    db = tmp_path / "m.db"
+    with proxy(sandbox.url, rule) as front:
+        failed = etl(with_password(front.url), sandbox.api_key, "sync", "--db", db)
+    assert failed.exit_code == 1
+    assert "http://files.example.org/a.pdf?id=7&token=***" in error_line(failed)
+    status = CliRunner().invoke(cli, ["status", "--db", str(db)])
+    assert "token=***" in status.output
+    for output in (failed.output, status.output):
+        assert "SECRET" not in output and "PASSWORD" not in output
+
+
+# ----- 7. the sandbox -------------------------------------------------------------------------
+
+
+def raw_request(url: str, head: str, body: bytes = b"") -> tuple[int, dict, bytes]:
+    """Send a request's head (and maybe part of its body) on a bare socket; read the answer.
+
+    The answer must come without the rest of the body: a server reading it first would
+    wait, and the socket's timeout fails the test.
+    """
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=20) as sock:
+        sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        reader = sock.makefile("rb")
+        status = int(reader.readline().split()[1])
+        headers = {}
+        while (line := reader.readline().strip()) != b"":
+            name, _, value = line.decode().partition(":")
+            headers[name.lower()] = value.strip()
+        return status, headers, reader.read(int(headers.get("content-length", 0)))
+
+
+def test_the_sandbox_refuses_a_keyless_upload_before_reading_it(sandbox):
+    head = (
+        "POST /api/conversations HTTP/1.1\nHost: x\nContent-Type: application/json\n"
+        "Content-Length: 60000000\n"
+    )
+    status, headers, body = raw_request(sandbox.url, head, b'{"subject": "')
+    assert status == 401 and headers["connection"] == "close"
+    assert json.loads(body)["errorCode"] == "UNAUTHORIZED"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "GET", "DELETE"])
+def test_the_sandbox_caps_the_body_of_every_route(sandbox_factory, method):
+    sandbox = sandbox_factory(empty=True, max_body_mb=1)
+    head = (
+        f"{method} /api/customers/1 HTTP/1.1\nHost: x\nContent-Type: application/json\n"
+        f"X-Smarticks-API-Key: {sandbox.api_key}\nContent-Length: 1000001\n"
+    )
+    status, headers, body = raw_request(sandbox.url, head, b"{")
+    assert status == 413 and headers["connection"] == "close"
+    error = json.loads(body)
+    assert error["errorCode"] == "REQUEST ENTITY TOO LARGE"
+    assert error["message"] == "The request body is 1000001 bytes; at most 1 MB are accepted"
+
+
+def upload(sandbox, name: str, mime: str, data: bytes) -> dict:
+    conversation = sandbox.store.conversation_ids()[0]
+    client = Client(sandbox.url, sandbox.api_key)
+    attachment = {"fileName": name, "mimeType": mime, "data": base64.b64encode(data).decode()}
+    client.post(
+        f"api/conversations/{conversation}/threads",
+        {"type": "note", "text": "file", "user": 1, "attachments": [attachment]},
+    )
+    thread = client.get(f"api/conversations/{conversation}")["_embedded"]["threads"][0]
+    return thread["_embedded"]["attachments"][0]
+
+
+def test_an_uploaded_html_page_is_served_as_a_download_never_as_html(sandbox):
+    page = b"<html><script>alert(document.cookie)</script></html>"
+    stored = upload(sandbox, 'r\u00e9sum\u00e9 "1".html', "text/html", page)
+    response = requests.get(stored["fileUrl"])
+    assert response.content == page
+    assert response.headers["Content-Type"] == "application/octet-stream"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Content-Disposition"] == (
+        "attachment; filename=\"r_sum_ _1_.html\"; filename*=UTF-8''r%C3%A9sum%C3%A9%20%221%22.html"
+    )
+
+
+def test_a_plain_file_keeps_its_type_but_is_still_a_download(sandbox):
+    stored = upload(sandbox, "box.png", "image/png", b"\x89PNG")
+    response = requests.get(stored["fileUrl"])
+    assert response.headers["Content-Type"] == "image/png"
+    assert response.headers["Content-Disposition"].startswith('attachment; filename="box.png"')
+    for mime in ("image/svg+xml", "application/xhtml+xml", "text/html; charset=utf-8", "x\r\ny"):
+        assert served_type(mime) == "application/octet-stream"
+
+
+def test_the_sandbox_warns_when_it_listens_beyond_loopback_with_the_default_key():
+    command = [sys.executable, "-m", "etl", "sandbox", "--host", "0.0.0.0", "--port", "0"]
+    server = subprocess.Popen(
+        [*command, "--empty"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert "Smarticks sandbox at" in server.stdout.readline()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    warning = server.stderr.read()
+    assert warning.startswith("warning: listening on 0.0.0.0 with the well-known key")
+    assert exposure_warning("127.0.0.1", "sandbox-key") is None
+    assert exposure_warning("::1", "sandbox-key") is None
+    assert exposure_warning("localhost", "sandbox-key") is None
+    assert exposure_warning("0.0.0.0", "a-key-of-my-own") is None
+    assert exposure_warning("", "sandbox-key").startswith("warning: listening on every interface")

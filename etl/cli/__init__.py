@@ -13,6 +13,7 @@ import click
 
 from etl import __version__
 from etl.errors import EtlError
+from etl.redact import redact_text
 
 INTERRUPTED = 130
 
@@ -25,7 +26,8 @@ class CommandFailed(click.ClickException):
         self.exit_code = exit_code
 
     def show(self, file=None) -> None:
-        click.echo(f"Error: {self.format_message()}", err=True, file=file)
+        # The last line of defence: whatever URL an error names, no password or token shows.
+        click.echo(f"Error: {redact_text(self.format_message())}", err=True, file=file)
 
 
 # Each command's module, imported only when the command runs (or help lists it): a nightly
@@ -106,5 +108,6 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # not an expected failure: still one line unless --debug
         if "--debug" in args:
             raise
-        click.echo(f"Error: {type(exc).__name__}: {exc} (run with --debug for details)", err=True)
+        message = redact_text(f"{type(exc).__name__}: {exc}")
+        click.echo(f"Error: {message} (run with --debug for details)", err=True)
         sys.exit(1)

@@ -14,6 +14,7 @@ from etl.cli.common import connection_options, db_option, make_client, quiet_opt
 from etl.cli.sync_cmd import run_sync, summary_lines
 from etl.errors import EtlError
 from etl.progress import bars
+from etl.redact import redact_url
 from etl.sync import SyncOptions
 
 
@@ -215,7 +216,7 @@ def backup_command(url, api_key, db, directory, keep, full, no_sync, quiet):
         client = make_client(url, api_key, quiet)
         started = time.monotonic()
         result = run_sync(client, db, SyncOptions(full=full), quiet, command="backup")
-        say(quiet, f"Synced {client.url} into {db}")
+        say(quiet, f"Synced {redact_url(client.url)} into {db}")
         for line in summary_lines(result, time.monotonic() - started):
             say(quiet, "  " + line)
     # Opening refreshes the sheet views: they gain columns for custom fields the sync just met.

@@ -11,6 +11,7 @@ from etl import lock, mirror
 from etl.cli.common import connection_options, db_option, make_client, quiet_option, say
 from etl.load import CONVERSATIONS, CUSTOMERS, LoadFailed, LoadOptions, load
 from etl.progress import bars
+from etl.redact import redact_url
 
 EXIT_REJECTED = 3
 
@@ -77,6 +78,7 @@ def run_load(kind: str, file: Path, url, api_key, db, quiet, **settings) -> None
         encoding=settings["encoding"],
         timezone=settings["timezone"],
         sheet=settings["sheet"],
+        customer_fields=_field_ids(settings.get("customer_fields") or ()),
     )
     with lock.writer_lock(db):
         database = mirror.open_mirror(db)
@@ -93,6 +95,16 @@ def run_load(kind: str, file: Path, url, api_key, db, quiet, **settings) -> None
         say(quiet, line)
     if report.rejected:
         click.get_current_context().exit(EXIT_REJECTED)
+
+
+def _field_ids(pairs) -> dict[str, int]:
+    out = {}
+    for pair in pairs:
+        name, _, ident = pair.rpartition("=")
+        if not name.strip() or not ident.strip().isdigit():
+            raise click.BadParameter(f"{pair!r}: expected NAME=ID", param_hint="--customer-field")
+        out[name.strip()] = int(ident)
+    return out
 
 
 @click.group("load")
@@ -137,6 +149,14 @@ def load_conversations(file, url, api_key, db, quiet, **settings):
 
 @load_group.command("customers")
 @load_options
+@click.option(
+    "--customer-field",
+    "customer_fields",
+    multiple=True,
+    metavar="NAME=ID",
+    help="The target's id of a customer field (repeatable); needed for a field that no "
+    "customer on the target has a value for yet, since the API lists no field definitions.",
+)
 def load_customers(file, url, api_key, db, quiet, **settings):
     """Load customers from FILE; an email the target knows already is reused, never duplicated.
 
@@ -244,7 +264,7 @@ def verify_command(url, api_key, db, system, kind, workers, quiet):
         click.echo(difference.line())
     say(
         quiet,
-        f"Verified {result.checked} records loaded into {client.url}: "
+        f"Verified {result.checked} records loaded into {redact_url(client.url)}: "
         f"{len(result.differences)} differences.",
     )
     if result.differences:

@@ -18,7 +18,12 @@ from etl.sync import SyncOptions
 @click.command("sandbox")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8025, show_default=True, help="0 picks a free port.")
-@click.option("--api-key", default="sandbox-key", show_default=True)
+@click.option(
+    "--api-key",
+    default="sandbox-key",
+    show_default=True,
+    help="The key clients must send; choose your own before binding a non-loopback --host.",
+)
 @click.option("--seed", default=1, show_default=True, help="Same seed, same data.")
 @click.option("--conversations", default=200, show_default=True)
 @click.option("--customers", type=int, default=None, help="Default: 40% of conversations.")
@@ -27,6 +32,14 @@ from etl.sync import SyncOptions
 @click.option("--error-rate", default=0.0, help="Share of requests answered 5xx.")
 @click.option("--rate-limit-every", default=0, help="Answer every Nth request 429.")
 @click.option("--drop-rate", default=0.0, help="Share of requests whose connection is dropped.")
+@click.option(
+    "--max-body",
+    "max_body_mb",
+    default=32.0,
+    show_default=True,
+    metavar="MB",
+    help="Largest request body accepted (413 beyond).",
+)
 def sandbox_command(**options):
     """Serve a local Smarticks API with realistic seeded data, until Ctrl-C.
 

@@ -10,6 +10,7 @@ import click
 from etl import lock, mirror
 from etl.cli.common import connection_options, db_option, make_client, quiet_option, say
 from etl.progress import bars
+from etl.redact import redact_url
 from etl.resources import BY_NAME
 from etl.sync import SyncOptions, sync
 
@@ -69,7 +70,7 @@ def sync_command(url, api_key, db, full, timelogs, only, page_size, workers, qui
     )
     started = time.monotonic()
     result = run_sync(client, db, options, quiet)
-    say(quiet, f"Synced {client.url} into {db}")
+    say(quiet, f"Synced {redact_url(client.url)} into {db}")
     for line in summary_lines(result, time.monotonic() - started):
         say(quiet, "  " + line)
 

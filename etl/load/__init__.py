@@ -21,15 +21,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from etl import mapping as m
 from etl.client import Client
 from etl.errors import EtlError
 from etl.ledger import Entry, Ledger
+from etl.load.attachments import downloader
 from etl.load.checks import FileProblem, check_file, check_zones
-from etl.load.customers import CustomerResolver
+from etl.load.customers import CustomerFields, CustomerResolver
 from etl.load.plan import Item, plan_conversation, plan_customer
 from etl.load.report import (
     CONVERSATIONS,
@@ -51,6 +52,7 @@ from etl.load.target import (
 )
 from etl.progress import Progress, silent
 from etl.readers import read_rows
+from etl.redact import redact_url
 
 __all__ = [
     "CONVERSATIONS",
@@ -104,6 +106,7 @@ class LoadOptions:
     encoding: str | None = None
     timezone: str | None = None
     sheet: str | None = None
+    customer_fields: dict[str, int] = field(default_factory=dict)  # --customer-field NAME=ID
 
 
 # -- the whole load -----------------------------------------------------------------------------
@@ -125,7 +128,7 @@ def load(
         options.kind,
         str(path),
         mapping.name,
-        client.url,
+        redact_url(client.url),
         options.dry_run,
         fallback_user=options.fallback_user,
     )
@@ -149,6 +152,7 @@ def load(
         records, row_rejects = m.customers(mapping, rows, path.parent)
     ledger = Ledger(conn, client.url, mapping.system, options.kind)
     entries = ledger.entries()
+    fallback_id = None
     if options.kind == CONVERSATIONS:
         target = fetch_target(client)
         if options.mailbox_id is not None and not any(
@@ -183,6 +187,15 @@ def load(
     for item in items:
         entry = entries.get(item.source_id)
         if entry is not None and entry.state == "done":
+            if (
+                options.kind == CONVERSATIONS
+                and entry.fingerprint
+                and entry.fingerprint != item.fingerprint
+                and entry.target_id
+            ):
+                item.update_of = entry.target_id  # changed since: append what is new
+                to_send.append((item, entry))
+                continue
             report.already_loaded += 1
             report.outcome(item, "already loaded", entry.target_id)
             if entry.fingerprint and entry.fingerprint != item.fingerprint:
@@ -190,15 +203,33 @@ def load(
             continue
         to_send.append((item, entry))
     for item, _ in to_send:  # until the sender says what became of it
-        report.outcome(item, "would be sent" if options.dry_run else "not attempted")
+        label = "would be updated" if item.update_of else "would be sent"
+        report.outcome(item, label if options.dry_run else "not attempted")
     if options.limit is not None:
         report.not_attempted = max(0, len(to_send) - options.limit)
         to_send = to_send[: options.limit]
     report.to_send = len(to_send)
+    fields = None
+    wanted: dict[str, set[str]] = {}
+    for item, _ in to_send:
+        for name, value in item.customer_fields.items():
+            wanted.setdefault(name, set()).add(value)
+    if wanted:
+        fields = CustomerFields(options.customer_fields)
+        fields.learn(client, wanted)
     if options.dry_run:
         _count_customers(client, [i for i, _ in to_send], report, options.workers)
+        for item, _ in to_send if fields is not None else ():
+            left: list[str] = []
+            fields.resolve(item.customer_fields, left)
+            item.left_out.extend(left)
+            report.left_out.update(left)
+            report.outcome(item, "would be sent")
     else:
         sender = Sender(client, ledger, report, run_id)
+        sender.customer_fields = fields
+        sender.fetch = downloader(client)
+        sender.by_user = fallback_id
         if options.kind == CONVERSATIONS:
             customers = Ledger(conn, client.url, mapping.system, CUSTOMERS)
             sender.customers = CustomerResolver(client, customers, sender.retry_pause)

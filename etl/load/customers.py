@@ -141,3 +141,88 @@ def with_ids(payload: dict[str, Any], resolve) -> dict[str, Any]:
     if threads:
         out["threads"] = threads
     return out
+
+
+# -- customer fields ------------------------------------------------------------------------
+
+
+class CustomerFields:
+    """Customer field definitions by name, as far as the target shows them.
+
+    The API lists no customer field definitions: a customer shows the fields it has values
+    for (`customerFields`: id, name, value and, for a dropdown, the option's label as `text`).
+    So ids and dropdown options are learnt from the target's customers, reading pages only
+    until every name (and label) the file uses is known; `--customer-field NAME=ID` names the
+    rest.
+    """
+
+    def __init__(self, given: dict[str, int] | None = None):
+        self.ids: dict[str, int] = {k.casefold(): v for k, v in (given or {}).items()}
+        self.names: dict[str, str] = {k.casefold(): k for k in (given or {})}
+        self.options: dict[str, dict[str, str]] = {}  # name -> label (casefolded) -> value
+
+    def learn(self, client: Client, wanted: dict[str, set[str]]) -> None:
+        """Read the target's customers until every wanted name and label is known."""
+        page = 1
+        while not self._knows(wanted):
+            params = {"sortField": "createdAt", "sortOrder": "asc", "page": page, "pageSize": 100}
+            document = client.get("api/customers", params) or {}
+            found = (document.get("_embedded") or {}).get("customers") or []
+            for customer in found:
+                for entry in customer.get("customerFields") or []:
+                    self._add(entry)
+            pages = int((document.get("page") or {}).get("totalPages") or 0)
+            if not found or page >= pages:
+                return
+            page += 1
+
+    def _add(self, entry: dict[str, Any]) -> None:
+        name = str(entry.get("name") or "")
+        if not name or entry.get("id") is None:
+            return
+        key = name.casefold()
+        self.ids.setdefault(key, int(entry["id"]))
+        self.names.setdefault(key, name)
+        if entry.get("text"):
+            labels = self.options.setdefault(key, {})
+            labels.setdefault(str(entry["text"]).casefold(), str(entry.get("value")))
+
+    def _knows(self, wanted: dict[str, set[str]]) -> bool:
+        for name, values in wanted.items():
+            key = name.casefold()
+            if key not in self.ids:
+                return False
+            labels = self.options.get(key)
+            if labels and any(
+                v.casefold() not in labels and v not in labels.values() for v in values
+            ):
+                return False
+        return True
+
+    def name_of(self, field_id: int) -> str | None:
+        return next((self.names[k] for k, v in self.ids.items() if v == field_id), None)
+
+    def resolve(self, values: dict[str, str], left_out: list[str]) -> list[dict[str, Any]]:
+        """`[{id, value}]` for the values the target can hold; the rest noted in `left_out`."""
+        out = []
+        for name, value in values.items():
+            key = name.casefold()
+            if key not in self.ids:
+                left_out.append(
+                    f"customer field {name} (no target customer has it: pass "
+                    "--customer-field NAME=ID)"
+                )
+                continue
+            labels = self.options.get(key)
+            if labels:
+                option = labels.get(value.casefold()) or (
+                    value if value in labels.values() else None
+                )
+                if option is None:
+                    left_out.append(
+                        f"customer field {name} option {value!r} (not known on the target)"
+                    )
+                    continue
+                value = option
+            out.append({"id": self.ids[key], "value": value})
+        return out

@@ -6,7 +6,6 @@ labels to option ids); what cannot be resolved becomes a problem, and the row a 
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re
@@ -35,6 +34,9 @@ class Item:
     tags: list[str] = field(default_factory=list)
     email: str | None = None
     left_out: list[str] = field(default_factory=list)  # values the target cannot hold
+    customer_fields: dict[str, str] = field(default_factory=dict)  # by name, set after create
+    status: str | None = None  # the source's status (the payload cannot say spam)
+    update_of: int | None = None  # loaded before as this target id: append what is new
 
 
 @dataclass
@@ -96,7 +98,8 @@ def plan_conversation(
         "subject": conv.subject,
         "customer": _customer_ref(conv.customer),
         "imported": True,
-        "status": conv.status,
+        # Create Conversation takes active, pending or closed: spam is set afterwards by PUT.
+        "status": "active" if conv.status == "spam" else conv.status,
         "createdAt": conv.created_at,
     }
     if conv.closed_at:
@@ -170,6 +173,7 @@ def plan_conversation(
         tags,
         conv.customer.email,
         left_out,
+        status=conv.status,
     )
     return item, []
 
@@ -234,11 +238,12 @@ def _customer_ref(person: m.Person) -> dict[str, Any]:
 
 def _attachment_ref(attachment: m.Attachment) -> dict[str, Any]:
     ref = {"fileName": attachment.file_name, "mimeType": attachment.mime_type}
-    if attachment.url:
-        ref["fileUrl"] = attachment.url
-    else:
+    if attachment.path is not None:
         # Read at send time; the fingerprint uses the content's hash.
         ref["_path"] = str(attachment.path)
+    else:
+        # Downloaded at send time and sent as `data`: a URL at the source dies with it.
+        ref["_url"] = attachment.url
     return ref
 
 
@@ -314,23 +319,8 @@ def plan_customer(customer: m.SourceCustomer) -> tuple[Item | None, list[m.Probl
         customer.row,
         payload,
         expected,
-        fingerprint(payload),
+        fingerprint(payload if not customer.fields else {"payload": payload, **customer.fields}),
         email=customer.email,
+        customer_fields=dict(customer.fields),
     )
     return item, []
-
-
-def materialize(payload: dict[str, Any]) -> dict[str, Any]:
-    """The payload to send: local attachment files read and base64-encoded."""
-    if not any("attachments" in t for t in payload.get("threads", [])):
-        return payload
-    threads = []
-    for thread in payload["threads"]:
-        attachments = []
-        for ref in thread.get("attachments", []):
-            if "_path" in ref:
-                data = base64.b64encode(Path(ref["_path"]).read_bytes()).decode("ascii")
-                ref = {k: v for k, v in ref.items() if k != "_path"} | {"data": data}
-            attachments.append(ref)
-        threads.append(dict(thread, attachments=attachments) if attachments else thread)
-    return dict(payload, threads=threads)

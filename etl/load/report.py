@@ -63,6 +63,7 @@ class Report:
     changed: list[tuple[str, str, int | None]] = field(default_factory=list)
     created: int = 0
     reused: int = 0
+    updated: int = 0
     on_target: int = 0
     customers_created: int = 0
     customers_found: int = 0
@@ -136,6 +137,8 @@ class Report:
             line("created", self.created)
             if self.reused:
                 line("existing, reused", self.reused)
+            if self.updated:
+                line("updated", self.updated, "(new threads appended, status set)")
             if self.on_target:
                 line("already on the target", self.on_target, "(found there, not created)")
             if self.customers_created or self.customers_found:
@@ -157,7 +160,7 @@ class Report:
             line(
                 "changed since loaded",
                 len(self.changed),
-                "(not updated: the API cannot rewrite threads)",
+                "(not updated: the API cannot rewrite a subject or an old thread)",
             )
         target = f"-> {self.rejects_path}" if self.rejects_path and self.rejects else ""
         line("rejected", self.rejected, target)
@@ -194,6 +197,7 @@ class Report:
             "created": self.created,
             "reused": self.reused,
             "on_target": self.on_target,
+            "updated": self.updated,
             "recovered": self.recovered,
             "already_loaded": self.already_loaded,
             "changed": len(self.changed),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -12,11 +13,14 @@ from typing import Any
 from etl import mapping as m
 from etl.client import Client
 from etl.errors import Conflict, OutcomeUnknown, ValidationFailed
-from etl.ledger import Entry, Ledger
-from etl.load.customers import CustomerResolver, find_match, needs_id, with_ids
-from etl.load.plan import Item, materialize
+from etl.ledger import Entry, Ledger, thread_digest
+from etl.load.attachments import materialize
+from etl.load.customers import CustomerFields, CustomerResolver, find_match, needs_id, with_ids
+from etl.load.plan import Item
 from etl.load.report import CONVERSATIONS, Report
 from etl.load.target import conversation_candidates, find_customer
+from etl.timeutil import format as format_timestamp
+from etl.timeutil import parse as parse_timestamp
 
 RECOVERY_ATTEMPTS = 8
 OUTCOMES = {
@@ -27,6 +31,10 @@ OUTCOMES = {
     "updated": "updated",
 }
 RETRY_PAUSE = 1.0  # seconds before looking up a create whose outcome is unknown (x attempt)
+
+
+def _stamp(value: str | None) -> str | None:
+    return format_timestamp(parse_timestamp(value)) if value else None
 
 
 class Stop(Exception):
@@ -51,10 +59,16 @@ class Sender:
     look_in: set[int] | None = None
     claimed: set[int] | None = None  # target ids the ledger owns, read on first need
     taken: set[int] = field(default_factory=set)  # customers this run matched or created
+    customer_fields: CustomerFields | None = None
+    fetch: Callable[[str], bytes] | None = None  # downloads attachments (attachments.py)
+    by_user: int | None = None  # the fallback user: byUser of status changes
 
     def send(self, kind: str, item: Item, entry: Entry | None) -> None:
         """Send one item (created, found or rejected); raises on failures that stop the run."""
-        (self.conversation if kind == CONVERSATIONS else self.customer)(item, entry)
+        if item.update_of is not None:
+            self.update(item, entry)
+        else:
+            (self.conversation if kind == CONVERSATIONS else self.customer)(item, entry)
         with self.counts_lock:
             self.finished += 1
 
@@ -104,7 +118,11 @@ class Sender:
             # No ledger entry: the target may hold it from a load with another (or a lost) ledger.
             found = self._claim_conversation(item, existing=True)
             if found is not None:
-                self._count("on_target", item, found)
+                # Loaded before with another ledger: what is new since is appended.
+                updated = self._catch_up(item, body, found)
+                if updated:
+                    self.ledger.refresh(item.source_id, item.fingerprint, item.expected)
+                self._count("updated" if updated else "on_target", item, found)
                 return
         if target_id is None:
             self.ledger.intend(
@@ -118,7 +136,78 @@ class Sender:
             self._count("recovered" if recovered else "created", item, target_id)
         if item.tags:
             self.client.put(f"api/conversations/{target_id}/tags", {"tags": item.tags})
+        if item.status == "spam":
+            self._set_status(target_id, "spam")
         self.ledger.done(item.source_id, target_id)
+
+    def _set_status(self, target_id: int, status: str) -> None:
+        """PUT a status (spam cannot be given on create or with a thread); byUser is needed."""
+        if self.by_user is not None:
+            body = {"byUser": self.by_user, "status": status}
+            self.client.put(f"api/conversations/{target_id}", body)
+
+    # -- delta after cut-over ------------------------------------------------------------
+
+    def update(self, item: Item, entry: Entry | None) -> None:
+        """A conversation loaded before: append the threads that are new at the source."""
+        if self.stop.is_set():
+            raise Stop
+        target_id = item.update_of
+        try:
+            body = self._with_customer_ids(item)
+        except (ValidationFailed, Conflict) as exc:
+            self._reject(item, exc)
+            return
+        if self._catch_up(item, body, target_id):
+            self.ledger.refresh(item.source_id, item.fingerprint, item.expected)
+            self._count("updated", item, target_id)
+        else:  # something else changed (a subject, an old thread's text): not rewritten
+            with self.counts_lock:
+                self.report.changed.append((item.source_id, item.file, item.row))
+                self.report.outcome(item, "changed, not updated", target_id)
+
+    def _catch_up(self, item: Item, body: dict, target_id: int) -> bool:
+        """Append the item's threads the target lacks (matched by type, date and text), each
+        with the source's status, then set spam; True when anything changed."""
+        conv = self.client.get(f"api/conversations/{target_id}", {"embed": "threads"}) or {}
+        threads = [
+            t for t in (conv.get("_embedded") or {}).get("threads") or [] if t["type"] != "lineitem"
+        ]
+        have = Counter((t["type"], _stamp(t.get("createdAt"))) for t in threads)
+        exact = {
+            (t["type"], _stamp(t.get("createdAt")), thread_digest(t.get("body"))) for t in threads
+        }
+        seen: Counter = Counter()
+        new = []
+        for thread in reversed(body.get("threads", [])):  # the payload lists newest first
+            key = (thread["type"], thread.get("createdAt"))
+            seen[key] += 1
+            if (*key, thread_digest(thread["text"])) in exact or seen[key] <= have[key]:
+                continue  # on the target already (an edited old thread is not rewritten)
+            new.append(thread)
+        status = item.status or body.get("status")
+        for thread in new:
+            left: list[str] = []
+            sent = materialize({"threads": [thread]}, self.fetch, left)["threads"][0]
+            if left:
+                item.left_out.extend(left)
+                with self.counts_lock:
+                    self.report.left_out.update(left)
+            sent = dict(sent, imported=True)
+            if status in ("active", "pending", "closed"):
+                sent["status"] = status  # without it, the API reopens the conversation
+            self.client.create(f"api/conversations/{target_id}/threads", sent)
+        changed = bool(new)
+        if status == "spam" and (new or conv.get("status") != "spam"):
+            self._set_status(target_id, "spam")
+            changed = True
+        elif not new and status and conv.get("status") != status:
+            self._set_status(target_id, status)
+            changed = True
+        if changed:
+            # The API dates a close by the request that made it: the source's closedAt is lost.
+            item.expected["closedAt"] = None
+        return changed
 
     def _with_customer_ids(self, item: Item) -> dict:
         """The payload with customers that have no email given by id (found or created)."""
@@ -157,7 +246,12 @@ class Sender:
             return found
 
     def _create_conversation(self, item: Item, body: dict) -> tuple[int, bool]:
-        body = materialize(body)
+        left: list[str] = []
+        body = materialize(body, self.fetch, left)
+        if left:
+            item.left_out.extend(left)
+            with self.counts_lock:
+                self.report.left_out.update(left)
         for attempt in range(1, RECOVERY_ATTEMPTS + 1):
             try:
                 target_id = self.client.create("api/conversations", body)
@@ -225,9 +319,31 @@ class Sender:
                 continue
             with self.recovery:
                 self.taken.add(target_id)
+            if item.customer_fields and self.customer_fields is not None:
+                self._set_customer_fields(target_id, item)
             self.ledger.done(item.source_id, target_id)
             self._count("created", item, target_id)
             return
+
+    def _set_customer_fields(self, target_id: int, item: Item) -> None:
+        """PUT the customer fields the target holds; one it refuses is left out, not fatal."""
+        left: list[str] = []
+        values = self.customer_fields.resolve(item.customer_fields, left)
+        path = f"api/customers/{target_id}/customer_fields"
+        if values:
+            try:
+                self.client.put(path, {"customerFields": values})
+            except ValidationFailed:
+                for value in values:  # find the ones refused, keep the others
+                    try:
+                        self.client.put(path, {"customerFields": [value]})
+                    except ValidationFailed:
+                        name = self.customer_fields.name_of(value["id"])
+                        left.append(f"customer field {name} value {value['value']!r} (refused)")
+        if left:
+            item.left_out.extend(left)
+            with self.counts_lock:
+                self.report.left_out.update(left)
 
     def _match_customer(self, ref: dict) -> int | None:
         """A target customer for `ref` that this run has not given to another record: by

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from etl.htmltext import html_to_text
 from etl.mapping.dates import DateProblem, _utc, parse_date
 from etl.mapping.definition import PERSON_KEYS, Mapping, MappingError
 from etl.mapping.values import (
@@ -30,6 +31,7 @@ from etl.mapping.values import (
     valid_email,
 )
 from etl.readers import SourceRow
+from etl.redact import redact_url
 
 STATUSES = ("active", "pending", "closed", "spam")
 TYPES = ("email", "phone", "chat")
@@ -126,6 +128,7 @@ class SourceCustomer:
     payload: dict[str, Any] = field(default_factory=dict)
     email: str | None = None
     problems: list[Problem] = field(default_factory=list)
+    fields: dict[str, str] = field(default_factory=dict)  # customer fields: name -> value
 
 
 @dataclass
@@ -179,8 +182,27 @@ def conversations(
     for source_id, members in grouped_rows.items():
         _grouped_conversation(ev, mapping, out[source_id], members)
     for conv in out.values():
+        if mapping.conversation.get("subject_from_first_message"):
+            subject_from_first_message(conv)
         _check_conversation(conv)
     return list(out.values()), rejects
+
+
+SUBJECT_FROM_MESSAGE = 100  # characters at most
+
+
+def subject_from_first_message(conv: SourceConversation) -> None:
+    """No subject (a chat): the first line of text of the first message, at most 100 characters."""
+    if conv.subject.strip():
+        return
+    for thread in conv.threads:
+        text_lines = (html_to_text(thread.body) or "").splitlines()
+        line = next((" ".join(x.split()) for x in text_lines if x.strip()), "")
+        if line:
+            if len(line) > SUBJECT_FROM_MESSAGE:
+                line = line[: SUBJECT_FROM_MESSAGE - 1].rstrip() + "…"
+            conv.subject = line
+            return
 
 
 def _name(spec: Any) -> str:
@@ -434,7 +456,12 @@ def _attachment(base: Path, where: str, name: str, mime: str, conv, row) -> Atta
         return Attachment(name, mime, url=where)
     if re.match(r"^[a-z][a-z0-9+.-]*://", where, re.IGNORECASE):
         conv.problems.append(
-            Problem("attachments", "bad_attachment", f"{where}: only http(s) URLs or files", row)
+            Problem(
+                "attachments",
+                "bad_attachment",
+                f"{redact_url(where)}: only http(s) URLs or files",
+                row,
+            )
         )
         return None
     folder = base.resolve()
@@ -698,6 +725,10 @@ def _customer(ev: Evaluator, spec: dict, row: SourceRow) -> SourceCustomer:
     websites = as_list(get("websites"))
     if websites:
         payload["websites"] = [{"value": w} for w in websites]
+    profiles = _entries(ev, spec.get("socialProfiles"), data) if "socialProfiles" in spec else []
+    if profiles:
+        payload["socialProfiles"] = profiles
+    fields = _customer_fields(ev, spec.get("customer_fields"), data)
     if not emails and not phones and not first and not last:
         problems.append(
             Problem(label("email"), "missing_customer", "no email, phone or name", row.number)
@@ -716,7 +747,19 @@ def _customer(ev: Evaluator, spec: dict, row: SourceRow) -> SourceCustomer:
         payload["emails"] = emails
     primary = emails[0]["value"] if emails else None
     source_id = text(get("id")).strip() or _natural_key(primary, phones, first, last)
-    return SourceCustomer(source_id, row.file, row.number, payload, primary, problems)
+    return SourceCustomer(source_id, row.file, row.number, payload, primary, problems, fields)
+
+
+def _customer_fields(ev: Evaluator, spec: Any, data: Any) -> dict[str, str]:
+    """Customer fields by name: a table of name = spec, or a path to an object of them."""
+    if spec is None:
+        return {}
+    if isinstance(spec, dict):
+        values = {name: ev.value(s, data) for name, s in spec.items()}
+    else:
+        found = ev.value(spec, data)
+        values = found if isinstance(found, dict) else {}
+    return {str(k): text(v).strip() for k, v in values.items() if not is_empty(v)}
 
 
 def _natural_key(email: str | None, phones: list[dict], first: str, last: str) -> str:

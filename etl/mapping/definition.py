@@ -11,7 +11,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from etl.errors import EtlError
 
-SHIPPED = Path(__file__).resolve().parent.parent.parent / "mappings"
+
+def _shipped_folder() -> Path:
+    """etl/mappings in an installed package (setup.py puts them there), else the checkout's
+    top-level mappings/ (an editable install, or running from the source tree)."""
+    package = Path(__file__).resolve().parent.parent
+    inside = package / "mappings"
+    return inside if inside.is_dir() else package.parent / "mappings"
+
+
+SHIPPED = _shipped_folder()
 
 SECTIONS = {
     "source": {"system", "format", "records", "encoding", "timezone", "date_formats", "sheet"},
@@ -32,6 +41,7 @@ SECTIONS = {
         "cc",
         "bcc",
         "custom_fields",
+        "subject_from_first_message",
     },
     "thread": {
         "id",
@@ -65,6 +75,8 @@ SECTIONS = {
         "zip",
         "country",
         "websites",
+        "socialProfiles",
+        "customer_fields",
     },
     "values": None,
     "lookups": None,
@@ -200,7 +212,7 @@ def parse_mapping(
 
 
 def _check_spec(spec: Any, where: str, values: dict, key: str) -> None:
-    if key in ("text_to_html", "threads", "threads_order"):
+    if key in ("text_to_html", "threads", "threads_order", "subject_from_first_message"):
         return
     if key in ("customer", "author") and isinstance(spec, dict):
         for sub, value in spec.items():
@@ -214,7 +226,7 @@ def _check_spec(spec: Any, where: str, values: dict, key: str) -> None:
         for sub, value in spec.items():
             _check_spec(value, f"{where}.{sub}", values, sub)
         return
-    if key == "custom_fields" and isinstance(spec, dict):
+    if key in ("custom_fields", "customer_fields") and isinstance(spec, dict):
         for sub, value in spec.items():
             _check_spec(value, f"{where}.{sub}", values, sub)
         return
@@ -231,7 +243,9 @@ def _check_spec(spec: Any, where: str, values: dict, key: str) -> None:
         return
     if isinstance(spec, dict):
         unknown = (
-            set(spec) - SPEC_KEYS - ({"value", "type"} if key in ("emails", "phones") else set())
+            set(spec)
+            - SPEC_KEYS
+            - ({"value", "type"} if key in ("emails", "phones", "socialProfiles") else set())
         )
         if unknown:
             raise MappingError(f"{where}: unknown key(s) {sorted(unknown)}")

@@ -13,7 +13,7 @@ GUESSES: dict[str, tuple[str, ...]] = {
     # target key: normalised header names, most specific first
     "id": ("conversationid", "ticketid", "caseid", "threadid", "ticketnumber", "id", "number"),
     "subject": ("subject", "title", "summary", "topic"),
-    "status": ("status", "state", "ticketstatus"),
+    "status": ("status", "state", "ticketstatus", "conversationstate", "conversationstatus"),
     "type": ("channel", "source", "via", "viachannel", "medium"),
     "createdAt": (
         "createdat",
@@ -25,7 +25,15 @@ GUESSES: dict[str, tuple[str, ...]] = {
         "opened",
         "date",
     ),
-    "closedAt": ("closedat", "closedtime", "closed", "resolvedat", "resolvedtime", "solvedat"),
+    "closedAt": (
+        "closedat",
+        "closedtime",
+        "closed",
+        "resolvedat",
+        "resolvedtime",
+        "solvedat",
+        "lastclosedat",
+    ),
     "customer.email": (
         "customeremail",
         "requesteremail",
@@ -66,7 +74,19 @@ GUESSES: dict[str, tuple[str, ...]] = {
         "partcreatedat",
         "messagedate",
     ),
-    "thread.author.email": ("authoremail", "senderemail", "fromemail", "author"),
+    "thread.author.email": ("authoremail", "senderemail", "fromemail", "author", "sender"),
+    "thread.author.type": (
+        "authortype",
+        "sendertype",
+        "authorrole",
+        "fromtype",
+        "usertype",
+        "role",
+        "createdbytype",
+    ),
+    "thread.id": ("partid", "messageid", "commentid", "threadid", "postid"),
+    "thread.attachments": ("attachmenturls", "attachments", "attachment", "files"),
+    "thread.author.name": ("authorname", "sendername", "fromname", "createdbyname"),
     "thread.type": ("threadtype", "messagetype", "parttype", "authortype", "sendertype"),
     "threads": ("threads", "comments", "messages", "conversationparts", "parts"),
 }
@@ -76,6 +96,49 @@ STATUS_GUESSES = {
     "closed": ("solved", "closed", "resolved", "done", "archived", "4", "5"),
     "spam": ("spam", "junk"),
 }
+
+
+THREAD_TYPE_GUESSES = {
+    "note": ("note", "notes", "internalnote", "privatenote", "internal", "private"),
+    "message": ("reply", "agentreply", "response", "outbound"),
+    "customer": ("customerreply", "inbound", "incoming", "question"),
+    "skip": (
+        "assignment",
+        "assign",
+        "open",
+        "close",
+        "closed",
+        "snoozed",
+        "event",
+        "lineitem",
+        "system",
+        "statuschange",
+    ),
+}
+AUTHOR_TYPE_GUESSES = {
+    # "user" is left to the person: an agent in Smarticks, the customer in Intercom.
+    "user": ("admin", "agent", "operator", "staff", "teammate", "bot", "support"),
+    "customer": ("customer", "lead", "contact", "enduser", "requester", "visitor", "client"),
+}
+
+
+def _value_lines(
+    records: list[dict], column: str, guesses: dict[str, tuple[str, ...]], default: str = ""
+) -> list[str]:
+    """`"source value" = "target value"` for the values seen, TODO where no guess fits."""
+    seen: list[str] = []
+    for record in records:
+        value = text(get_path(record, column)).strip()
+        if value and value not in seen:
+            seen.append(value)
+    lines = []
+    for value in seen[:30]:
+        mapped = next((k for k, names in guesses.items() if _norm(value) in names), default)
+        if mapped:
+            lines.append(f"{json.dumps(value)} = {json.dumps(mapped)}")
+        else:
+            lines.append(f'# {json.dumps(value)} = ""   # TODO')
+    return lines
 
 
 def _norm(name: str) -> str:
@@ -185,43 +248,60 @@ def draft_mapping(file_name: str, records: list[dict[str, Any]], kind: str = "co
         lines += ["", "[thread]"]
         prefix = f"{threads}.0." if threads else ""
         body = _guess_in(by_norm, GUESSES["thread.body"], prefix, used)
-        when = _guess_in(
-            by_norm,
-            GUESSES["thread.createdAt"] + GUESSES["createdAt"],
-            prefix,
-            used if threads else set(),
+        # In a row-per-message file the conversation's date column may be the message's too.
+        when = _guess_in(by_norm, GUESSES["thread.createdAt"], prefix, used) or _guess_in(
+            by_norm, GUESSES["createdAt"], prefix, used if threads else set()
         )
-        author = _guess_in(by_norm, GUESSES["thread.author.email"], prefix, used)
+        if when and not threads:
+            used.add(when)
+        author = {
+            key: _guess_in(by_norm, GUESSES[f"thread.author.{key}"], prefix, used)
+            for key in ("email", "type", "name")
+        }
         kind_col = _guess_in(by_norm, GUESSES["thread.type"], prefix, used)
+        thread_id = _guess_in(by_norm, GUESSES["thread.id"], prefix, used)
+        files = _guess_in(by_norm, GUESSES["thread.attachments"], prefix, used)
+        if thread_id:
+            lines.append(f"id = {json.dumps(thread_id)}")
         lines.append(f"body = {json.dumps(body)}" if body else '# body = ""   # TODO')
         lines.append(f"createdAt = {json.dumps(when)}" if when else '# createdAt = ""   # TODO')
-        if author:
-            lines.append(f"author = {{ email = {json.dumps(author)} }}")
+        parts = []
+        for key, column in author.items():
+            if column and key == "type":
+                parts.append(f'type = {{ path = {json.dumps(column)}, map = "author_type" }}')
+            elif column:
+                parts.append(f"{key} = {json.dumps(column)}")
+        if parts:
+            lines.append(f"author = {{ {', '.join(parts)} }}")
         lines.append(
             f'type = {{ path = {json.dumps(kind_col)}, map = "thread_type" }}'
             if kind_col
             else '# type = ""   # default: from the author (customer or agent)'
         )
+        if files:
+            lines.append(
+                f'attachments = {{ path = {json.dumps(files)}, split = ";" }}'
+                "   # URLs or files beside the input; check the separator"
+            )
         if not threads:
             lines.append("# text_to_html = true   # if bodies are plain text")
+        inside = [] if threads else list(records)
+        if threads:
+            for record in records:
+                items = get_path(record, threads)
+                inside += (
+                    [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+                )
         if status:
             lines += ["", "[values.status]   # source value = active | pending | closed | spam"]
-            seen = []
-            for record in records:
-                value = text(get_path(record, status)).strip()
-                if value and value not in seen:
-                    seen.append(value)
-            for value in seen[:30]:
-                mapped = next(
-                    (k for k, names in STATUS_GUESSES.items() if _norm(value) in names), None
-                )
-                if mapped:
-                    lines.append(f"{json.dumps(value)} = {json.dumps(mapped)}")
-                else:
-                    lines.append(f'# {json.dumps(value)} = ""   # TODO')
+            lines += _value_lines(records, status, STATUS_GUESSES)
         if kind_col:
-            lines += ["", "[values.thread_type]   # = customer | message | note | skip"]
-            lines.append('# "agent" = "message"   # TODO')
+            column = kind_col
+            lines += ["", "[values.thread_type]   # = customer | message | note | skip | auto"]
+            lines += _value_lines(inside, column, THREAD_TYPE_GUESSES, default="auto")
+        if author["type"]:
+            lines += ["", "[values.author_type]   # = customer | user (an agent)"]
+            lines += _value_lines(inside, author["type"], AUTHOR_TYPE_GUESSES)
     inner = f"{threads}." if kind != "customers" and threads else "\0"
     rest = [
         k

@@ -18,7 +18,10 @@ Where the reference is silent or ambiguous, the sandbox decides:
   exist are skipped; a customer update with another customer's email is a 409;
 - seeded attachments point at https://files.example.org (metadata only, port-independent so
   responses stay byte-identical); uploaded `data` attachments are served at
-  `<url>/storage/attachment/<id>/<fileName>` without a key.
+  `<url>/storage/attachment/<id>/<fileName>` without a key, as downloads (active types such
+  as text/html as application/octet-stream);
+- a request without a valid key is refused before its body is read, and no body may exceed
+  `max_body_mb` (413).
 """
 
 from .serve import serve_forever

@@ -1,12 +1,30 @@
 """Run a sandbox in the foreground until Ctrl-C (the `etl sandbox` command)."""
 
+import ipaddress
+import sys
 import threading
 
 from etl.errors import ConfigError
 
-from .server import Sandbox
+from .server import DEFAULT_API_KEY, Sandbox
 
 DEFAULT_PORT = 8025
+
+
+def exposure_warning(host: str, api_key: str) -> str | None:
+    """A warning when other machines could reach a sandbox whose key everyone knows."""
+    if api_key != DEFAULT_API_KEY or host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name, or "" for every interface: it may be reachable
+    return (
+        f"warning: listening on {host or 'every interface'} with the well-known key "
+        f"{api_key!r}: whoever reaches the port can read and change its data "
+        "(pass --api-key with a key of your own)"
+    )
 
 
 def serve_forever(**options) -> int:
@@ -21,6 +39,9 @@ def serve_forever(**options) -> int:
     except OSError as exc:
         where = f"{options.get('host', '127.0.0.1')}:{options['port']}"
         raise ConfigError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+    warning = exposure_warning(sandbox.host, sandbox.api_key)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     store = sandbox.store
     print(f"Smarticks sandbox at {sandbox.url}  API key: {sandbox.api_key}", flush=True)
     print(

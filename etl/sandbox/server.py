@@ -19,7 +19,9 @@ from .seed import populate
 from .store import Store
 
 log = logging.getLogger("etl.sandbox")
-MAX_BODY = 64 * 1024 * 1024
+# The most a request body may hold: a conversation with a 20 MB attachment, base64 in JSON.
+MAX_BODY_MB = 32
+DEFAULT_API_KEY = "sandbox-key"  # printed in the README: fine on loopback only
 CORS_HEADERS = "Content-Type, Authorization, X-Smarticks-API-Key"
 
 
@@ -103,14 +105,31 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ----- request processing ---------------------------------------------------------
 
-    def _read_body(self) -> bytes:
+    def _admit(self, sandbox, method: str, path: str, query: dict) -> None:
+        """Refuse a request before a byte of its body is read: no valid key, or a body too big.
+
+        Reading first let keyless clients make the server hold their uploads in memory. A
+        refused body stays unread, so the connection is closed after the answer.
+        """
+        if method != "OPTIONS":  # a CORS preflight carries no key
+            try:
+                needs_auth = routes.match(path)[2]
+            except ApiFailure:
+                needs_auth = True  # no route: nothing to say to a caller without a key
+            if needs_auth and sandbox.api_key not in key_from_request(self.headers, query):
+                self.close_connection = True
+                raise ApiFailure(401, "API Key is either not provided or not valid")
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             self.close_connection = True
             raise ApiFailure(411, "Send a Content-Length; chunked bodies are not supported")
         length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
+        if length > sandbox.max_body:
             self.close_connection = True
-            raise ApiFailure(413)
+            cap = f"{sandbox.max_body / 1e6:g} MB"
+            raise ApiFailure(413, f"The request body is {length} bytes; at most {cap} are accepted")
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         kind = (self.headers.get("Content-Type") or "").lower()
         if self.command in ("POST", "PUT") and kind and "json" not in kind:
@@ -124,6 +143,7 @@ class _Handler(BaseHTTPRequestHandler):
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         method = self.command
         try:
+            self._admit(sandbox, method, path, query)
             body = self._read_body()
         except (ValueError, ApiFailure) as exc:
             if not isinstance(exc, ApiFailure):
@@ -157,7 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(response)
 
     def _route(self, sandbox, method, path, query, body) -> Response:
-        methods, params, needs_auth = routes.match(path)
+        methods, params, _public = routes.match(path)
         if method == "OPTIONS":
             allow = routes.allowed(methods)
             return Response(
@@ -169,8 +189,6 @@ class _Handler(BaseHTTPRequestHandler):
                     "Access-Control-Allow-Headers": CORS_HEADERS,
                 },
             )
-        if needs_auth and sandbox.api_key not in key_from_request(self.headers, query):
-            raise ApiFailure(401, "API Key is either not provided or not valid")
         handler = methods.get(method)
         if handler is None:
             raise ApiFailure(
@@ -224,7 +242,7 @@ class Sandbox:
         conversations=200,
         customers=None,
         empty=False,
-        api_key="sandbox-key",
+        api_key=DEFAULT_API_KEY,
         host="127.0.0.1",
         port=0,
         latency=0.0,
@@ -239,8 +257,10 @@ class Sandbox:
         mailboxes=3,
         users=8,
         log_size=10_000,
+        max_body_mb=MAX_BODY_MB,
     ):
         self.seed, self.api_key, self.host, self.port = seed, api_key, host, port
+        self.max_body = int(max_body_mb * 1_000_000)
         self.store = Store()
         populate(self.store, seed, conversations, customers, empty, mailboxes, users)
         self.latency, self.error_rate, self.drop_rate = latency, error_rate, drop_rate
