@@ -499,7 +499,7 @@ class Client:
 
     def _pause(self, seconds: float, reason: str) -> None:
         """Wait before a retry, then for the gate: no retry goes out inside a Retry-After."""
-        if self.on_retry is not None and seconds >= 1:
+        if self.on_retry is not None and seconds > 0:
             self.on_retry(seconds, reason)
         time.sleep(seconds)
         self.gate.wait()
