@@ -28,6 +28,12 @@ MAX_REREADS = 5
 MAX_STALLED = 3
 
 
+def check_not_repeated(path: str, ids: list, previous: list | None, number: int) -> None:
+    """A server answering the same page again would keep a walk going forever."""
+    if ids and ids == previous:
+        raise PagingError(path, f"the server returned the same page twice (page {number})")
+
+
 def check_within_total(path: str, read: int, total: Any, page_size: int) -> None:
     """A walk may read records again as they change, but never twice what the list announced.
 
@@ -100,7 +106,9 @@ class KeysetPager:
         crowded: str | None = None  # the second being read by page number, if any
         while True:
             records = self.request(self.anchor, self.page_number)
-            self.check_not_repeated(records)
+            ids = [r.get("id") for r in records]
+            check_not_repeated(self.path, ids, self.previous_ids, self.page_number)
+            self.previous_ids = ids
             fresh, reached_end = self.fresh(records)
             self.read += len(fresh)
             known = self.total if self.announced is None else self.announced
@@ -176,14 +184,6 @@ class KeysetPager:
             if not found:
                 return
 
-    def check_not_repeated(self, records: list[dict]) -> None:
-        ids = [r.get("id") for r in records]
-        if records and ids == self.previous_ids:
-            raise PagingError(
-                self.path, f"the server returned the same page twice (page {self.page_number})"
-            )
-        self.previous_ids = ids
-
     def check_progress(self, fresh: list[dict]) -> None:
         self.stalled = 0 if fresh else self.stalled + 1
         if self.stalled > MAX_STALLED:
@@ -229,10 +229,7 @@ class NumberPager:
                 total = info.get("totalElements")
             records = ((document.get("_embedded") or {}).get(self.key)) or []
             ids = [r.get("id") for r in records]
-            if records and ids == previous_ids:
-                raise PagingError(
-                    self.path, f"the server returned the same page twice (page {number})"
-                )
+            check_not_repeated(self.path, ids, previous_ids, number)
             previous_ids = ids
             fresh = [i for i in ids if i not in seen]
             seen.update(ids)
