@@ -140,26 +140,38 @@ def server_name(url: str) -> str:
     return urlsplit(url).netloc.rpartition("@")[2].lower() or "the server"
 
 
-def json_body(response: requests.Response, path: str) -> Any:
-    """A GET response's JSON (None for an empty body).
+@dataclass
+class Reply:
+    """A response with its whole body, read once (see `Client._read`)."""
+
+    response: requests.Response
+    body: bytes
+
+    @property
+    def status(self) -> int:
+        return self.response.status_code
+
+
+def json_body(reply: Reply, path: str) -> Any:
+    """A GET's JSON (None for an empty body).
 
     A body that is not JSON (a proxy's HTML page) is an ApiError that says so.
     """
-    if not response.content:
+    if not reply.body:
         return None
     try:
-        return json.loads(response.content)
+        return json.loads(reply.body)
     except ValueError as exc:  # also UnicodeDecodeError
-        kind = response.headers.get("Content-Type") or "no Content-Type"
-        raise ApiError(response.status_code, "GET", path, f"not JSON ({kind}): {exc}") from None
+        kind = reply.response.headers.get("Content-Type") or "no Content-Type"
+        raise ApiError(reply.status, "GET", path, f"not JSON ({kind}): {exc}") from None
 
 
-def error_detail(response: requests.Response) -> tuple[str, list[dict]]:
+def error_detail(reply: Reply) -> tuple[str, list[dict]]:
     """The API's own message and per-field errors, as one readable line and the raw list."""
     try:
-        body = json.loads(response.content)
+        body = json.loads(reply.body)
     except ValueError:
-        return (response.reason or "").strip(), []
+        return (reply.response.reason or "").strip(), []
     if not isinstance(body, dict):
         return "", []
     errors = (body.get("_embedded") or {}).get("errors") or []
@@ -295,14 +307,14 @@ class Client:
 
     def post(self, path: str, body: Mapping[str, Any]) -> requests.Response:
         """POST JSON. Retried only when the request surely did not take effect (429, refused)."""
-        return self._send("POST", path, body=body, idempotent=False)
+        return self._send("POST", path, body=body, idempotent=False).response
 
     def put(self, path: str, body: Mapping[str, Any]) -> requests.Response:
         """PUT JSON; a PUT sets state, so repeating it is safe."""
-        return self._send("PUT", path, body=body, idempotent=True)
+        return self._send("PUT", path, body=body, idempotent=True).response
 
     def delete(self, path: str) -> requests.Response:
-        return self._send("DELETE", path, idempotent=True)
+        return self._send("DELETE", path, idempotent=True).response
 
     def create(self, path: str, body: Mapping[str, Any]) -> int:
         """POST a new entity and return the id from the 201's Resource-ID (or Location)."""
@@ -328,12 +340,11 @@ class Client:
             raise ApiError(None, "GET", shown, "only http(s) files can be downloaded")
         written = 0
 
-        def attempt() -> requests.Response:
+        def attempt() -> Reply:
             nonlocal written
             response = self._exchange("GET", shown, absolute, follow_elsewhere=True)
             if response.status_code >= 300:
-                response.content  # noqa: B018 - read, so the connection goes back to the pool
-                return response
+                return Reply(response, _read(response))
             out.seek(0)
             out.truncate()
             written = 0
@@ -343,7 +354,7 @@ class Client:
                     written += len(chunk)
             finally:
                 response.close()
-            return response
+            return Reply(response, b"")
 
         self._retrying("GET", shown, attempt, idempotent=True, server=absolute)
         return written
@@ -356,15 +367,14 @@ class Client:
         params: Mapping[str, Any] | None = None,
         body: Mapping[str, Any] | None = None,
         idempotent: bool,
-    ) -> requests.Response:
+    ) -> Reply:
         url = f"{self.url}/{path.lstrip('/')}"
         data = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
         headers = {"Content-Type": "application/json; charset=utf-8"} if data else None
 
-        def attempt() -> requests.Response:
+        def attempt() -> Reply:
             response = self._exchange(method, path, url, params=params, data=data, headers=headers)
-            response.content  # noqa: B018 - a body cut short fails here, inside the retries
-            return response
+            return Reply(response, _read(response))  # a body cut short fails inside the retries
 
         return self._retrying(method, path, attempt, idempotent=idempotent, server=self.url)
 
@@ -429,11 +439,11 @@ class Client:
         self,
         method: str,
         path: str,
-        attempt: Callable[[], requests.Response],
+        attempt: Callable[[], Reply],
         *,
         idempotent: bool,
         server: str,
-    ) -> requests.Response:
+    ) -> Reply:
         """Call `attempt` until it gets an answer that is not transient, as RetryPolicy says.
 
         Inside `attempt`, urllib3's Retry has repeated connection errors and 5xx already. What
@@ -449,7 +459,7 @@ class Client:
             number += 1
             self.gate.wait()
             try:
-                response = attempt()
+                reply = attempt()
             except requests.RequestException as exc:
                 if not idempotent and not _not_sent(exc):
                     raise OutcomeUnknown(method, path, _describe(exc, server)) from exc
@@ -458,18 +468,18 @@ class Client:
                 failure: Exception = exc
                 delay = self.retry.backoff(number, self._rng)
             else:
-                status = response.status_code
+                status = reply.status
                 if status < 400:
-                    return response
+                    return reply
                 if status in SERVER_ERRORS:  # urllib3 tried as often as it may
                     if not idempotent:
                         raise OutcomeUnknown(method, path, f"HTTP {status}")
-                    error = _status_error(method, path, response)
+                    error = _status_error(method, path, reply)
                     raise _give_up(method, path, error, self._tries.count, server)
                 if status != 429:
-                    raise _status_error(method, path, response)
-                failure = _status_error(method, path, response)
-                delay = self._rate_limited(method, path, response, number)
+                    raise _status_error(method, path, reply)
+                failure = _status_error(method, path, reply)
+                delay = self._rate_limited(method, path, reply.response, number)
             if (
                 self._tries.count >= self.retry.attempts
                 or waited + delay > self.retry.max_total_wait
@@ -556,9 +566,19 @@ def _describe(exc: Exception, url: str) -> str:
     return type(exc).__name__
 
 
-def _status_error(method: str, path: str, response: requests.Response) -> ApiError:
-    detail, errors = error_detail(response)
-    status = response.status_code
+def _read(response: requests.Response) -> bytes:
+    """A response's whole body, in one read.
+
+    requests' own `content` reads it in 10 KB pieces, and with several threads each piece
+    waits for the interpreter lock behind whichever thread holds it. Errors are the ones
+    requests raises (ChunkedEncodingError, ConnectionError...), as for `content`.
+    """
+    return b"".join(response.iter_content(chunk_size=None))
+
+
+def _status_error(method: str, path: str, reply: Reply) -> ApiError:
+    detail, errors = error_detail(reply)
+    status = reply.status
     if status in (401, 403):
         why = "the API key was refused" + (f" ({detail})" if detail else "")
         return AuthError(status, method, path, why)
