@@ -2,19 +2,27 @@
 
 A snapshot is written with `VACUUM INTO`, which reads the database inside one transaction:
 it is consistent even while a sync writes, unlike a copy of the file (and its WAL) in use.
-It is written beside its final name and renamed only once it opens and checks clean, so a
-crash never leaves a half-written file that looks like a backup.
+
+A snapshot is whole or absent. Each one first claims its name with a `.part` file created
+exclusively (mode 0600), so two backups started in the same second never write the same file;
+it is checked (`PRAGMA integrity_check`, and every table and view of the mirror opens) before
+it is linked to its final name, which never replaces another snapshot; and whatever fails,
+Ctrl-C included, removes what it wrote.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
+import shutil
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+from etl import files
 from etl.errors import ConfigError, EtlError
+from etl.mirror import create_private
 
 STAMP = "%Y%m%dT%H%M%SZ"
 
@@ -36,7 +44,7 @@ def snapshots(directory: str | os.PathLike, stem: str = "smarticks") -> list[Pat
     found = []
     for path in folder.iterdir():
         match = pattern.match(path.name)
-        if match:
+        if match and path.is_file():
             found.append(((match.group(1), int(match.group(2) or 0)), path))
     return [path for _, path in sorted(found)]
 
@@ -44,58 +52,125 @@ def snapshots(directory: str | os.PathLike, stem: str = "smarticks") -> list[Pat
 def snapshot(
     db_path: str | os.PathLike, directory: str | os.PathLike, now: datetime | None = None
 ) -> Path:
-    """Write `<dir>/<db stem>-YYYYMMDDThhmmssZ.db`, a consistent copy of the mirror."""
+    """Write `<dir>/<db stem>-YYYYMMDDThhmmssZ.db`, a consistent, checked copy of the mirror.
+
+    The attachment files the mirror holds go to the snapshot's own files folder beside it
+    (`<snapshot stem>-files`, hard links where the file system allows), and its rows name
+    that folder, so the snapshot opened as a mirror finds them.
+    """
     source = Path(db_path)
     if not source.is_file():
         raise ConfigError(f"no mirror at {source}: run `etl sync` first")
     folder = Path(directory)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot write to {folder}: {exc.strerror or exc}") from None
     stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime(STAMP)
-    target = folder / f"{source.stem}-{stamp}.db"
-    sequence = 1
-    while target.exists():  # two snapshots in one second: number the later ones
-        target = folder / f"{source.stem}-{stamp}-{sequence}.db"
-        sequence += 1
-    part = target.with_name(target.name + ".part")
-    part.unlink(missing_ok=True)
+    target, part = _claim(folder, source.stem, stamp)
+    folder_part = None
     try:
+        create_private(part)  # VACUUM INTO writes into an empty file, keeping its mode
         conn = sqlite3.connect(source, timeout=30)
         try:
             conn.execute("VACUUM INTO ?", (str(part),))
+            expected = _tables(conn)
         finally:
             conn.close()
-        _check(part)
-        os.replace(part, target)
-    except sqlite3.Error as exc:
+        folder_part = part.with_name(files.folder_for(target).name + ".part")
+        files.carry_files(part, source.parent, folder_part, files.folder_for(target).name)
+        _check(part, expected)
+        if folder_part.exists():
+            os.rename(folder_part, files.folder_for(target))
+        _place(part, target)
+    except BaseException as exc:
         part.unlink(missing_ok=True)
-        raise BackupError(f"snapshot of {source} into {folder} failed: {exc}") from None
-    except OSError as exc:
-        part.unlink(missing_ok=True)
-        raise BackupError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+        if folder_part is not None:
+            shutil.rmtree(folder_part, ignore_errors=True)
+        if isinstance(exc, sqlite3.Error):
+            raise BackupError(f"snapshot of {source} into {folder} failed: {exc}") from None
+        if isinstance(exc, OSError):
+            raise BackupError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+        raise
     return target
 
 
-def _check(path: Path) -> None:
+def _claim(folder: Path, stem: str, stamp: str) -> tuple[Path, Path]:
+    """The first free snapshot name for this second, and its `.part` file, created as the claim.
+
+    The `.part` file is created exclusively, so of two backups in one second only one gets a
+    name; the other numbers its own. A name is free while neither the snapshot nor its files
+    folder exists: checked again after the claim, since a backup that just finished has
+    removed its `.part` only after its snapshot was in place.
+    """
+    for sequence in itertools.count():
+        name = f"{stem}-{stamp}.db" if sequence == 0 else f"{stem}-{stamp}-{sequence}.db"
+        target = folder / name
+        if _taken(target):
+            continue
+        part = folder / f"{name}.part"
+        try:
+            os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            continue
+        if _taken(target):
+            part.unlink()
+            continue
+        return target, part
+    raise AssertionError("unreachable")
+
+
+def _taken(target: Path) -> bool:
+    return target.exists() or files.folder_for(target).exists()
+
+
+def _place(part: Path, target: Path) -> None:
+    """Give the checked snapshot its name; never over another file of that name."""
+    try:
+        os.link(part, target)
+    except FileExistsError:
+        raise BackupError(f"{target} appeared while the snapshot was written") from None
+    except OSError:  # a file system without hard links; the claim keeps the name ours
+        os.rename(part, target)
+        return
+    part.unlink()
+
+
+def _tables(conn: sqlite3.Connection) -> list[str]:
+    """The mirror's tables and views, each of which the snapshot must open."""
+    query = (
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+        "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+    )
+    return [row[0] for row in conn.execute(query)]
+
+
+def _check(path: Path, tables: list[str]) -> None:
+    """Raise sqlite3.DatabaseError unless the new snapshot checks clean and opens every table."""
+    os.chmod(path, 0o600)
     conn = sqlite3.connect(path)
     try:
         conn.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
-        result = conn.execute("PRAGMA quick_check").fetchone()[0]
+        result = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        if result != "ok":
+            raise sqlite3.DatabaseError(f"the new snapshot does not check clean: {result}")
+        for name in tables:
+            try:
+                conn.execute(f'SELECT * FROM "{name}" LIMIT 1').fetchall()
+            except sqlite3.Error as exc:
+                raise sqlite3.DatabaseError(f"the new snapshot cannot open {name}: {exc}") from None
     finally:
         conn.close()
-    if result != "ok":
-        raise sqlite3.DatabaseError(f"the new snapshot does not check clean: {result}")
 
 
 def prune(directory: str | os.PathLike, keep: int, stem: str = "smarticks") -> list[Path]:
-    """Delete all but the newest `keep` snapshots; returns the ones removed."""
+    """Delete all but the newest `keep` snapshots, each with its files folder; returns them."""
     if keep < 1:
         raise ConfigError("--keep must be at least 1")
     old = snapshots(directory, stem)[:-keep]
     for path in old:
         path.unlink()
+        shutil.rmtree(files.folder_for(path), ignore_errors=True)
     return old
 
 

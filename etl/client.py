@@ -374,7 +374,10 @@ class Client:
 
         def attempt() -> Reply:
             response = self._exchange(method, path, url, params=params, data=data, headers=headers)
-            return Reply(response, _read(response))  # a body cut short fails inside the retries
+            try:  # a body cut short fails here, inside the retries
+                return Reply(response, _read(response))
+            except AnswerTooLarge as exc:
+                raise ApiError(response.status_code, method, path, str(exc)) from None
 
         return self._retrying(method, path, attempt, idempotent=idempotent, server=self.url)
 
@@ -566,14 +569,31 @@ def _describe(exc: Exception, url: str) -> str:
     return type(exc).__name__
 
 
-def _read(response: requests.Response) -> bytes:
-    """A response's whole body, in one read.
+# The largest answer read: a page of 1,000 conversations with their threads is about 10 MB.
+MAX_ANSWER_BYTES = 256 * 1024 * 1024
+READ_BYTES = 1 << 20  # a page of 100 conversations is read in one piece
 
-    requests' own `content` reads it in 10 KB pieces, and with several threads each piece
-    waits for the interpreter lock behind whichever thread holds it. Errors are the ones
-    requests raises (ChunkedEncodingError, ConnectionError...), as for `content`.
+
+class AnswerTooLarge(Exception):
+    """A body over MAX_ANSWER_BYTES: a broken or hostile server, not something to retry."""
+
+
+def _read(response: requests.Response) -> bytes:
+    """A response's whole body, in pieces of a megabyte, up to MAX_ANSWER_BYTES.
+
+    requests' own `content` reads 10 KB pieces, and with several threads each piece waits
+    for the interpreter lock behind whichever thread holds it. Errors are the ones requests
+    raises (ChunkedEncodingError, ConnectionError...), as for `content`; a body without end
+    is AnswerTooLarge instead of filling the memory.
     """
-    return b"".join(response.iter_content(chunk_size=None))
+    pieces, size = [], 0
+    for piece in response.iter_content(chunk_size=READ_BYTES):
+        size += len(piece)
+        if size > MAX_ANSWER_BYTES:
+            response.close()
+            raise AnswerTooLarge(f"an answer over {MAX_ANSWER_BYTES >> 20} MB, not read further")
+        pieces.append(piece)
+    return b"".join(pieces)
 
 
 def _status_error(method: str, path: str, reply: Reply) -> ApiError:

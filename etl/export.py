@@ -20,18 +20,20 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from etl import search, views
 from etl.errors import ConfigError, EtlError
 from etl.progress import Progress, silent
 from etl.resources import ALL_STATUSES
-from etl.views import INT, TEXT, TIME, Column, Sheet
+from etl.views import DATE, INT, NUMBER, TEXT, TIME, Column, Sheet
 
 FORMATS = ("csv", "xlsx", "json", "jsonl", "parquet")
-TABLES = views.SHEET_NAMES
+DEFAULT_TABLES = views.SHEET_NAMES
+TABLES = (*views.SHEET_NAMES, *views.MORE_SHEETS)
 STATUSES = tuple(ALL_STATUSES.split(","))
 
 EXCEL_MAX_ROWS = 1_048_576  # including the header row
@@ -48,13 +50,19 @@ class ExportError(EtlError):
 
 @dataclass(frozen=True)
 class ExportOptions:
-    tables: tuple[str, ...] = TABLES
+    tables: tuple[str, ...] = DEFAULT_TABLES
     since: str | None = None  # canonical UTC text, compared with `updated_at`
     mailboxes: tuple[int, ...] = ()
     statuses: tuple[str, ...] = ()
     include_deleted: bool = False
     excel: bool = False  # csv only: BOM, CRLF, neutralised formula-lookalikes
     chunk_size: int = 1000
+    timezone: str = "UTC"  # an IANA zone: the times of every format are written in it
+    columns: dict[str, tuple[str, ...]] = field(default_factory=dict)  # table -> its columns
+
+    @property
+    def zone(self) -> tzinfo:
+        return time_zone(self.timezone)
 
 
 @dataclass
@@ -64,8 +72,21 @@ class ExportSummary:
     warnings: list[str] = field(default_factory=list)
 
 
-def parse_since(text: str) -> str:
-    """`2024-01-31`, `2024-01-31T10:00`, `...Z` or with an offset -> `2024-01-31T10:00:00Z`."""
+def time_zone(name: str) -> tzinfo:
+    """An IANA time zone by name (`UTC`, `Europe/Paris`, `Asia/Kolkata`)."""
+    if name.strip().upper() in ("UTC", "Z"):
+        return UTC
+    try:
+        return ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"--timezone {name!r} is not a time zone: use an IANA name such as UTC, "
+            "Europe/Paris or Australia/Sydney"
+        ) from None
+
+
+def parse_since(text: str, zone: tzinfo = UTC) -> str:
+    """`2024-01-31`, `2024-01-31T10:00` (in `zone`), `...Z` or with an offset -> canonical UTC."""
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -73,17 +94,62 @@ def parse_since(text: str) -> str:
             f"--since {text!r} is not a date: use YYYY-MM-DD or YYYY-MM-DDThh:mm:ssZ"
         ) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+        moment = moment.replace(tzinfo=zone)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def check_tables(names: Iterable[str]) -> tuple[str, ...]:
-    """Validate table names (comma-separated entries allowed); empty means all."""
+    """Validate table names (comma-separated entries allowed); none means the default five."""
     tables = [n.strip() for name in names for n in name.split(",") if n.strip()]
     unknown = [t for t in tables if t not in TABLES]
     if unknown:
         raise ConfigError(f"unknown table {unknown[0]!r}: choose from {', '.join(TABLES)}")
-    return tuple(dict.fromkeys(tables)) or TABLES
+    return tuple(dict.fromkeys(tables)) or DEFAULT_TABLES
+
+
+def parse_columns(values: Iterable[str], tables: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """`--columns TABLE:COL,COL` (or just `COL,COL` when one table is exported) -> table -> names.
+
+    Names are read as a CSV row, so a column whose name holds a comma can be "quoted".
+    """
+    chosen: dict[str, tuple[str, ...]] = {}
+    for value in values:
+        table, sep, names = value.partition(":")
+        if not sep or table.strip() not in TABLES:
+            if len(tables) != 1:
+                raise ConfigError(
+                    f"--columns {value!r}: name the table, as in conversations:id,subject "
+                    "(several tables are exported)"
+                )
+            table, names = tables[0], value
+        table = table.strip()
+        if table not in tables:
+            raise ConfigError(f"--columns names table {table!r}, which --tables does not export")
+        row = next(csv.reader([names], skipinitialspace=True), [])
+        picked = tuple(dict.fromkeys(n.strip() for n in row if n.strip()))
+        if not picked:
+            raise ConfigError(f"--columns {value!r} names no column")
+        chosen[table] = picked
+    return chosen
+
+
+def pick_columns(sheet: Sheet, names: Sequence[str] | None, include_deleted: bool) -> list[Column]:
+    """The sheet's columns to export, in the order asked; an unknown name is a usage error."""
+    visible = sheet.visible(include_deleted)
+    if not names:
+        return list(visible)
+    by_name = {c.name: c for c in visible}
+    folded = {c.name.casefold(): c for c in visible}
+    picked = []
+    for name in names:
+        column = by_name.get(name) or folded.get(name.casefold())
+        if column is None:
+            raise ConfigError(
+                f"--columns: {sheet.name} has no column {name!r}; it has "
+                f"{', '.join(c.name for c in visible)}"
+            )
+        picked.append(column)
+    return picked
 
 
 def conditions(sheet: Sheet, options: ExportOptions) -> tuple[list[str], list[Any]]:
@@ -166,9 +232,20 @@ ORDER BY v.conversation_id, f.sort_order, v.field_id"""
 
 
 def conversation_records(
-    conn: sqlite3.Connection, where: Sequence[str], params: Sequence[Any], chunk_size: int = 100
+    conn: sqlite3.Connection,
+    where: Sequence[str],
+    params: Sequence[Any],
+    chunk_size: int = 100,
+    zone: tzinfo = UTC,
 ) -> Iterator[list[dict[str, Any]]]:
-    """Chunks of self-contained conversation records, threads oldest first (the load format)."""
+    """Chunks of self-contained conversation records, threads oldest first (the load format).
+
+    Times are ISO 8601 in `zone`, with its offset (`Z` for UTC).
+    """
+
+    def moment(value: Any) -> Any:
+        return value if value is None or zone is UTC else (local_text(value, zone) or value)
+
     clause = f"\nWHERE {' AND '.join(where)}" if where else ""
     cursor = conn.execute(f"{_RECORD_SQL}{clause}\nORDER BY c.id", list(params))
     for rows in _chunks(cursor, chunk_size):
@@ -189,7 +266,7 @@ def conversation_records(
                     "id": tid,
                     "type": kind,
                     "body": body,
-                    "createdAt": created,
+                    "createdAt": moment(created),
                     "author": _person(*author),
                     "to": _list(to),
                     "cc": _list(cc),
@@ -207,10 +284,10 @@ def conversation_records(
         fields: dict[int, dict] = {}
         for cid, name, value in conn.execute(_FIELDS_SQL.format(ids=ids)):
             fields.setdefault(cid, {})[name] = value
-        yield [_conversation_record(row, threads, tags, fields) for row in rows]
+        yield [_conversation_record(row, threads, tags, fields, moment) for row in rows]
 
 
-def _conversation_record(row, threads, tags, fields) -> dict[str, Any]:
+def _conversation_record(row, threads, tags, fields, moment) -> dict[str, Any]:
     (cid, number, subject, status, state, kind, mailbox_id, mailbox, mailbox_email) = row[:9]
     customer, assignee = row[9:13], row[13:17]
     created, updated, closed, cc, bcc, deleted = row[17:]
@@ -224,27 +301,40 @@ def _conversation_record(row, threads, tags, fields) -> dict[str, Any]:
         "mailbox": {"id": mailbox_id, "name": mailbox, "email": mailbox_email},
         "customer": _person(None, *customer),
         "assignee": _person(None, *assignee) if assignee[0] is not None else None,
-        "createdAt": created,
-        "updatedAt": updated,
-        "closedAt": closed,
+        "createdAt": moment(created),
+        "updatedAt": moment(updated),
+        "closedAt": moment(closed),
         "cc": _list(cc),
         "bcc": _list(bcc),
         "tags": tags.get(cid, []),
         "customFields": fields.get(cid, {}),
         "threads": threads.get(cid, []),
-        "deletedAt": deleted,
+        "deletedAt": moment(deleted),
     }
 
 
 def customer_records(
-    conn: sqlite3.Connection, sheet: Sheet, where: Sequence[str], params: Sequence[Any], options
+    conn: sqlite3.Connection,
+    sheet: Sheet,
+    where: Sequence[str],
+    params: Sequence[Any],
+    options,
+    zone: tzinfo = UTC,
 ) -> Iterator[list[dict[str, Any]]]:
     """The customers sheet's rows with every email, phone, social profile and website as
-    `{value, type}` lists and the customer fields by name (`--mapping smarticks` loads them)."""
-    names = [c.name for c in sheet.visible(options.include_deleted)]
+    `{value, type}` lists and the customer fields by name (`--mapping smarticks` loads them).
+
+    Times are ISO 8601 in `zone`, with its offset (`Z` for UTC)."""
+    columns = sheet.visible(options.include_deleted)
+    names = [c.name for c in columns]
+    times = [c.name for c in columns if c.kind == TIME] if zone is not UTC else []
     cursor = conn.execute(sheet.select(where, options.include_deleted), list(params))
     for rows in _chunks(cursor, min(options.chunk_size, 500)):
         records = [dict(zip(names, row, strict=True)) for row in rows]
+        for record in records:
+            for name in times:
+                if record[name] is not None:
+                    record[name] = local_text(record[name], zone) or record[name]
         ids = _in([r["id"] for r in records])
         lists: dict[str, dict[int, list]] = {}
         for key, table in (
@@ -288,6 +378,44 @@ def parse_time(text: Any) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+_ISO_DATE = re.compile(r"\d{4}-\d\d-\d\d", re.ASCII)
+
+
+def parse_date(text: Any) -> date | None:
+    """A date field's `YYYY-MM-DD` as a date; None for anything else."""
+    if not isinstance(text, str) or not _ISO_DATE.fullmatch(text.strip()):
+        return None
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        return None
+
+
+def is_number(value: Any) -> bool:
+    """Number fields arrive from the sheet query as numbers when they parsed (`views.as_number`)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def local_text(value: Any, zone: tzinfo) -> str | None:
+    """A mirror time as ISO 8601 in `zone`, with its offset; None if it is not a time.
+
+    UTC keeps the mirror's own `...Z` text, so the default export is unchanged.
+    """
+    moment = parse_time(value)
+    if moment is None:
+        return None
+    if zone is UTC:
+        return value
+    return moment.astimezone(zone).isoformat()
+
+
+UNPARSED = {
+    TIME: "values that are not times",
+    NUMBER: "values that are not numbers",
+    DATE: "values that are not dates (YYYY-MM-DD)",
+}
+
+
 def neutralise(value: Any) -> Any:
     """OWASP CSV-injection defence: a leading quote makes a spreadsheet read the cell as text.
 
@@ -314,6 +442,7 @@ class Writer:
     def __init__(self, out: Path, options: ExportOptions):
         self.out = out
         self.options = options
+        self.zone = options.zone
         self.files: list[Path] = []
         self.warnings: Counter[str] = Counter()  # what -> how many times
         self.notes: list[str] = []  # one-off warnings
@@ -331,6 +460,40 @@ class Writer:
 
     def abandon(self) -> None:
         """Called instead of `finish` when the export fails or is interrupted."""
+
+    def unparsed(self, table: str, column: Column, outcome: str = "kept as text") -> None:
+        self.warnings[f"{table}.{column.name}: {UNPARSED[column.kind]} {outcome}"] += 1
+
+    def text_rows(self, table: str, columns: Sequence[Column], rows: list) -> list:
+        """Rows for the text formats (CSV, JSON): times in the export's zone, all else as is.
+
+        Typed custom fields are counted where a value did not parse (it stays text).
+        """
+        times = [i for i, c in enumerate(columns) if c.kind == TIME] if self.zone is not UTC else []
+        checked = [i for i, c in enumerate(columns) if c.kind in (NUMBER, DATE)]
+        if not times and not checked:
+            return rows
+        out = []
+        for row in rows:
+            row = list(row)
+            for i in times:
+                value = row[i]
+                if value is not None:
+                    text = local_text(value, self.zone)
+                    if text is None:
+                        self.unparsed(table, columns[i])
+                    else:
+                        row[i] = text
+            for i in checked:
+                value = row[i]
+                if value is not None and not _parses(columns[i].kind, value):
+                    self.unparsed(table, columns[i])
+            out.append(row)
+        return out
+
+
+def _parses(kind: str, value: Any) -> bool:
+    return is_number(value) if kind == NUMBER else parse_date(value) is not None
 
 
 def _part(path: Path) -> Path:
@@ -366,6 +529,7 @@ class CsvWriter(Writer):
             header = [c.name for c in columns]
             writer.writerow([neutralise(h) for h in header] if excel else header)
             for rows in chunks:
+                rows = self.text_rows(name, columns, rows)
                 if excel:
                     rows = [[neutralise(value) for value in row] for row in rows]
                 writer.writerows(rows)
@@ -390,6 +554,8 @@ class JsonWriter(Writer):
             if not self.lines:
                 handle.write("[")
             for rows in chunks:
+                if names:
+                    rows = self.text_rows(name, columns, rows)
                 for row in rows:
                     record = dict(zip(names, row, strict=True)) if names else row
                     text = json.dumps(record, ensure_ascii=False)
@@ -405,7 +571,9 @@ class JsonWriter(Writer):
 
 
 class ParquetWriter(Writer):
-    """One file per table; ids as int64, times as timestamp[ms, UTC], the rest as strings."""
+    """One file per table; ids int64, times timestamp[ms] in the export's zone, number fields
+    float64, date fields date32, the rest strings. A value that does not fit its column's type
+    is left empty and counted."""
 
     suffix = ".parquet"
 
@@ -413,14 +581,20 @@ class ParquetWriter(Writer):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        types = {INT: pa.int64(), TIME: pa.timestamp("ms", tz="UTC"), TEXT: pa.string()}
+        types = {
+            INT: pa.int64(),
+            TIME: pa.timestamp("ms", tz=str(self.zone)),
+            TEXT: pa.string(),
+            NUMBER: pa.float64(),
+            DATE: pa.date32(),
+        }
         schema = pa.schema([pa.field(c.name, types[c.kind]) for c in columns])
         path = self.path_for(name)
         count = 0
         with _writing(path) as part, pq.ParquetWriter(part, schema, compression="zstd") as writer:
             for rows in chunks:
                 arrays = [
-                    pa.array(self._values(c, [row[i] for row in rows]), type=types[c.kind])
+                    pa.array(self._values(name, c, [row[i] for row in rows]), type=types[c.kind])
                     for i, c in enumerate(columns)
                 ]
                 writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
@@ -428,17 +602,18 @@ class ParquetWriter(Writer):
         self.files.append(path)
         return count
 
-    def _values(self, column: Column, values: list) -> list:
+    def _values(self, table: str, column: Column, values: list) -> list:
         if column.kind == TEXT:
             return [v if v is None or isinstance(v, str) else str(v) for v in values]
+        convert = {TIME: parse_time, INT: _int, NUMBER: _float, DATE: parse_date}[column.kind]
         out: list = []
         for value in values:
             if value is None:
                 out.append(None)
                 continue
-            converted = parse_time(value) if column.kind == TIME else _int(value)
+            converted = convert(value)
             if converted is None:
-                self.warnings[f"{column.name}: values that are not {column.kind}s left empty"] += 1
+                self.unparsed(table, column, "left empty in Parquet")
             out.append(converted)
         return out
 
@@ -452,8 +627,16 @@ def _int(value: Any) -> int | None:
         return None
 
 
+def _float(value: Any) -> float | None:
+    return float(value) if is_number(value) else None
+
+
 class XlsxWriter(Writer):
-    """One sheet per table (continued on `name (2)` past Excel's row limit), in one workbook."""
+    """One sheet per table (continued on `name (2)` past Excel's row limit), in one workbook.
+
+    Written by xlsxwriter in constant-memory mode: each row goes to the sheet's file as it
+    comes, so memory stays flat; text is always written as text, never as a formula.
+    """
 
     def __init__(
         self,
@@ -462,22 +645,35 @@ class XlsxWriter(Writer):
         max_rows: int | None = None,
         max_chars: int | None = None,
     ):
-        from openpyxl import Workbook
+        import xlsxwriter
 
         super().__init__(out, options)
-        self.workbook = Workbook(write_only=True)
+        self.part = _part(out)
+        self.workbook = xlsxwriter.Workbook(
+            str(self.part),
+            {
+                "constant_memory": True,
+                "strings_to_numbers": False,
+                "strings_to_formulas": False,
+                "strings_to_urls": False,
+            },
+        )
+        self.bold = self.workbook.add_format({"bold": True})
+        self.time_format = self.workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+        self.date_format = self.workbook.add_format({"num_format": "yyyy-mm-dd"})
         self.max_rows = max_rows or EXCEL_MAX_ROWS
         self.max_chars = max_chars or EXCEL_MAX_CHARS
 
     def table(self, name, columns, chunks) -> int:
         count = 0
         part = 1
-        sheet, rows_in_sheet = None, 0
+        sheet, row_at = None, 0
+        writers = [self._cell_writer(name, c) for c in columns]
         for rows in chunks:
             for row in rows:
-                if sheet is None or rows_in_sheet >= self.max_rows:
+                if sheet is None or row_at >= self.max_rows:
                     if sheet is not None:
-                        self._close_sheet(sheet, columns, rows_in_sheet)
+                        self._close_sheet(sheet, columns, row_at)
                         part += 1
                         self.notes.append(
                             f"{name}: more than {self.max_rows - 1:,} rows, continued on "
@@ -485,85 +681,109 @@ class XlsxWriter(Writer):
                         )
                     title = name if part == 1 else f"{name} ({part})"
                     sheet = self._open_sheet(title, columns, rows)
-                    rows_in_sheet = 1
-                sheet.append([self._cell(sheet, c, v) for c, v in zip(columns, row, strict=True)])
-                rows_in_sheet += 1
+                    row_at = 1
+                for col, (write, value) in enumerate(zip(writers, row, strict=True)):
+                    if value is not None:
+                        write(sheet, row_at, col, value)
+                row_at += 1
                 count += 1
         if sheet is None:
-            sheet, rows_in_sheet = self._open_sheet(name, columns, []), 1
-        self._close_sheet(sheet, columns, rows_in_sheet)
+            sheet, row_at = self._open_sheet(name, columns, []), 1
+        self._close_sheet(sheet, columns, row_at)
         return count
 
     def _open_sheet(self, title: str, columns: Sequence[Column], sample: list):
-        from openpyxl.cell import WriteOnlyCell
-        from openpyxl.styles import Font
-        from openpyxl.utils import get_column_letter
-
-        sheet = self.workbook.create_sheet(title=title)
-        sheet.freeze_panes = "A2"
+        sheet = self.workbook.add_worksheet(title)
+        sheet.freeze_panes(1, 0)
         for i, column in enumerate(columns):
-            sheet.column_dimensions[get_column_letter(i + 1)].width = _width(column, i, sample)
-        header = []
-        for column in columns:
-            cell = WriteOnlyCell(sheet, value=column.name)
-            cell.data_type = "s"
-            cell.font = Font(bold=True)
-            header.append(cell)
-        sheet.append(header)
+            sheet.set_column(i, i, _width(column, i, sample))
+        for i, column in enumerate(columns):
+            sheet.write_string(0, i, column.name, self.bold)
         return sheet
 
     def _close_sheet(self, sheet, columns: Sequence[Column], rows: int) -> None:
-        from openpyxl.utils import get_column_letter
-        from openpyxl.worksheet.filters import AutoFilter
+        sheet.autofilter(0, 0, max(0, rows - 1), max(0, len(columns) - 1))
 
-        sheet.auto_filter = AutoFilter(ref=f"A1:{get_column_letter(len(columns))}{rows}")
+    def _cell_writer(self, table: str, column: Column):
+        """How this column's cells are written: typed where they parse, else as text."""
+        text = self._text_writer(column)
+        if column.kind == TIME:
+            zone, fmt = self.zone, self.time_format
 
-    def _cell(self, sheet, column: Column, value: Any) -> Any:
-        from openpyxl.cell import WriteOnlyCell
+            def write_time(sheet, row, col, value):
+                moment = parse_time(value)
+                if moment is None:
+                    self.unparsed(table, column)
+                    return text(sheet, row, col, value)
+                # Excel has no time zones: a local clock time in the export's zone
+                sheet.write_datetime(row, col, moment.astimezone(zone).replace(tzinfo=None), fmt)
+
+            return write_time
+        if column.kind == DATE:
+
+            def write_date(sheet, row, col, value):
+                day = parse_date(value)
+                if day is None:
+                    self.unparsed(table, column)
+                    return text(sheet, row, col, value)
+                sheet.write_datetime(row, col, day, self.date_format)
+
+            return write_date
+        if column.kind in (INT, NUMBER):
+
+            def write_number(sheet, row, col, value):
+                if is_number(value):
+                    return sheet.write_number(row, col, value)
+                if column.kind == NUMBER:
+                    self.unparsed(table, column)
+                return text(sheet, row, col, value)
+
+            return write_number
+        return text
+
+    def _text_writer(self, column: Column):
         from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
-        if value is None:
-            return None
-        if column.kind == TIME:
-            moment = parse_time(value)
-            if moment is not None:
-                return moment.replace(tzinfo=None)  # Excel has no time zones: these are UTC
-            self.warnings[f"{column.name}: values that are not times kept as text"] += 1
-        elif column.kind == INT and isinstance(value, int):
-            return value
-        text = value if isinstance(value, str) else str(value)
-        if ILLEGAL_CHARACTERS_RE.search(text):
-            text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", text)
-            self.warnings["cells with control characters Excel forbids (shown as \ufffd)"] += 1
-        if len(text) > self.max_chars:
-            marker = f" [… cut: {len(text):,} characters in full; CSV/JSON/Parquet keep all]"
-            text = text[: self.max_chars - len(marker)] + marker
-            self.warnings[
-                f"cells over Excel's {self.max_chars:,}-character limit cut (marked '[… cut') "
-                f"in sheet '{sheet.title}', column {column.name}"
-            ] += 1
-        cell = WriteOnlyCell(sheet, value=text)
-        cell.data_type = "s"  # helpdesk text is text, never a formula or an error code
-        return cell
+        max_chars = self.max_chars
+
+        def write_text(sheet, row, col, value):
+            text = value if isinstance(value, str) else str(value)
+            if ILLEGAL_CHARACTERS_RE.search(text):
+                text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", text)
+                self.warnings["cells with control characters Excel forbids (shown as \ufffd)"] += 1
+            if len(text) > max_chars:
+                marker = f" [… cut: {len(text):,} characters in full; CSV/JSON/Parquet keep all]"
+                text = text[: max_chars - len(marker)] + marker
+                self.warnings[
+                    f"cells over Excel's {max_chars:,}-character limit cut (marked '[… cut') "
+                    f"in sheet '{sheet.name}', column {column.name}"
+                ] += 1
+            sheet.write_string(row, col, text)
+
+        return write_text
 
     def finish(self) -> None:
-        with _writing(self.out) as part:
-            self.workbook.save(part)
+        self.workbook.close()
+        os.replace(self.part, self.out)
         self.files.append(self.out)
 
     def abandon(self) -> None:
-        """Close the sheets' temporary files now: left to the garbage collector, each sheet's
-        row writer found its file closed and printed a traceback after Ctrl-C."""
-        for sheet in self.workbook.worksheets:
-            if not sheet.closed:
-                with suppress(Exception):
-                    sheet.close()
+        """Remove the sheets' row files (constant-memory mode keeps one per sheet) and the
+        part-written workbook."""
+        for sheet in self.workbook.worksheets():
+            with suppress(Exception):
+                sheet.row_data_fh.close()
+            with suppress(Exception):
+                os.unlink(sheet.row_data_filename)
+        self.part.unlink(missing_ok=True)
 
 
 def _width(column: Column, index: int, sample: list) -> float:
     if column.kind == TIME:
         return 20
-    if column.kind == INT:
+    if column.kind == DATE:
+        return 12
+    if column.kind in (INT, NUMBER):
         return max(8, len(column.name) + 3)
     longest = len(column.name)
     for row in sample[:200]:
@@ -621,6 +841,10 @@ def export(
     options = ExportOptions(**{**options.__dict__, "tables": check_tables(options.tables)})
     if options.excel and fmt != "csv":
         raise ConfigError("--excel applies to --format csv only")
+    unknown = [t for t in options.columns if t not in options.tables]
+    if unknown:
+        raise ConfigError(f"--columns names table {unknown[0]!r}, which --tables does not export")
+    time_zone(options.timezone)  # an unknown zone stops the export before anything is written
     writer = make_writer(fmt, prepare_output(fmt, out), options)
     summary = ExportSummary()
     if not conn.in_transaction:
@@ -630,8 +854,14 @@ def export(
         conn.execute("BEGIN")  # one read snapshot for every table
     try:
         sheets = views.sheets(conn)
+        picked = {
+            name: pick_columns(sheets[name], options.columns.get(name), options.include_deleted)
+            for name in options.tables
+        }
         for name in options.tables:
-            summary.rows[name] = _export_table(conn, fmt, writer, sheets[name], options, progress)
+            summary.rows[name] = _export_table(
+                conn, fmt, writer, sheets[name], picked[name], options, progress
+            )
         writer.finish()
     except BaseException as exc:
         writer.abandon()
@@ -646,24 +876,29 @@ def export(
     return summary
 
 
-def _export_table(conn, fmt, writer: Writer, sheet: Sheet, options, progress) -> int:
+def _export_table(conn, fmt, writer: Writer, sheet: Sheet, columns, options, progress) -> int:
     where, params = conditions(sheet, options)
-    if fmt not in ("json", "jsonl") or sheet.name != "conversations":
+    # JSON conversations and customers are nested records, unless columns are picked
+    nested = fmt in ("json", "jsonl") and sheet.name in ("conversations", "customers")
+    nested = nested and sheet.name not in options.columns
+    if not nested and any(c.name == views.MORE_FIELDS for c in columns):
         writer.notes.extend(f"{sheet.name}: {note}" for note in sheet.notes)
     total = conn.execute(sheet.count(where), params).fetchone()[0]
     bar = progress(sheet.name, total)
     try:
-        if fmt in ("json", "jsonl") and sheet.name == "conversations":
-            chunks = conversation_records(conn, where, params, min(options.chunk_size, 100))
-            columns = None
-        elif fmt in ("json", "jsonl") and sheet.name == "customers":
-            chunks = customer_records(conn, sheet, where, params, options)
-            columns = None
+        if nested and sheet.name == "conversations":
+            chunks = conversation_records(
+                conn, where, params, min(options.chunk_size, 100), writer.zone
+            )
+            header = None
+        elif nested:
+            chunks = customer_records(conn, sheet, where, params, options, writer.zone)
+            header = None
         else:
-            columns = sheet.visible(options.include_deleted)
-            query = sheet.select(where, options.include_deleted)
+            query = sheet.select(where, options.include_deleted, columns)
             chunks = _chunks(conn.execute(query, params), options.chunk_size)
-        return writer.table(sheet.name, columns, _counted(chunks, bar))
+            header = columns
+        return writer.table(sheet.name, header, _counted(chunks, bar))
     finally:
         bar.close()
 

@@ -47,6 +47,18 @@ class Mirror:
         return sqlite_utils.Database(self.conn)[table]
 
 
+def create_private(path: str | os.PathLike) -> None:
+    """Create `path` empty, readable by its owner alone, unless it exists.
+
+    A mirror holds every customer's name, emails and conversations: other users of the
+    machine must not read it. SQLite gives the -wal and -shm files the database's mode.
+    """
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError:
+        pass  # it exists, or connecting will name the problem
+
+
 def open_mirror(path: str | os.PathLike) -> Mirror:
     """Open (creating if needed) a mirror database with its schema.
 
@@ -55,6 +67,7 @@ def open_mirror(path: str | os.PathLike) -> Mirror:
     """
     if str(path) != ":memory:":
         check_mirror_path(path)
+        create_private(path)
     conn = None
     try:
         conn = sqlite3.connect(str(path), check_same_thread=False, timeout=BUSY_SECONDS)

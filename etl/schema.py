@@ -231,6 +231,9 @@ TABLES = (
             "conversation_id": INT,
             **_cols("file_name", "file_url", "mime_type"),
             "size": INT,
+            # The file, once fetched (see etl.files): its sha256, and its path relative to
+            # the folder of the database holding the row.
+            **_cols("sha256", "path"),
         },
         foreign_keys=(("thread_id", "threads"), ("conversation_id", "conversations")),
         indexes=(("thread_id",), ("conversation_id",)),
@@ -271,6 +274,8 @@ TABLES = (
         arrival_order=True,
     ),
     Table("etl_cursors", _cols("resource", "value", "updated_at"), pk="resource"),
+    # What the mirror knows of itself: its source (etl.binding), how far a backfill got.
+    Table("etl_state", _cols("name", "value", "updated_at"), pk="name"),
     # Records written since the search index last caught up (see etl.search.refresh).
     Table("etl_changes", {"table_name": T, "id": INT}, pk=("table_name", "id")),
     Table(

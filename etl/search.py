@@ -320,6 +320,13 @@ def refresh(conn: sqlite3.Connection) -> int:
 
 _TERM = re.compile(r'"([^"]*)"?|(\S+)')
 _WORD = re.compile(r"\w", re.UNICODE)
+# Scripts written without spaces between words: kana, CJK ideographs, Hangul syllables.
+_CJK = re.compile(
+    "[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\uff66-\uff9f]"
+)
+VOCAB = "search_vocab"  # fts5vocab over the index, in the connection's temp schema
+MARK = ("[", "]")  # around each match in a snippet
+_OPEN, _CLOSE = "\x02", "\x03"  # snippet markers while the snippet is refined
 
 
 def fts_terms(query: str) -> list[str]:
@@ -328,6 +335,11 @@ def fts_terms(query: str) -> list[str]:
     Quoting every term means punctuation (emails, `refund-policy`, `C++`) is searched as words
     rather than parsed as FTS5 syntax, so no query can be a syntax error.
     """
+    return [fts for fts, _ in _terms(query)]
+
+
+def _terms(query: str) -> list[tuple[str, str | None]]:
+    """(FTS5 phrase, the bare CJK word it stands for, if it is one) for each term of a query."""
     terms = []
     for phrase, word in _TERM.findall(query):
         text = phrase if phrase else word
@@ -336,8 +348,73 @@ def fts_terms(query: str) -> list[str]:
         if not _WORD.search(text):
             continue
         fts = '"' + text.replace('"', '""') + '"'
-        terms.append(f"{fts} *" if prefix else fts)
+        cjk = not phrase and not prefix and len(text) >= 2 and _CJK.search(text)
+        terms.append((f"{fts} *" if prefix else fts, text.lower() if cjk else None))
     return terms
+
+
+def _within_tokens(conn: sqlite3.Connection, fts: str, word: str) -> str:
+    """A CJK word as every indexed token that holds it.
+
+    The unicode61 tokenizer keeps a run of Chinese or Japanese text, which has no spaces, as
+    one token (`返金について`), so a word is matched inside the tokens of the index's own
+    vocabulary rather than only as a whole token or a prefix.
+    """
+    conn.execute(
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{VOCAB} USING fts5vocab(main, {INDEX}, row)"
+    )
+    tokens = [
+        '"' + token.replace('"', '""') + '"'
+        for (token,) in conn.execute(
+            f"SELECT term FROM temp.{VOCAB} WHERE instr(term, ?) > 0", (word,)
+        )
+    ]
+    return f"({' OR '.join(dict.fromkeys([fts, *tokens]))})"
+
+
+def match_terms(conn: sqlite3.Connection, query: str) -> tuple[list[str], list[str]]:
+    """The FTS5 expression of each term (CJK words widened to the tokens holding them), and the
+    CJK words, which a snippet marks inside their tokens."""
+    terms = _terms(query)
+    expressions = [_within_tokens(conn, fts, word) if word else fts for fts, word in terms]
+    return expressions, [word for _, word in terms if word]
+
+
+def snippet(
+    conn: sqlite3.Connection, result: dict[str, Any], expressions: list[str], words: list[str]
+) -> str | None:
+    """A few words around the first matches in the conversation (else its customer), each
+    match marked: `…asked for a [refund] last week…`."""
+    either = " OR ".join(expressions)
+    for rowid in (doc_id(CONVERSATION, result["id"]), result.get("customer_doc")):
+        if rowid is None:
+            continue
+        found = conn.execute(
+            f"SELECT snippet({INDEX}, -1, ?, ?, '…', 16) FROM {INDEX} "
+            f"WHERE {INDEX} MATCH ? AND rowid = ?",
+            (_OPEN, _CLOSE, either, rowid),
+        ).fetchone()
+        if found and found[0]:
+            return _marked(" ".join(found[0].split()), words)
+    return None
+
+
+def _marked(text: str, words: list[str]) -> str:
+    """Markers as shown; a CJK token's marker narrowed to the words found in it."""
+    within = re.compile("|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)), re.I)
+
+    def narrow(match: re.Match) -> str:
+        token = match.group(1)
+        narrowed = within.sub(lambda m: f"{_OPEN}{m.group(0)}{_CLOSE}", token)
+        return (
+            narrowed
+            if narrowed != f"{_OPEN}{token}{_CLOSE}" and _OPEN in narrowed
+            else match.group(0)
+        )
+
+    if words:
+        text = re.sub(f"{_OPEN}([^{_CLOSE}]*){_CLOSE}", narrow, text)
+    return text.replace(_OPEN, MARK[0]).replace(_CLOSE, MARK[1])
 
 
 def search(
@@ -346,12 +423,13 @@ def search(
     """Conversations where every term appears in the subject, a thread, or the customer.
 
     Terms may match different documents of the same conversation (its own and its customer's).
-    Best matches first (BM25), newest first among equals.
+    Best matches first (BM25), newest first among equals. Each result has a `snippet` of the
+    text around its matches, marked (see `snippet`).
     """
-    terms = fts_terms(query)
-    if not terms:
+    if not fts_terms(query):
         raise ConfigError(f"nothing to search for in {query!r}: give at least one word")
     refresh(conn)
+    terms, words = match_terms(conn, query)
     hits = "\n    UNION ALL\n    ".join(
         f"SELECT {i} AS term, rowid, rank FROM {INDEX} WHERE {INDEX} MATCH ?"
         for i in range(len(terms))
@@ -374,7 +452,7 @@ best AS (
 SELECT c.id, c.number, c.subject,
     NULLIF(trim(coalesce(cu.first_name, '') || ' ' || coalesce(cu.last_name, '')), '') AS name,
     COALESCE(c.customer_email, cu.email) AS email,
-    c.status, c.updated_at, c.deleted_at
+    c.status, c.updated_at, c.deleted_at, c.customer_id * 4 + {CUSTOMER}
 FROM best JOIN conversations c ON c.id = best.conversation_id
 LEFT JOIN customers cu ON cu.id = c.customer_id
 {deleted}
@@ -382,9 +460,11 @@ ORDER BY best.rank, c.updated_at DESC, c.id DESC
 LIMIT ?"""
     cursor = conn.execute(sql, [*terms, limit])
     names = ["id", "number", "subject", "customer_name", "customer_email", "status"]
-    names += ["updated_at", "deleted_at"]
+    names += ["updated_at", "deleted_at", "customer_doc"]
     results = [dict(zip(names, row, strict=True)) for row in cursor]
-    if not include_deleted:
-        for row in results:
+    for row in results:
+        row["snippet"] = snippet(conn, row, terms, words)
+        row.pop("customer_doc")
+        if not include_deleted:
             row.pop("deleted_at")
     return results

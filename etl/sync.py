@@ -63,6 +63,7 @@ class SyncResult:
     requests: int = 0
     timestamps_kept_as_text: int = 0  # sent by the server in a form that did not parse
     status: str = "running"
+    files: Any = None  # attachment files fetched after the sync (etl.files.Fetched), if asked
 
 
 def sync(

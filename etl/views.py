@@ -12,8 +12,22 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from etl import datasette_meta
+
 INT, TEXT, TIME = "int", "text", "time"
-SHEET_NAMES = ("conversations", "threads", "customers", "users", "mailboxes")
+NUMBER, DATE = "number", "date"  # custom fields of those types; a value may still be text
+# Custom field types whose columns are typed (a name shared by fields of mixed types is text).
+FIELD_KINDS = {"number": NUMBER, "date": DATE}
+SHEET_NAMES = ("conversations", "threads", "customers", "users", "mailboxes")  # the default
+MORE_SHEETS = (
+    "timelogs",
+    "attachments",
+    "tags",
+    "customer_emails",
+    "customer_phones",
+    "customer_social_profiles",
+    "customer_websites",
+)
 # SQLite refuses a result of more than 2,000 columns; custom fields past this many go to one
 # JSON column, so a helpdesk with thousands of fields still exports.
 MAX_FIELD_COLUMNS = 1000
@@ -24,7 +38,7 @@ MORE_FIELDS = "more_custom_fields"
 class Column:
     name: str
     sql: str
-    kind: str = TEXT  # int | text | time: how typed formats (xlsx, parquet) store it
+    kind: str = TEXT  # int | text | time | number | date: how typed formats store it
 
 
 @dataclass(frozen=True)
@@ -49,8 +63,14 @@ class Sheet:
             return self.columns
         return tuple(c for c in self.columns if c.name != "deleted_at")
 
-    def select(self, where: Sequence[str] = (), include_deleted: bool = True) -> str:
-        cols = ",\n  ".join(f"{c.sql} AS {quote(c.name)}" for c in self.visible(include_deleted))
+    def select(
+        self,
+        where: Sequence[str] = (),
+        include_deleted: bool = True,
+        columns: Sequence[Column] | None = None,
+    ) -> str:
+        chosen = self.visible(include_deleted) if columns is None else columns
+        cols = ",\n  ".join(f"{c.sql} AS {quote(c.name)}" for c in chosen)
         clause = f"\nWHERE {' AND '.join(where)}" if where else ""
         group = f"\nGROUP BY {self.group_by}" if self.group_by else ""
         return (
@@ -94,11 +114,23 @@ def field_label(value_alias: str, field_alias: str) -> str:
     )
 
 
-def _pivot_names(pairs: Sequence[tuple[str, int]], taken: set[str]) -> list[tuple[str, list[int]]]:
-    """Group field ids by name (several mailboxes may share one) and give each a free column."""
+@dataclass(frozen=True)
+class Pivot:
+    """The fields shown as one column: same name (several mailboxes may share one)."""
+
+    column: str
+    ids: list[int]
+    kind: str = TEXT
+
+
+def _pivot_names(pairs: Sequence[tuple], taken: set[str]) -> list[Pivot]:
+    """Group field ids by name and give each a free column; `pairs` are (name, id[, type])."""
     by_name: dict[str, list[int]] = {}
-    for name, field_id in pairs:
-        by_name.setdefault(name or f"field {field_id}", []).append(field_id)
+    kinds: dict[str, set[str]] = {}
+    for name, field_id, *kind in pairs:
+        key = name or f"field {field_id}"
+        by_name.setdefault(key, []).append(field_id)
+        kinds.setdefault(key, set()).add(FIELD_KINDS.get(kind[0] if kind else None, TEXT))
     out = []
     used = {t.lower() for t in taken}
     for name, ids in by_name.items():
@@ -106,8 +138,17 @@ def _pivot_names(pairs: Sequence[tuple[str, int]], taken: set[str]) -> list[tupl
         while column.lower() in used:
             column = f"{column} (field)"
         used.add(column.lower())
-        out.append((column, ids))
+        kind = kinds[name].pop() if len(kinds[name]) == 1 else TEXT
+        out.append(Pivot(column, ids, kind))
     return out
+
+
+def as_number(text: str) -> str:
+    """SQL: a JSON number in `text` as an SQLite number; anything else stays as it is."""
+    return (
+        f"CASE WHEN json_valid({text}) AND json_type({text}) IN ('integer', 'real') "
+        f"THEN json_extract({text}, '$') ELSE {text} END"
+    )
 
 
 @dataclass(frozen=True)
@@ -134,21 +175,26 @@ class FieldColumns:
         )
 
 
-def _field_columns(
-    names: list[tuple[str, list[int]]],
-    label: str,
-    key: str,
-    joins: str,
-) -> FieldColumns:
-    """Columns for the first `MAX_FIELD_COLUMNS` names; the rest gathered as JSON `{key: label}`."""
+def _field_columns(names: list[Pivot], label: str, key: str, joins: str) -> FieldColumns:
+    """Columns for the first `MAX_FIELD_COLUMNS` names; the rest gathered as JSON `{key: label}`.
+
+    Number fields hold numbers, so that sorting and sums work in every tool reading the views;
+    a value that is not a number stays text. Dates stay ISO text, SQLite's own date form.
+    """
     limit = MAX_FIELD_COLUMNS
     if not names:
         return FieldColumns()
+    plain = "COALESCE(NULLIF(v.text, ''), v.value)"
     columns = [
-        Column(name, f"max(CASE WHEN v.field_id IN ({_ids(ids)}) THEN {label} END)")
-        for name, ids in names[:limit]
+        Column(
+            p.column,
+            f"max(CASE WHEN v.field_id IN ({_ids(p.ids)}) "
+            f"THEN {as_number(plain) if p.kind == NUMBER else label} END)",
+            p.kind,
+        )
+        for p in names[:limit]
     ]
-    rest = [i for _, ids in names[limit:] for i in ids]
+    rest = [i for p in names[limit:] for i in p.ids]
     if rest:
         gathered = f"json_group_object({key}, {label}) FILTER (WHERE v.field_id IN ({_ids(rest)}))"
         columns.append(Column(MORE_FIELDS, f"NULLIF({gathered}, '{{}}')"))
@@ -163,7 +209,7 @@ def conversation_field_columns(conn: sqlite3.Connection, taken: set[str]) -> Fie
     """One column per custom field defined now: a field deleted at the source leaves the sheet
     (its values stay in `conversation_custom_fields`)."""
     pairs = conn.execute(
-        "SELECT name, id FROM custom_fields WHERE deleted_at IS NULL "
+        "SELECT name, id, type FROM custom_fields WHERE deleted_at IS NULL "
         "ORDER BY sort_order, mailbox_id, id"
     ).fetchall()
     return _field_columns(
@@ -398,6 +444,87 @@ def _mailboxes() -> Sheet:
     )
 
 
+def _timelogs() -> Sheet:
+    columns = (
+        Column("id", "tl.id", INT),
+        Column("conversation_id", "tl.conversation_id", INT),
+        Column("conversation_number", "c.number", INT),
+        Column("conversation_subject", "c.subject"),
+        Column("conversation_status", "tl.conversation_status"),
+        Column("user_id", "tl.user_id", INT),
+        Column("user_name", _name("u.first_name", "u.last_name")),
+        Column("user_email", "u.email"),
+        Column("time_spent", "tl.time_spent", INT),  # seconds, as the API counts them
+        Column("paused", "tl.paused", INT),
+        Column("finished", "tl.finished", INT),
+        Column("created_at", "tl.created_at", TIME),
+        Column("updated_at", "tl.updated_at", TIME),
+        Column("deleted_at", "c.deleted_at", TIME),
+    )
+    return Sheet(
+        "timelogs",
+        columns,
+        base="timelogs tl JOIN conversations c ON c.id = tl.conversation_id",
+        joins="LEFT JOIN users u ON u.id = tl.user_id",
+        order_by="tl.conversation_id, tl.id",
+        filters={**CONVERSATION_FILTERS, "since": "tl.updated_at"},
+    )
+
+
+def _attachments() -> Sheet:
+    columns = (
+        Column("id", "a.id", INT),
+        Column("conversation_id", "a.conversation_id", INT),
+        Column("conversation_number", "c.number", INT),
+        Column("thread_id", "a.thread_id", INT),
+        Column("file_name", "a.file_name"),
+        Column("mime_type", "a.mime_type"),
+        Column("size", "a.size", INT),
+        Column("file_url", "a.file_url"),
+        Column("created_at", "t.created_at", TIME),
+        Column("deleted_at", "c.deleted_at", TIME),
+    )
+    return Sheet(
+        "attachments",
+        columns,
+        base="attachments a JOIN conversations c ON c.id = a.conversation_id",
+        joins="LEFT JOIN threads t ON t.id = a.thread_id",
+        order_by="a.conversation_id, a.thread_id, a.id",
+        filters=CONVERSATION_FILTERS,
+    )
+
+
+def _tags() -> Sheet:
+    columns = (
+        Column("id", "tg.id", INT),
+        Column("name", "tg.name"),
+        Column("color", "tg.color"),
+        Column("conversations", "tg.counter", INT),
+        Column("deleted_at", "tg.deleted_at", TIME),
+    )
+    return Sheet("tags", columns, "tags tg", "", "tg.id", filters={"deleted": "tg.deleted_at"})
+
+
+def _customer_entries(table: str) -> Sheet:
+    """A customer's emails, phones, social profiles or websites: one row each, in order."""
+    columns = (
+        Column("customer_id", "e.customer_id", INT),
+        Column("customer_name", _name("cu.first_name", "cu.last_name")),
+        Column("position", "e.position", INT),
+        Column("type", "e.type"),
+        Column("value", "e.value"),
+        Column("deleted_at", "cu.deleted_at", TIME),
+    )
+    return Sheet(
+        table,
+        columns,
+        base=f"{table} e JOIN customers cu ON cu.id = e.customer_id",
+        joins="",
+        order_by="e.customer_id, e.position",
+        filters={"since": "cu.updated_at", "deleted": "cu.deleted_at"},
+    )
+
+
 def sheets(conn: sqlite3.Connection) -> dict[str, Sheet]:
     """Every spreadsheet shape, with custom-field columns for the fields defined now."""
     return {
@@ -406,6 +533,10 @@ def sheets(conn: sqlite3.Connection) -> dict[str, Sheet]:
         "customers": _customers(conn),
         "users": _users(),
         "mailboxes": _mailboxes(),
+        "timelogs": _timelogs(),
+        "attachments": _attachments(),
+        "tags": _tags(),
+        **{name: _customer_entries(name) for name in MORE_SHEETS if name.startswith("customer_")},
     }
 
 
@@ -428,8 +559,11 @@ def refresh_views(conn: sqlite3.Connection) -> list[str]:
 
 
 def install(conn: sqlite3.Connection) -> None:
-    """The sheet views and the index they need; the mirror calls it when it opens."""
+    """The sheet views, the index they need, and what Datasette needs to search them (see
+    `datasette_meta`); the schema calls it when a mirror opens, after the search index."""
     conn.execute(
         "CREATE INDEX IF NOT EXISTS sheet_customer_fields_field ON customer_fields (field_id)"
     )
     refresh_views(conn)
+    datasette_meta.refresh_fts_views(conn)
+    datasette_meta.write_metadata(conn)

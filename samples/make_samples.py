@@ -559,13 +559,21 @@ def smarticks() -> None:
     write(HERE / "smarticks" / "conversations.jsonl", text)
     customers = []
     for i, (first, last, email, phone, company, title, city, country) in enumerate(CUSTOMERS):
+        emails = [{"value": email, "type": "work"}]
+        if i == 5:
+            emails.append({"value": "mark.morrison@example.net", "type": "home"})
+        phones = [{"value": phone, "type": "work"}] if phone else []
+        if i == 0:
+            phones.append({"value": "+34 955 000 111", "type": "home"})
         customers.append(
-            {
+            {  # as `etl export --format jsonl` writes a customer
                 "id": 500 + i,
                 "name": f"{first} {last}",
+                "first_name": first,
+                "last_name": last,
                 "email": email,
                 "phone": phone or None,
-                "emails": email if i != 5 else f"{email}, mark.morrison@example.net",
+                "emails": emails,
                 "company": company or None,
                 "job_title": title or None,
                 "address": None,
@@ -573,8 +581,13 @@ def smarticks() -> None:
                 "state": None,
                 "zip": None,
                 "country": country or None,
+                "notes": None,
                 "created_at": iso(BASE - timedelta(days=400 - i)),
                 "updated_at": iso(BASE),
+                "phones": phones,
+                "socialProfiles": [{"value": "@anamlopez", "type": "twitter"}] if i == 0 else [],
+                "websites": [{"value": "https://cafeole.example.es"}] if i == 0 else [],
+                "customerFields": {"Plan": "Pro"} if i % 2 else {},
             }
         )
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in customers)
@@ -586,12 +599,15 @@ def smarticks() -> None:
 
 def zendesk() -> None:
     users = {}
-    for i, (first, last, email, *_rest) in enumerate(CUSTOMERS):
+    for i, (first, last, email, phone, *_rest) in enumerate(CUSTOMERS):
         users[email] = {
             "id": 9000 + i,
             "name": f"{first} {last}",
             "email": email,
+            "phone": phone or None,
             "role": "end-user",
+            "notes": "Prefers email" if i == 1 else "",
+            "user_fields": {"plan": "Pro" if i % 2 else "Free"},
             "time_zone": "UTC",
             "active": True,
         }
@@ -609,6 +625,15 @@ def zendesk() -> None:
         "name": "Kofi Asante",
         "email": "k.asante@example.gh",
         "role": "end-user",
+    }
+    first, last, phone = CHAT_ONLY  # an end-user known by phone only (no tickets here)
+    users[phone] = {
+        "id": 9301,
+        "name": f"{first} {last}",
+        "email": None,
+        "phone": phone,
+        "role": "end-user",
+        "user_fields": {"plan": "Free"},
     }
     tickets = []
     status_of = {"closed": "solved", "pending": "pending", "active": "open", "spam": "deleted"}
@@ -1161,6 +1186,133 @@ def generic() -> None:
     )
 
 
+# -- customers from each vendor (etl load customers FILE --mapping NAME) ------------------------
+
+CHAT_ONLY = ("Chen", "Wei", "+86 10 5555 0101")  # a phone/chat customer: no email at all
+
+
+def vendor_customers() -> None:
+    """Each vendor's user/contact export: every phone, profile and field it has, one agent
+    (skipped), one customer without an email."""
+    people = [c for c in CUSTOMERS if c[2] != "winner@prize-lottery.biz"]
+    mobile = "+1 555-01{:02d}"
+    # Zendesk: users.json (zendesk() writes it), end-users and agents, phones, user fields.
+    first, last, phone = CHAT_ONLY
+    # Freshdesk: the contacts CSV export, with its column labels.
+    header = [
+        "Contact ID",
+        "Full name",
+        "Email",
+        "Work phone",
+        "Mobile phone",
+        "Twitter ID",
+        "Company",
+        "Title",
+        "Address",
+        "Description",
+    ]
+    rows = [
+        [
+            7000 + i,
+            f"{c[0]} {c[1]}",
+            c[2],
+            c[3],
+            mobile.format(i) if i % 3 == 0 else "",
+            f"@{c[1].lower()}" if i == 2 else "",
+            c[4],
+            c[5],
+            c[6],
+            "VIP" if i == 0 else "",
+        ]
+        for i, c in enumerate(people)
+    ]
+    rows.append([7099, f"{first} {last}", "", phone, "", "", "", "", "", "chat only"])
+    write(HERE / "freshdesk" / "contacts.csv", csv_text(header, rows))
+
+    # Help Scout: a Mailbox API 2.0 customers page with embedded entries.
+    customers = []
+    for i, (first_name, last_name, email, phone_no, company, title, city, country) in enumerate(
+        people
+    ):
+        customers.append(
+            {
+                "id": 5000 + i,
+                "firstName": first_name,
+                "lastName": last_name,
+                "jobTitle": title or None,
+                "organization": company or None,
+                "background": "Met at the trade fair" if i == 3 else None,
+                "_embedded": {
+                    "emails": [{"id": 1, "value": email, "type": "work"}],
+                    "phones": [{"id": 1, "value": phone_no, "type": "work"}] if phone_no else [],
+                    "social_profiles": (
+                        [{"id": 1, "type": "twitter", "value": f"https://twitter.com/u{i}"}]
+                        if i in (0, 4)
+                        else []
+                    ),
+                    "websites": [{"id": 1, "value": f"https://www.example{i}.org"}]
+                    if i == 5
+                    else [],
+                    "address": {
+                        "city": city,
+                        "state": None,
+                        "postalCode": None,
+                        "country": country or None,
+                        "lines": [],
+                    },
+                },
+            }
+        )
+    customers.append(
+        {
+            "id": 5099,
+            "firstName": first,
+            "lastName": last,
+            "_embedded": {
+                "emails": [],
+                "phones": [{"id": 1, "value": phone, "type": "mobile"}],
+                "social_profiles": [],
+                "websites": [],
+                "address": None,
+            },
+        }
+    )
+    page = {
+        "_embedded": {"customers": customers},
+        "page": {"size": 50, "totalElements": len(customers), "totalPages": 1, "number": 1},
+    }
+    write(HERE / "helpscout" / "customers.json", json.dumps(page, ensure_ascii=False, indent=1))
+
+    # Intercom: the contacts CSV export (users and leads), a custom attribute as a column.
+    header = [
+        "id",
+        "role",
+        "name",
+        "email",
+        "phone",
+        "company_name",
+        "location_city",
+        "location_country_code",
+        "plan",
+    ]
+    rows = [
+        [
+            f"6a{i:04x}",
+            "user" if i % 2 else "lead",
+            f"{c[0]} {c[1]}",
+            c[2],
+            c[3],
+            c[4],
+            c[6],
+            c[7],
+            "Pro" if i % 2 else "",
+        ]
+        for i, c in enumerate(people)
+    ]
+    rows.append(["6a00ff", "lead", f"{first} {last}", "", phone, "", "", "", ""])
+    write(HERE / "intercom" / "contacts.csv", csv_text(header, rows))
+
+
 if __name__ == "__main__":
     smarticks()
     zendesk()
@@ -1168,4 +1320,5 @@ if __name__ == "__main__":
     helpscout()
     intercom()
     generic()
+    vendor_customers()
     print("samples written under", HERE)

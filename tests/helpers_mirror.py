@@ -28,3 +28,15 @@ def rows(path, sql: str, params=()) -> list[tuple]:
 
 def scalar(path, sql: str, params=()):
     return rows(path, sql, params)[0][0]
+
+
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    """Run `etl ARGS` in this process: its exit code, stdout and stderr."""
+    import pytest
+
+    from etl.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err

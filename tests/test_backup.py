@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
+import stat
+import subprocess
+import sys
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -100,3 +104,73 @@ def test_backup_errors_are_one_line(tmp_path, capsys):
     )
     code, _, err = run(capsys, "backup", "--no-sync", "--dir", str(tmp_path), "--keep", "0")
     assert code == 2 and "--keep" in err and "Traceback" not in err
+
+
+def _whole(path) -> bool:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        checked = conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return checked and conn.execute("SELECT count(*) FROM conversations").fetchone()[0] == 120
+    finally:
+        conn.close()
+
+
+def test_two_backups_started_in_the_same_second_write_two_whole_private_snapshots(
+    sandbox, tmp_path
+):
+    db = tmp_path / "smarticks.db"
+    sync_into(sandbox, db)
+    folder = tmp_path / "b"
+    made = []
+    for round_number in range(5):
+        moment = datetime(2024, 5, 1, 3, 15, round_number, tzinfo=UTC)
+        barrier = threading.Barrier(2)
+
+        def one(moment=moment, barrier=barrier):
+            barrier.wait()
+            made.append(backup.snapshot(db, folder, now=moment))
+
+        threads = [threading.Thread(target=one) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len(made) == len(set(made)) == 10
+    assert sorted(backup.snapshots(folder)) == sorted(made)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in made)  # no .part
+    for path in made:
+        assert _whole(path)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_two_backup_commands_started_together_both_succeed_with_their_own_snapshot(
+    sandbox, tmp_path
+):
+    db = tmp_path / "smarticks.db"
+    sync_into(sandbox, db)
+    folder = tmp_path / "b"
+    command = [sys.executable, "-m", "etl", "backup", "--no-sync", "--db", str(db)]
+    for _ in range(3):
+        started = [
+            subprocess.Popen([*command, "--dir", str(folder)], stdout=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        said = [process.communicate(timeout=120)[0] for process in started]
+        assert [process.returncode for process in started] == [0, 0]
+        names = [out.split("Snapshot ", 1)[1].split(" (")[0] for out in said]
+        assert names[0] != names[1]
+    left = backup.snapshots(folder)
+    assert len(left) == 6 and all(_whole(path) for path in left)
+    assert len(list(folder.iterdir())) == 6
+
+
+def test_a_snapshot_that_does_not_check_clean_leaves_nothing_behind(sandbox, tmp_path, monkeypatch):
+    db = tmp_path / "smarticks.db"
+    sync_into(sandbox, db)
+    folder = tmp_path / "b"
+    real = backup._tables
+    monkeypatch.setattr(backup, "_tables", lambda conn: [*real(conn), "a_table_it_lacks"])
+    with pytest.raises(backup.BackupError, match="cannot open a_table_it_lacks"):
+        backup.snapshot(db, folder)
+    assert list(folder.iterdir()) == []
+    assert backup.snapshots(folder) == []

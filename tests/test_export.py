@@ -11,12 +11,11 @@ import tracemalloc
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers_mirror import rows, scalar, sync_into
+from helpers_mirror import rows, run_cli, scalar, sync_into
 from openpyxl import load_workbook
 
 from etl import export as exporting
 from etl import mirror, views
-from etl.cli import main
 from etl.sandbox import Sandbox
 
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -99,7 +98,7 @@ def test_csv_row_counts_match_the_mirror_and_plain_csv_is_byte_exact(mirror_path
 def test_excel_csv_has_bom_and_crlf_and_neutralises_formula_lookalikes(mirror_path, tmp_path):
     run_export(mirror_path, "csv", tmp_path, excel=True)
     neutralised = 0
-    for table in exporting.TABLES:
+    for table in exporting.DEFAULT_TABLES:
         raw = (tmp_path / f"{table}.csv").read_bytes()
         assert raw.startswith(b"\xef\xbb\xbf") and raw.endswith(b"\r\n")
         names, expected = sheet_rows(mirror_path, table)
@@ -129,8 +128,8 @@ def test_xlsx_sheets_headers_dates_text_and_long_cells(mirror_path, tmp_path):
         summary.warnings
     )
     book = load_workbook(out)
-    assert book.sheetnames == list(exporting.TABLES)
-    for table in exporting.TABLES:
+    assert book.sheetnames == list(exporting.DEFAULT_TABLES)
+    for table in exporting.DEFAULT_TABLES:
         sheet = book[table]
         names, expected = sheet_rows(mirror_path, table)
         assert [c.value for c in sheet[1]] == names
@@ -321,7 +320,7 @@ def test_json_conversations_are_self_contained_records_with_nested_threads(mirro
 def test_jsonl_holds_the_same_records_one_per_line(mirror_path, tmp_path):
     run_export(mirror_path, "json", tmp_path / "json")
     run_export(mirror_path, "jsonl", tmp_path / "jsonl")
-    for table in exporting.TABLES:
+    for table in exporting.DEFAULT_TABLES:
         array = json.loads((tmp_path / "json" / f"{table}.json").read_text(encoding="utf-8"))
         lines = (tmp_path / "jsonl" / f"{table}.jsonl").read_text(encoding="utf-8").splitlines()
         assert [json.loads(line) for line in lines] == array
@@ -424,22 +423,15 @@ def test_memory_stays_flat_as_the_mirror_grows(tmp_path, fmt):
     assert large_peak < 8_000_000  # far below the 15 MB of bodies
 
 
-def cli(capsys, *args):
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
-
-
 def test_cli_exports_and_summarises(mirror_path, tmp_path, capsys):
     out = tmp_path / "x"
-    code, stdout, stderr = cli(
+    code, stdout, stderr = run_cli(
         capsys, "export", "--db", str(mirror_path), "--format", "csv", "--out", str(out)
     )
     assert code == 0
     assert "conversations" in stdout and "120 rows" in stdout
     assert f"wrote {out / 'threads.csv'}" in stdout
-    code, stdout, stderr = cli(
+    code, stdout, stderr = run_cli(
         capsys, "export", "--db", str(mirror_path), "--format", "xlsx", "--out", str(out), "-q"
     )
     assert code == 0 and stdout == ""
@@ -455,13 +447,14 @@ def test_cli_exports_and_summarises(mirror_path, tmp_path, capsys):
         (["--since", "last tuesday"], "'last tuesday' is not a date"),
         (["--status", "open"], "'open' is not one of active, pending, closed, spam"),
         (["--excel", "--format", "json"], "--excel applies to --format csv only"),
+        (["--timezone", "Mars/Base"], "'Mars/Base' is not a time zone: use an IANA name"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_a_usage_exit(mirror_path, tmp_path, capsys, args, message):
     base = ["export", "--db", str(mirror_path), "--out", str(tmp_path / "o")]
     if "--format" not in args:
         base += ["--format", "csv"]
-    code, _, stderr = cli(capsys, *base, *args)
+    code, _, stderr = run_cli(capsys, *base, *args)
     assert code == 2
     assert message in stderr
     assert "Traceback" not in stderr
@@ -470,12 +463,12 @@ def test_cli_bad_input_is_one_line_and_a_usage_exit(mirror_path, tmp_path, capsy
 def test_cli_unwritable_out_and_missing_mirror_are_one_line(mirror_path, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    code, _, stderr = cli(
+    code, _, stderr = run_cli(
         capsys, "export", "--db", str(mirror_path), "--format", "csv", "--out", str(blocker)
     )
     assert code == 2
     assert stderr.strip() == f"Error: --out {blocker} is a file: csv export writes a directory"
-    code, _, stderr = cli(
+    code, _, stderr = run_cli(
         capsys, "export", "--db", str(blocker / "sub"), "--format", "csv", "--out", str(tmp_path)
     )
     assert code == 1 and "no mirror at" in stderr and len(stderr.strip().splitlines()) == 1

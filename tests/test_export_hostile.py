@@ -5,12 +5,12 @@ from __future__ import annotations
 import csv
 import json
 
-import pytest
-from helpers_mirror import rows
+from helpers_mirror import rows, run_cli
 from hostile import Answer, Seen, forward, serve
+from openpyxl import load_workbook
 
-from etl.cli import main
-from etl.export import PLAIN_NUMBER, TABLES
+from etl.export import DEFAULT_TABLES as TABLES
+from etl.export import PLAIN_NUMBER
 from etl.sandbox import Sandbox
 
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -58,13 +58,6 @@ def rewriting(upstream: str, rewrite):
     return serve(handle)
 
 
-def run(capsys, *args):
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
-
-
 def read(path):
     with open(path, encoding="utf-8-sig", newline="") as handle:
         header, *body = list(csv.reader(handle))
@@ -77,7 +70,7 @@ def test_excel_csv_neutralises_formulas_in_number_time_and_text_columns(tmp_path
         Sandbox(seed=7, conversations=60) as sandbox,
         rewriting(sandbox.url, plant_formulas) as proxy,
     ):
-        code, out, err = run(
+        code, out, err = run_cli(
             capsys, "sync", "--url", proxy.url, "--api-key", sandbox.api_key, "--db", db
         )
     assert code == 0, err
@@ -93,7 +86,7 @@ def test_excel_csv_neutralises_formulas_in_number_time_and_text_columns(tmp_path
     assert f"{kept:,} timestamps the server sent did not parse: kept as text, as sent" in out
 
     out_dir = tmp_path / "csv"
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys, "export", "--db", db, "--format", "csv", "--excel", "--out", str(out_dir)
     )
     assert code == 0, err
@@ -115,3 +108,13 @@ def test_excel_csv_neutralises_formulas_in_number_time_and_text_columns(tmp_path
     assert {r["job_title"] for r in sheets["users"]} == {"-5"}
     assert {r["created_at"] for r in sheets["mailboxes"]} == {"+1"}
     assert {r["name"] for r in sheets["mailboxes"]} == {"'\r=1"}
+
+    # XLSX writes the same values as text cells, never as formulas
+    book = tmp_path / "x.xlsx"
+    code, _, err = run_cli(capsys, "export", "--db", db, "--format", "xlsx", "--out", str(book))
+    assert code == 0, err
+    workbook = load_workbook(book)
+    cells = [c for sheet in workbook.worksheets for row in sheet.iter_rows() for c in row]
+    assert not [c.coordinate for c in cells if c.data_type == "f"]
+    texts = {c.value for c in cells if c.data_type == "s"}
+    assert {COMMAND, HYPERLINK, "\t=1+1", "=cmd", "@now"} <= texts

@@ -38,7 +38,7 @@ def test_neutralise_leaves_plain_numbers_and_checks_every_type():
 
 def test_tables_are_checked_and_comma_lists_accepted():
     assert exporting.check_tables(["threads,customers", "threads"]) == ("threads", "customers")
-    assert exporting.check_tables([]) == exporting.TABLES
+    assert exporting.check_tables([]) == exporting.DEFAULT_TABLES
     with pytest.raises(ConfigError, match="unknown table 'tickets'"):
         exporting.check_tables(["tickets"])
 

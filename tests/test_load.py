@@ -6,13 +6,13 @@ test_migration.py, the kill -9 test in test_load_resume.py.
 
 import csv
 import json
-import re
 import shutil
 import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers_load import figure, run
 
 from etl import mirror
 from etl.cli import cli
@@ -34,22 +34,6 @@ def _fast_recovery(monkeypatch, tmp_path):
     monkeypatch.setattr(load_module, "RETRY_PAUSE", 0.0)
     monkeypatch.setattr(attachments, "DOWNLOAD_ATTEMPTS", 1)  # sample file hosts are offline
     monkeypatch.chdir(tmp_path)  # default rejects files land here
-
-
-def run(sandbox, *args, db):
-    """Invoke the CLI against a sandbox; the key and URL come from the environment."""
-    env = {
-        "SMARTICKS_URL": sandbox.url,
-        "SMARTICKS_API_KEY": sandbox.api_key,
-        "SMARTICKS_DB": str(db),
-    }
-    return CliRunner().invoke(cli, [str(a) for a in args], env=env)
-
-
-def figure(output: str, label: str) -> int:
-    found = re.search(rf"^\s+{re.escape(label)}\s+(\d+)", output, re.MULTILINE)
-    assert found, f"no {label!r} line in:\n{output}"
-    return int(found.group(1))
 
 
 def conversations_by_subject(sandbox) -> dict[str, dict]:
@@ -87,6 +71,11 @@ SAMPLE_LOADS = [
         12,
     ),
     ("generic", "generic/customers.csv", "customers", [], 10),
+    # Customers from each vendor's user or contact export (agents skipped, one phone-only).
+    ("zendesk", "zendesk/users.json", "customers", [], 13),
+    ("freshdesk", "freshdesk/contacts.csv", "customers", [], 11),
+    ("helpscout", "helpscout/customers.json", "customers", [], 11),
+    ("intercom", "intercom/contacts.csv", "customers", [], 11),
     (
         "generic",
         "generic/conversations.csv",
@@ -100,7 +89,7 @@ SAMPLE_LOADS = [
 @pytest.mark.parametrize(
     ("mapping", "file", "kind", "extra", "expected"),
     SAMPLE_LOADS,
-    ids=[f"{c[0]}-{c[2]}" for c in SAMPLE_LOADS],
+    ids=[f"{c[0]}-{c[1].split('/')[1].split('.')[0]}" for c in SAMPLE_LOADS],
 )
 def test_each_shipped_sample_loads_once_with_no_notification(
     empty_sandbox, tmp_path, mapping, file, kind, extra, expected

@@ -479,3 +479,32 @@ def test_a_draft_maps_thread_type_and_author_with_their_values():
     assert '"admin" = "user"' in draft
     assert '# "user" = ""   # TODO' in draft  # an agent in Smarticks, the customer in Intercom
     assert 'createdAt = "part_created_at"' in draft and "#   part_created_at" not in draft
+
+
+def test_an_attachment_file_beside_the_input_wins_over_its_url(tmp_path):
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "a.pdf").write_bytes(b"%PDF")
+    mapping = m.load_mapping("smarticks")
+    record = {
+        "id": 1,
+        "subject": "S",
+        "status": "active",
+        "type": "email",
+        "customer": {"email": "a@x.org"},
+        "threads": [
+            {
+                "type": "customer",
+                "body": "b",
+                "createdAt": "2024-01-01T10:00:00Z",
+                "author": {"type": "customer", "email": "a@x.org"},
+                "attachments": [
+                    {"fileName": "a.pdf", "file": "files/a.pdf", "fileUrl": "https://old/a.pdf"},
+                    {"fileName": "b.pdf", "file": "files/b.pdf", "fileUrl": "https://old/b.pdf"},
+                ],
+            }
+        ],
+    }
+    convs, _ = m.conversations(mapping, [SourceRow("x.jsonl", 1, record)], tmp_path)
+    first, second = convs[0].threads[0].attachments
+    assert (first.path, first.url) == ((tmp_path / "files" / "a.pdf").resolve(), None)
+    assert (second.path, second.url) == (None, "https://old/b.pdf")  # not beside: downloaded

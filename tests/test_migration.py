@@ -6,12 +6,12 @@ whole helpdesk (sync, export, load into another instance) and compares them fiel
 
 import csv
 import json
-import re
 import sqlite3
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers_load import figure, run
 
 from etl.cli import cli
 from etl.client import Client
@@ -42,21 +42,6 @@ def _fast_recovery(monkeypatch, tmp_path):
     monkeypatch.setattr(load_module, "RETRY_PAUSE", 0.0)
     monkeypatch.setattr(attachments, "DOWNLOAD_ATTEMPTS", 1)  # sample file hosts are offline
     monkeypatch.chdir(tmp_path)
-
-
-def run(sandbox, *args, db):
-    env = {
-        "SMARTICKS_URL": sandbox.url,
-        "SMARTICKS_API_KEY": sandbox.api_key,
-        "SMARTICKS_DB": str(db),
-    }
-    return CliRunner().invoke(cli, [str(a) for a in args], env=env)
-
-
-def figure(output: str, label: str) -> int:
-    found = re.search(rf"^\s+{re.escape(label)}\s+(\d+)", output, re.MULTILINE)
-    assert found, f"no {label!r} line in:\n{output}"
-    return int(found.group(1))
 
 
 def write_csv(path: Path, rows: list[dict], header=HEADER) -> Path:
@@ -126,6 +111,9 @@ def test_customers_without_email_are_matched_by_phone_then_name_or_created_once(
     source = write_csv(tmp_path / "chats.csv", CHATS)
     db = tmp_path / "l.db"
     args = ["load", "conversations", source, "--mailbox", 1, "--timezone", "UTC"]
+    dry = run(empty_sandbox, *args, "--dry-run", db=db)
+    assert figure(dry.output, "customers existing") == 1  # Ana, by phone
+    assert figure(dry.output, "customers new") == 1  # Bo Li
     first = run(empty_sandbox, *args, db=db)
     assert first.exit_code == 0, first.output
     assert figure(first.output, "created") == 4
@@ -169,6 +157,14 @@ def test_customers_file_rows_without_email_load_and_match_by_phone_or_name(empty
     people = [store.get_customer(i) for i in store.customer_ids()]
     assert sorted(p["firstName"] for p in people) == ["Ana", "Bo", "Bo", "Cy"]
     assert [p["company"] for p in people if p["firstName"] == "Ana"] == ["ACME"]
+    checked = run(empty_sandbox, "verify", "--kind", "customers", db=tmp_path / "a.db")
+    assert checked.exit_code == 0 and "4 records" in checked.output, checked.output
+    ana = next(p["id"] for p in people if p["firstName"] == "Ana")
+    store.update_customer(ana, phones=[{"value": "+1 555-0199", "type": "work"}])
+    changed = run(empty_sandbox, "verify", "--kind", "customers", db=tmp_path / "a.db")
+    assert changed.exit_code == 1
+    assert "customer generic:1 -> #" in changed.output and ": phones: expected" in changed.output
+    store.update_customer(ana, phones=[{"value": "+1 555-0100", "type": "work"}])
 
     # A new ledger: each row finds its own customer (two Bo Li stay two), nothing is created.
     again = run(empty_sandbox, "load", "customers", source, db=tmp_path / "b.db")
@@ -633,3 +629,136 @@ def test_a_newer_export_appends_new_threads_once_with_the_source_status(empty_sa
     assert len(empty_sandbox.store.conversation_ids()) == 2
     checked = run(empty_sandbox, "verify", "--kind", "conversations", db=tmp_path / "new.db")
     assert checked.exit_code == 0, checked.output
+
+
+def test_vendor_customer_exports_keep_phones_profiles_and_phone_only_customers(
+    empty_sandbox, tmp_path
+):
+    loads = {
+        "freshdesk": "freshdesk/contacts.csv",
+        "zendesk": "zendesk/users.json",
+        "helpscout": "helpscout/customers.json",
+        "intercom": "intercom/contacts.csv",
+    }
+    for mapping, file in loads.items():
+        result = run(
+            empty_sandbox,
+            "load",
+            "customers",
+            SAMPLES / file,
+            "--mapping",
+            mapping,
+            db=tmp_path / f"{mapping}.db",
+        )
+        assert result.exit_code == 0, (mapping, result.output)
+    store = empty_sandbox.store
+    people = [store.get_customer(i) for i in store.customer_ids()]
+    by_email = {}
+    for person in people:
+        for email in person["_embedded"]["emails"]:
+            by_email.setdefault(email["value"], []).append(person)
+    # One customer per person across four loads: each later load found the first one.
+    assert all(len(found) == 1 for found in by_email.values())
+    phone_only = [p for p in people if not p["_embedded"]["emails"]]
+    assert [(p["firstName"], p["lastName"]) for p in phone_only] == [("Chen", "Wei")]
+    assert "admin@support.example.org" not in by_email  # the Zendesk agent was skipped
+    ana = by_email["ana.lopez@example.com"][0]  # from Freshdesk, the first load
+    phones = [p["value"] for p in ana["_embedded"]["phones"]]
+    assert phones == ["+34 612 345 678", "+1 555-0100"]  # the work and the mobile phone
+    assert ana["company"] == "Café Olé S.L." and ana["_embedded"]["address"]["city"] == "Sevilla"
+    assert ana["notes"] == "VIP"
+
+
+def test_a_file_host_that_does_not_answer_is_asked_once_and_no_url_is_noted(monkeypatch):
+    from etl.errors import ApiError
+    from etl.load.attachments import downloader, materialize
+
+    calls = []
+
+    def refuse(self, url, out):
+        calls.append(url)
+        raise ApiError(None, "GET", url, "could not connect to files.example.org")
+
+    monkeypatch.setattr(Client, "download", refuse)
+    fetch = downloader(Client("http://127.0.0.1:9", "key"))
+    secret = "https://files.example.org/a/{}.pdf?token=s3cr3t"
+    payload = {
+        "threads": [
+            {
+                "type": "customer",
+                "text": "x",
+                "attachments": [
+                    {
+                        "fileName": f"{n}.pdf",
+                        "mimeType": "application/pdf",
+                        "_url": secret.format(n),
+                    }
+                    for n in range(3)
+                ],
+            }
+        ]
+    }
+    left: list[str] = []
+    sent = materialize(payload, fetch, left)
+    assert len(calls) == 1  # the host did not answer: its other files are not tried
+    assert "attachments" not in sent["threads"][0]  # the thread loads without them
+    assert left[0] == (
+        "attachment 0.pdf (not downloaded: no answer: could not connect to files.example.org)"
+    )
+    assert len(left) == 3 and not any("s3cr3t" in note or "/a/" in note for note in left)
+
+
+def test_a_delta_stopped_before_its_ledger_entry_is_not_appended_twice(
+    empty_sandbox, tmp_path, monkeypatch
+):
+    from etl import mirror
+    from etl.ledger import Ledger
+    from etl.load import LoadOptions, load
+
+    pat = {"type": "customer", "id": 70, "email": "pat@example.org"}
+    first = thread("customer", "2024-03-01T10:00:00Z", "Hello", pat)
+    later = thread("customer", "2024-03-02T10:00:00Z", "Hello again", pat)
+    client = Client(empty_sandbox.url, empty_sandbox.api_key)
+    database = mirror.open_mirror(tmp_path / "l.db")
+    options = LoadOptions(mapping="smarticks", mailbox_id=1)
+    v1 = write_jsonl(tmp_path / "v1.jsonl", [smarticks_record("A", "S", threads=[first])])
+    load(client, database.conn, v1, options)
+    v2 = write_jsonl(tmp_path / "v2.jsonl", [smarticks_record("A", "S", threads=[first, later])])
+
+    def stop(*args):
+        raise KeyboardInterrupt  # the thread is appended, the ledger not yet told
+
+    refresh = Ledger.refresh
+    monkeypatch.setattr(Ledger, "refresh", stop)
+    with pytest.raises(KeyboardInterrupt):
+        load(client, database.conn, v2, options)
+    monkeypatch.setattr(Ledger, "refresh", refresh)
+    report = load(client, database.conn, v2, options)
+    assert (report.updated, report.already_loaded, report.changed) == (0, 1, [])
+    (conv,) = conversations(empty_sandbox)
+    assert [t["body"] for t in reversed(conv["_embedded"]["threads"])] == ["Hello", "Hello again"]
+
+
+def test_the_smarticks_customer_sample_keeps_every_phone_profile_and_website(
+    empty_sandbox, tmp_path
+):
+    people = SAMPLES / "smarticks" / "customers.jsonl"
+    result = run(empty_sandbox, "load", "customers", people, "--mapping", "smarticks", db="l.db")
+    assert result.exit_code == 0, result.output
+    # An empty target shows no customer field yet: the field is left out, and says how to name it.
+    assert "customer field Plan (no target customer has it: pass --customer-field" in result.output
+    store = empty_sandbox.store
+    made = [store.get_customer(i) for i in store.customer_ids()]
+    by_email = {c["_embedded"]["emails"][0]["value"]: c for c in made}
+    ana = by_email["ana.lopez@example.com"]["_embedded"]
+    assert [(p["value"], p["type"]) for p in ana["phones"]] == [
+        ("+34 612 345 678", "work"),
+        ("+34 955 000 111", "home"),
+    ]
+    assert ana["social_profiles"][0]["value"] == "@anamlopez"
+    assert ana["websites"][0]["value"] == "https://cafeole.example.es"
+    mark = by_email["mark@example.org"]["_embedded"]["emails"]
+    assert [(e["value"], e["type"]) for e in mark] == [
+        ("mark@example.org", "work"),
+        ("mark.morrison@example.net", "home"),
+    ]

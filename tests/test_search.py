@@ -177,13 +177,71 @@ def test_cli_search_prints_a_table_and_json(sandbox, tmp_path, capsys):
     assert [r["subject"] for r in found] == ["Aardvark subscription"]
     assert set(found[0]) == {
         "id", "number", "subject", "customer_name", "customer_email", "status", "updated_at",
+        "snippet",
     }  # fmt: skip
+    assert found[0]["snippet"].startswith("[Aardvark] subscription")
+    assert out.splitlines()[2].strip().startswith("[Aardvark] subscription")  # under its row
     with pytest.raises(SystemExit) as exit_info:
         main(["search", "@@", "--db", str(path)])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip() == (
         "Error: nothing to search for in '@@': give at least one word"
     )
+
+
+def test_a_snippet_marks_each_word_where_it_matched_in_a_thread(sandbox, tmp_path):
+    path = tmp_path / "m.db"
+    sync_into(sandbox, path)
+    db = mirror.open_mirror(path)
+    try:
+        [result, *_] = search.search(db.conn, "nobody answered")
+        assert "[nobody] [answered]" in result["snippet"]
+        assert all("[" in r["snippet"] for r in search.search(db.conn, "refund*", limit=200))
+    finally:
+        db.conn.close()
+
+
+@pytest.mark.parametrize("word", ["対応", "お願い", "ありがとう", "注文"])
+def test_chinese_and_japanese_words_match_inside_longer_runs_without_a_star(
+    sandbox, tmp_path, word
+):
+    """The sandbox's Japanese text: `ご対応ありがとうございます。よろしくお願いします。` is two
+    tokens to the index, and `返金について (注文 12)` a subject; each word is found in them."""
+    path = tmp_path / "m.db"
+    sync_into(sandbox, path)
+    expected = {
+        number
+        for (number,) in rows(
+            path,
+            "SELECT c.number FROM conversations c WHERE c.subject LIKE ?1 OR EXISTS (SELECT 1 "
+            "FROM threads t WHERE t.conversation_id = c.id AND t.body_text LIKE ?1)",
+            (f"%{word}%",),
+        )
+    }
+    assert expected  # the seed has this text
+    found = numbers(path, word)
+    assert set(found) == expected and len(found) == len(expected)
+    db = mirror.open_mirror(path)
+    try:
+        snippets = [r["snippet"] for r in search.search(db.conn, word, limit=1000)]
+    finally:
+        db.conn.close()
+    assert all(f"[{word}]" in s for s in snippets)  # the word marked, not its whole run
+    assert numbers(path, f'"{word}"') == [] or word == "注文"  # as a whole token: only 注文
+
+
+def test_a_snippet_marks_each_cjk_word_inside_its_token_and_latin_words_whole():
+    o, c = search._OPEN, search._CLOSE
+    text = f"ご{o}ご対応ありがとうございます{c} and {o}refunds{c} {o}注文{c}"
+    marked = search._marked(text, ["ありがとう", "対応", "注文"])
+    assert marked == "ごご[対応][ありがとう]ございます and [refunds] [注文]"
+
+
+def test_a_cjk_word_and_a_latin_word_must_both_match(sandbox, tmp_path):
+    path = tmp_path / "m.db"
+    sync_into(sandbox, path)
+    both = set(numbers(path, "対応 refund"))
+    assert both == set(numbers(path, "対応")) & set(numbers(path, "refund"))
 
 
 def assert_index_holds_the_documents(path) -> None:

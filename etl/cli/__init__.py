@@ -7,6 +7,7 @@ refused, 5 another etl process holds the mirror, 130 interrupted.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -39,15 +40,17 @@ COMMAND_MODULES = {
     "demo": "sandbox_cmd",
     "export": "export_cmd",
     "search": "export_cmd",
-    "backup": "export_cmd",
+    "backup": "backup_cmd",
+    "restore": "backup_cmd",
     "load": "load_cmd",
     "mapping": "load_cmd",
     "verify": "load_cmd",
+    "migrate": "migrate_cmd",
 }
 
 
 # Commands that keep what they committed before Ctrl-C, and take up from there when run again.
-RESUMABLE = frozenset(("sync", "backup", "load", "demo"))
+RESUMABLE = frozenset(("sync", "backup", "load", "demo", "migrate"))
 
 
 class EtlGroup(click.Group):
@@ -63,6 +66,13 @@ class EtlGroup(click.Group):
         commands = importlib.import_module(f"etl.cli.{module}").COMMANDS
         return next(c for c in commands if c.name == cmd_name)
 
+    def make_context(self, *args, **kwargs) -> click.Context:
+        try:  # `etl --help` is written here, before any command runs
+            return super().make_context(*args, **kwargs)
+        except BrokenPipeError:
+            quiet_stdout()
+            raise click.exceptions.Exit(0) from None
+
     def invoke(self, ctx: click.Context):
         debug = ctx.params.get("debug", False)
         try:
@@ -71,6 +81,10 @@ class EtlGroup(click.Group):
             if debug:
                 raise
             raise CommandFailed(str(exc), exc.exit_code) from exc
+        except BrokenPipeError:
+            # The reader went away (`etl status | head`): what it wanted it has; end quietly.
+            quiet_stdout()
+            raise click.exceptions.Exit(0) from None
         except KeyboardInterrupt as exc:
             if debug:
                 raise
@@ -79,6 +93,17 @@ class EtlGroup(click.Group):
             else:
                 message = "the command did not finish; run it again"
             raise CommandFailed(f"Interrupted: {message}.", INTERRUPTED) from exc
+
+
+def quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the flush at exit finds no closed pipe to complain about."""
+    try:
+        stdout = sys.stdout.fileno()
+    except (OSError, ValueError):  # not a real file (a test runner's)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, stdout)
+    os.close(devnull)
 
 
 @click.group(cls=EtlGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -78,6 +78,22 @@ def quiet_option(func):
     )(func)
 
 
+def attachments_option(func):
+    return click.option(
+        "--attachments",
+        is_flag=True,
+        help="Also download attachment files (each stored once, beside the mirror).",
+    )(func)
+
+
+def rebind_option(func):
+    return click.option(
+        "--rebind",
+        is_flag=True,
+        help="Accept a new address for the mirror's helpdesk (after it moved).",
+    )(func)
+
+
 def make_client(url: str | None, api_key: str | None, quiet: bool = False, **kwargs) -> Client:
     """A client for the given settings, warning on stderr if the key would travel unencrypted.
 

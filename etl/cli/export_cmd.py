@@ -1,4 +1,4 @@
-"""`etl export`, `etl search` and `etl backup`: reading the mirror back out."""
+"""`etl export` and `etl search`: reading the mirror back out."""
 
 from __future__ import annotations
 
@@ -8,14 +8,11 @@ from pathlib import Path
 
 import click
 
-from etl import backup, mirror, search
 from etl import export as exporting
-from etl.cli.common import connection_options, db_option, make_client, quiet_option, say
-from etl.cli.sync_cmd import run_sync, summary_lines
+from etl import mirror, search
+from etl.cli.common import db_option, quiet_option, say
 from etl.errors import EtlError
 from etl.progress import bars
-from etl.redact import redact_url
-from etl.sync import SyncOptions
 
 
 def open_existing(db: str):
@@ -25,13 +22,13 @@ def open_existing(db: str):
     return mirror.open_mirror(db)
 
 
-def _since(ctx, param, value):
-    if value is None:
-        return None
+def _zone(ctx, param, value):
     try:
-        return exporting.parse_since(value)
+        exporting.time_zone(value)
     except EtlError as exc:
-        raise click.BadParameter(str(exc).removeprefix("--since "), ctx, param) from None
+        message = str(exc).removeprefix("--timezone ")
+        raise click.BadParameter(message, ctx, param) from None
+    return value
 
 
 def _statuses(ctx, param, values):
@@ -67,13 +64,31 @@ def _tables(ctx, param, values):
     multiple=True,
     callback=_tables,
     metavar="NAMES",
-    help=f"Comma-separated or repeated: {', '.join(exporting.TABLES)} [default: all].",
+    help=f"Comma-separated or repeated: {', '.join(exporting.TABLES)} "
+    f"[default: {', '.join(exporting.DEFAULT_TABLES)}].",
+)
+@click.option(
+    "--columns",
+    multiple=True,
+    metavar="TABLE:COLS",
+    help="Only these columns of a table, in this order (conversations:number,subject,Amount); "
+    "repeatable; the table may be left out when one is exported.",
 )
 @click.option(
     "--since",
-    callback=_since,
     metavar="DATE",
-    help="Only conversations (and their threads), customers and users updated since DATE (UTC).",
+    help="Only conversations (and their threads), customers and users updated since DATE "
+    "(read in --timezone).",
+)
+@click.option(
+    "--timezone",
+    "timezone",
+    default="UTC",
+    show_default=True,
+    callback=_zone,
+    metavar="ZONE",
+    help="Write times in this IANA zone (Europe/Paris): local cells in xlsx, ISO 8601 with the "
+    "offset in csv and json, zoned timestamps in parquet.",
 )
 @click.option(
     "--mailbox",
@@ -101,7 +116,20 @@ def _tables(ctx, param, values):
     "--excel", is_flag=True, help="csv: BOM, CRLF and formula-lookalikes neutralised for Excel."
 )
 @quiet_option
-def export_command(db, fmt, out, tables, since, mailboxes, statuses, include_deleted, excel, quiet):
+def export_command(
+    db,
+    fmt,
+    out,
+    tables,
+    columns,
+    since,
+    timezone,
+    mailboxes,
+    statuses,
+    include_deleted,
+    excel,
+    quiet,
+):
     """Export the mirror as spreadsheet-shaped tables: conversations, threads, customers, ...
 
     csv, json, jsonl and parquet write one file per table into the --out directory; xlsx
@@ -113,9 +141,16 @@ def export_command(db, fmt, out, tables, since, mailboxes, statuses, include_del
       etl export --format xlsx --out helpdesk.xlsx --since 2024-01-01
       etl export --format csv --excel --out export/ --tables conversations,threads
       etl export --format jsonl --out dump/ --include-deleted
+      etl export --format xlsx --out sydney.xlsx --timezone Australia/Sydney
+      etl export --format csv --out form/ --tables timelogs --columns user_email,time_spent
     """
+    if since is not None:
+        since = exporting.parse_since(since, exporting.time_zone(timezone))
+    picked = exporting.parse_columns(columns, tables)
     options = exporting.ExportOptions(
         tables=tables,
+        columns=picked,
+        timezone=timezone,
         since=since,
         mailboxes=mailboxes,
         statuses=statuses,
@@ -147,7 +182,8 @@ def search_command(query, db, limit, include_deleted, as_json):
     """Find conversations by words in their subject, threads, or customer's name and emails.
 
     Every word must appear somewhere in the conversation; "quote" a phrase, end a word with *
-    to match its beginning. Best matches first.
+    to match its beginning. Chinese and Japanese words are found inside longer runs of text.
+    Best matches first, each with the text around its matches, [marked].
 
     \b
     Example:
@@ -172,6 +208,8 @@ def search_command(query, db, limit, include_deleted, as_json):
             f"{row['number'] or '':>7}  {_cut(row['subject'], 44):<44}  {_cut(customer, 30):<30}"
             f"  {row['status'] or '':<8}  {row['updated_at'] or ''}"
         )
+        if row["snippet"]:
+            click.echo(f"{'':>7}  {row['snippet']}")
 
 
 def _cut(text: str | None, width: int) -> str:
@@ -179,52 +217,4 @@ def _cut(text: str | None, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-@click.command("backup")
-@connection_options
-@db_option
-@click.option(
-    "--dir",
-    "directory",
-    required=True,
-    metavar="DIR",
-    help="Where snapshots go (created if missing).",
-)
-@click.option(
-    "--keep",
-    type=click.IntRange(min=1),
-    metavar="N",
-    help="Keep only the newest N snapshots [default: keep all].",
-)
-@click.option("--full", is_flag=True, help="Full rescan first (also detects deletions).")
-@click.option("--no-sync", is_flag=True, help="Snapshot the mirror as it is, without syncing.")
-@quiet_option
-def backup_command(url, api_key, db, directory, keep, full, no_sync, quiet):
-    """Sync, then write a consistent snapshot of the mirror named by UTC time.
-
-    Snapshots are SQLite files (`<db name>-YYYYMMDDThhmmssZ.db`) made with VACUUM INTO, safe
-    while other processes read or write the mirror. To restore, use a snapshot as the mirror
-    (`etl export --db SNAPSHOT ...`, `datasette SNAPSHOT`), or copy it to the mirror's path
-    while no etl command runs, removing the old mirror's -wal and -shm files.
-
-    \b
-    Example:
-      etl backup --dir backups/ --keep 14
-      # nightly at 02:30 (crontab -e); etl.env (chmod 600) exports SMARTICKS_URL/_API_KEY:
-      30 2 * * * cd /srv/helpdesk && . ./etl.env && etl backup --dir backups --keep 14 -q
-    """
-    if not no_sync:
-        client = make_client(url, api_key, quiet)
-        started = time.monotonic()
-        result = run_sync(client, db, SyncOptions(full=full), quiet, command="backup")
-        say(quiet, f"Synced {redact_url(client.url)} into {db}")
-        for line in summary_lines(result, time.monotonic() - started):
-            say(quiet, "  " + line)
-    # Opening refreshes the sheet views: they gain columns for custom fields the sync just met.
-    open_existing(db).conn.close()
-    path, removed = backup.backup(db, directory, keep)
-    say(quiet, f"Snapshot {path} ({path.stat().st_size / 1e6:.1f} MB)")
-    for old in removed:
-        say(quiet, f"  removed {old}")
-
-
-COMMANDS = [export_command, search_command, backup_command]
+COMMANDS = [export_command, search_command]

@@ -30,7 +30,13 @@ from etl.errors import EtlError
 from etl.ledger import Entry, Ledger
 from etl.load.attachments import downloader
 from etl.load.checks import FileProblem, check_file, check_zones
-from etl.load.customers import CustomerFields, CustomerResolver
+from etl.load.customers import (
+    CustomerFields,
+    CustomerResolver,
+    find_match,
+    lookups,
+    match_key,
+)
 from etl.load.plan import Item, plan_conversation, plan_customer
 from etl.load.report import (
     CONVERSATIONS,
@@ -42,7 +48,7 @@ from etl.load.report import (
     write_rejects,
     write_report,
 )
-from etl.load.send import Sender, run_workers
+from etl.load.send import Sender, customer_ref, run_workers
 from etl.load.target import (
     Target,
     fetch_target,
@@ -138,7 +144,9 @@ def load(
             path,
             fmt=mapping.source.get("format"),
             encoding=options.encoding or mapping.source.get("encoding"),
-            records=mapping.source.get("records"),
+            # A users or contacts export may nest its records elsewhere than the tickets.
+            records=(mapping.customer if options.kind == CUSTOMERS else {}).get("records")
+            or mapping.source.get("records"),
             sheet=options.sheet or mapping.source.get("sheet"),
         )
     )
@@ -325,6 +333,10 @@ def _plan_customers(customers, row_rejects, report, entries, options):
     items: list[Item] = []
     problems: dict[str, tuple[str, int, list[m.Problem]]] = {}
     for position, customer in enumerate(customers):
+        if customer.skip_reason:
+            report.skipped_records[customer.skip_reason] += 1
+            report.note(customer.file, customer.row, customer.source_id, "skipped")
+            continue
         report.records += 1
         item, found = plan_customer(customer)
         if item is None:
@@ -340,12 +352,20 @@ def _was_rejected(entry: Entry | None) -> bool:
 
 
 def _count_customers(client: Client, items: list[Item], report: Report, workers: int) -> None:
-    """Dry run: how many of the customers exist on the target already (GETs only)."""
-    emails = sorted({i.email.casefold() for i in items if i.email})
+    """Dry run: how many of the customers exist on the target already (GETs only), matched as
+    a load matches them: by email, else phone, else name."""
+    refs: dict[str, dict] = {}
+    for item in items:
+        ref = item.payload.get("customer") if "customer" in item.payload else None
+        ref = ref if ref is not None else customer_ref(item.payload)
+        ref = {k: v for k, v in ref.items() if not k.startswith("_")}
+        key = (ref.get("email") or "").casefold() or match_key(ref)
+        if key and lookups(ref):
+            refs.setdefault(key, ref)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        found = list(pool.map(lambda e: find_customer(client, e), emails))
+        found = list(pool.map(lambda ref: find_match(client, ref), refs.values()))
     report.customers_existing = sum(1 for f in found if f is not None)
-    report.customers_new = len(emails) - report.customers_existing
+    report.customers_new = len(refs) - report.customers_existing
 
 
 def summarize_sources(convs: Iterable[m.SourceConversation]) -> dict[str, int]:

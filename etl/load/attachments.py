@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from etl.client import Client, RetryPolicy
-from etl.errors import EtlError
+from etl.errors import ApiError, EtlError
 
 DOWNLOAD_ATTEMPTS = 3  # a file host that is gone should not hold the load for minutes
 
 
 def downloader(client: Client) -> Callable[[str], bytes]:
     """Fetch a URL's bytes with fewer retries than the API gets; the key goes only to the API's
-    own origin (Client.download), and the 429 gate is shared with the API client."""
+    own origin (Client.download), and the 429 gate is shared with the API client. A host that
+    does not answer at all is not asked again in this load: its files are left out at once."""
     files = Client(
         client.url,
         client.api_key,
@@ -29,9 +32,23 @@ def downloader(client: Client) -> Callable[[str], bytes]:
         gate=client.gate,
     )
 
+    unreachable: dict[str, ApiError] = {}  # host -> why: its other files are not tried
+    lock = threading.Lock()
+
     def fetch(url: str) -> bytes:
+        host = urlsplit(url).netloc.lower()
+        with lock:
+            known = unreachable.get(host)
+        if known is not None:
+            raise ApiError(None, "GET", host, f"{known.detail}, earlier in this load")
         out = io.BytesIO()
-        files.download(url, out)
+        try:
+            files.download(url, out)
+        except ApiError as exc:
+            if exc.status is None:  # no answer at all (no such host, refused, timed out)
+                with lock:
+                    unreachable.setdefault(host, exc)
+            raise
         return out.getvalue()
 
     return fetch
@@ -71,5 +88,10 @@ def _content(ref: dict[str, Any], fetch: Callable[[str], bytes]) -> bytes:
 
 
 def _why(exc: Exception) -> str:
-    text = str(exc)
-    return "could not be read" if isinstance(exc, OSError) else f"not downloaded: {text}"
+    """Why a file was left out, without its URL (a source URL may carry an access token)."""
+    if isinstance(exc, OSError):
+        return "could not be read"
+    if isinstance(exc, ApiError):
+        head = f"HTTP {exc.status}" if exc.status else "no answer"
+        return f"not downloaded: {head}" + (f": {exc.detail}" if exc.detail else "")
+    return "not downloaded"

@@ -17,6 +17,9 @@ from etl.errors import OutcomeUnknown
 from etl.ledger import Ledger
 
 RECOVERY_ATTEMPTS = 8
+# Customer field ids are learnt from at most this many pages of 100 customers; a field that
+# none of them has is named with --customer-field NAME=ID.
+MAX_FIELD_PAGES = 50
 
 
 def needs_id(ref: dict[str, Any] | None) -> bool:
@@ -172,7 +175,7 @@ class CustomerFields:
                 for entry in customer.get("customerFields") or []:
                     self._add(entry)
             pages = int((document.get("page") or {}).get("totalPages") or 0)
-            if not found or page >= pages:
+            if not found or page >= min(pages, MAX_FIELD_PAGES):
                 return
             page += 1
 

@@ -312,6 +312,7 @@ def plan_customer(customer: m.SourceCustomer) -> tuple[Item | None, list[m.Probl
         "email": customer.email,
         "firstName": payload.get("firstName"),
         "lastName": payload.get("lastName"),
+        "phones": [p["value"] for p in payload.get("phones", [])],
     }
     item = Item(
         customer.source_id,

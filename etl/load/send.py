@@ -23,12 +23,14 @@ from etl.timeutil import format as format_timestamp
 from etl.timeutil import parse as parse_timestamp
 
 RECOVERY_ATTEMPTS = 8
+UPDATED, SAME, DIFFERS = "updated", "same", "differs"  # what catching up found
 OUTCOMES = {
     "created": "created",
     "recovered": "created",  # before a stop, found on a rerun
     "reused": "already on the target",
     "on_target": "already on the target",
     "updated": "updated",
+    "already_loaded": "already loaded",
 }
 RETRY_PAUSE = 1.0  # seconds before looking up a create whose outcome is unknown (x attempt)
 
@@ -119,7 +121,7 @@ class Sender:
             found = self._claim_conversation(item, existing=True)
             if found is not None:
                 # Loaded before with another ledger: what is new since is appended.
-                updated = self._catch_up(item, body, found)
+                updated = self._catch_up(item, body, found) == UPDATED
                 if updated:
                     self.ledger.refresh(item.source_id, item.fingerprint, item.expected)
                 self._count("updated" if updated else "on_target", item, found)
@@ -158,17 +160,20 @@ class Sender:
         except (ValidationFailed, Conflict) as exc:
             self._reject(item, exc)
             return
-        if self._catch_up(item, body, target_id):
+        outcome = self._catch_up(item, body, target_id)
+        if outcome != DIFFERS:  # updated now, or by a run that stopped before the ledger
             self.ledger.refresh(item.source_id, item.fingerprint, item.expected)
-            self._count("updated", item, target_id)
+            self._count("updated" if outcome == UPDATED else "already_loaded", item, target_id)
         else:  # something else changed (a subject, an old thread's text): not rewritten
             with self.counts_lock:
                 self.report.changed.append((item.source_id, item.file, item.row))
                 self.report.outcome(item, "changed, not updated", target_id)
 
-    def _catch_up(self, item: Item, body: dict, target_id: int) -> bool:
+    def _catch_up(self, item: Item, body: dict, target_id: int) -> str:
         """Append the item's threads the target lacks (matched by type, date and text), each
-        with the source's status, then set spam; True when anything changed."""
+        with the source's status, then set spam. UPDATED when that changed anything, SAME when
+        the target shows the source already, DIFFERS when it differs in what the API cannot
+        change (the subject, an old thread's text)."""
         conv = self.client.get(f"api/conversations/{target_id}", {"embed": "threads"}) or {}
         threads = [
             t for t in (conv.get("_embedded") or {}).get("threads") or [] if t["type"] != "lineitem"
@@ -179,11 +184,15 @@ class Sender:
         }
         seen: Counter = Counter()
         new = []
+        edited = conv.get("subject") != body.get("subject")
         for thread in reversed(body.get("threads", [])):  # the payload lists newest first
             key = (thread["type"], thread.get("createdAt"))
             seen[key] += 1
-            if (*key, thread_digest(thread["text"])) in exact or seen[key] <= have[key]:
-                continue  # on the target already (an edited old thread is not rewritten)
+            if (*key, thread_digest(thread["text"])) in exact:
+                continue  # on the target already
+            if seen[key] <= have[key]:
+                edited = True  # an old thread edited at the source: not rewritten
+                continue
             new.append(thread)
         status = item.status or body.get("status")
         for thread in new:
@@ -207,7 +216,8 @@ class Sender:
         if changed:
             # The API dates a close by the request that made it: the source's closedAt is lost.
             item.expected["closedAt"] = None
-        return changed
+            return UPDATED
+        return DIFFERS if edited else SAME
 
     def _with_customer_ids(self, item: Item) -> dict:
         """The payload with customers that have no email given by id (found or created)."""

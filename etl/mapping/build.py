@@ -129,6 +129,7 @@ class SourceCustomer:
     email: str | None = None
     problems: list[Problem] = field(default_factory=list)
     fields: dict[str, str] = field(default_factory=dict)  # customer fields: name -> value
+    skip_reason: str | None = None  # an agent in a users export, say
 
 
 @dataclass
@@ -429,7 +430,9 @@ def _attachments(ev, spec, item, parent, conv: SourceConversation, row: int) -> 
             url = text(ev.value(spec.get("url"), entry)).strip()
             local = text(ev.value(spec.get("file"), entry)).strip()
             mime = text(ev.value(spec.get("mimeType"), entry)).strip()
-            where = url or local
+            # A file beside the input first (it outlives the source), else the URL.
+            beside = local and (ev.base_dir / local).is_file()
+            where = local if beside or not url else url
         else:
             where, name, mime = text(entry).strip(), "", ""
         if not where:
@@ -747,7 +750,13 @@ def _customer(ev: Evaluator, spec: dict, row: SourceRow) -> SourceCustomer:
         payload["emails"] = emails
     primary = emails[0]["value"] if emails else None
     source_id = text(get("id")).strip() or _natural_key(primary, phones, first, last)
-    return SourceCustomer(source_id, row.file, row.number, payload, primary, problems, fields)
+    customer = SourceCustomer(source_id, row.file, row.number, payload, primary, problems, fields)
+    for reason, rule in (spec.get("skip") or {}).items():
+        value = ev.value(rule, data)
+        if not is_empty(value) and as_bool(value) is not False:
+            customer.skip_reason = reason
+            break
+    return customer
 
 
 def _customer_fields(ev: Evaluator, spec: Any, data: Any) -> dict[str, str]:

@@ -77,6 +77,8 @@ SECTIONS = {
         "websites",
         "socialProfiles",
         "customer_fields",
+        "records",
+        "skip",
     },
     "values": None,
     "lookups": None,

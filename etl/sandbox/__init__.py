@@ -17,9 +17,10 @@ Where the reference is silent or ambiguous, the sandbox decides:
 - a new customer is refused (409) only when every email it lists already exists; emails that
   exist are skipped; a customer update with another customer's email is a 409;
 - seeded attachments point at https://files.example.org (metadata only, port-independent so
-  responses stay byte-identical); uploaded `data` attachments are served at
-  `<url>/storage/attachment/<id>/<fileName>` without a key, as downloads (active types such
-  as text/html as application/octet-stream);
+  responses stay byte-identical) unless `attachment_files=N`: then they point at the sandbox,
+  which serves made-up content of at most N bytes each; uploaded `data` attachments are
+  served at `<url>/storage/attachment/<id>/<fileName>` without a key, as downloads (active
+  types such as text/html as application/octet-stream). Faults hit files too;
 - a request without a valid key is refused before its body is read, and no body may exceed
   `max_body_mb` (413).
 """

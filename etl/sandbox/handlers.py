@@ -1,6 +1,7 @@
 """Endpoint handlers: a Request in, a Response out; all data access goes through the store."""
 
 import json
+import random
 import re
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -354,14 +355,15 @@ def get_attachment(req: Request) -> Response:
     store = req.store
     with store.lock:
         item = store.attachments.get(req.params["id"])
-        if item is None or item.data is None:
+        if item is None or (item.data is None and not item.generated):
             raise not_found("Attachment")
         headers = {
             "Content-Disposition": attachment_disposition(item.file_name),
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "sandbox",
         }
-        return Response(200, item.data, headers, served_type(item.mime_type))
+        data = item.data if item.data is not None else seeded_file(item.id, item.size)
+        return Response(200, data, headers, served_type(item.mime_type))
 
 
 # Types a browser would run scripts in: an upload of one is served as plain bytes.
@@ -384,3 +386,8 @@ def attachment_disposition(file_name: str) -> str:
     name = file_name.replace("\\", "/").rsplit("/", 1)[-1] or "attachment"
     plain = re.sub(r"[^A-Za-z0-9._ -]", "_", name).strip(" .") or "attachment"
     return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def seeded_file(ident: int, size: int) -> bytes:
+    """The made-up content of a seeded attachment: the same bytes for the same id and size."""
+    return random.Random(ident).randbytes(size)

@@ -107,6 +107,7 @@ class Attachment:
     size: int
     file_url: str
     data: bytes | None = None
+    generated: bool = False  # a seeded file the sandbox makes up (see Store.serve_seeded_files)
 
 
 @dataclass(slots=True)

@@ -28,7 +28,8 @@ ROUTES = (
     (r"/api/webhooks", {"POST": h.create_webhook}),
     (rf"/api/webhooks/{ID}", {"DELETE": h.delete_webhook}),
 )
-PUBLIC_ROUTES = ((rf"/storage/attachment/{ID}/(?P<name>[^/]+)", {"GET": h.get_attachment}),)
+# A file name may hold an encoded "/" (the path is matched decoded): the name takes the rest.
+PUBLIC_ROUTES = ((rf"/storage/attachment/{ID}/(?P<name>.+)", {"GET": h.get_attachment}),)
 COMPILED = tuple((re.compile(p), m, True) for p, m in ROUTES) + tuple(
     (re.compile(p), m, False) for p, m in PUBLIC_ROUTES
 )

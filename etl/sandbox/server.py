@@ -2,6 +2,7 @@
 
 import base64
 import binascii
+import hmac
 import logging
 import random
 import socket
@@ -43,6 +44,12 @@ def key_from_request(headers, query: dict) -> list[str]:
                 pass
         keys.append(scheme)  # the reference's literal `Authorization: <key> <password>`
     return keys
+
+
+def key_matches(key: str, offered: list[str]) -> bool:
+    """Whether any offered key is the key, compared in constant time (no timing oracle)."""
+    wanted = key.encode()
+    return any(hmac.compare_digest(wanted, candidate.encode()) for candidate in offered)
 
 
 class _Server(ThreadingHTTPServer):
@@ -116,7 +123,8 @@ class _Handler(BaseHTTPRequestHandler):
                 needs_auth = routes.match(path)[2]
             except ApiFailure:
                 needs_auth = True  # no route: nothing to say to a caller without a key
-            if needs_auth and sandbox.api_key not in key_from_request(self.headers, query):
+            offered = key_from_request(self.headers, query)
+            if needs_auth and not key_matches(sandbox.api_key, offered):
                 self.close_connection = True
                 raise ApiFailure(401, "API Key is either not provided or not valid")
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
@@ -258,6 +266,7 @@ class Sandbox:
         users=8,
         log_size=10_000,
         max_body_mb=MAX_BODY_MB,
+        attachment_files=0,
     ):
         self.seed, self.api_key, self.host, self.port = seed, api_key, host, port
         self.max_body = int(max_body_mb * 1_000_000)
@@ -267,6 +276,8 @@ class Sandbox:
         self.rate_limit_every, self.retry_after = rate_limit_every, retry_after
         self.retry_after_http_date, self.fault_paths = retry_after_http_date, fault_paths
         self.fault_rng = random.Random(fault_seed)
+        # Serve seeded attachments' files, each at most this many bytes (0: metadata only).
+        self.attachment_files = attachment_files
         self.on_request = None
         self.requests_served = 0
         self.dropped_connections = 0
@@ -290,6 +301,8 @@ class Sandbox:
         self._server = _Server((self.host, self.port), _Handler, self)
         self.port = self._server.server_address[1]
         self.store.base_url = self.url
+        if self.attachment_files:
+            self.store.serve_seeded_files(self.attachment_files)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},

@@ -1,5 +1,6 @@
 """The in-memory helpdesk: records, indexes and every mutation, behind one lock."""
 
+import hashlib
 import json
 import threading
 import time
@@ -539,11 +540,28 @@ class Store:
         conv.thread_ids.append(thread.id)
         return thread
 
+    def serve_seeded_files(self, max_bytes: int) -> None:
+        """Point seeded attachments at this sandbox, which makes up their content.
+
+        Seeded sizes run to 5 MB; each becomes 1..max_bytes (its size modulo the cap), so
+        tests download little. The URL carries a token, as the real API's do.
+        """
+        with self.lock:
+            for item in self.attachments.values():
+                if item.data is not None or item.generated:
+                    continue
+                item.size = 1 + (item.size - 1) % max_bytes
+                token = hashlib.sha1(f"attachment {item.id}".encode()).hexdigest()
+                path = f"storage/attachment/{item.id}/{quote(item.file_name, safe='')}"
+                item.file_url = f"{self.base_url}/{path}?id={item.id}&token={token}"
+                item.generated = True
+            self._conv_cache.clear()  # the URLs are in the conversations' cached JSON
+
     def _new_attachment(self, thread, spec: dict) -> None:
         ident = self.next_id("attachment")
         data = spec.get("_bytes")
         if data is not None:
-            url = f"{self.base_url}/storage/attachment/{ident}/{quote(spec['fileName'])}"
+            url = f"{self.base_url}/storage/attachment/{ident}/{quote(spec['fileName'], safe='')}"
             size = len(data)
         else:
             url, size = spec.get("fileUrl"), 0

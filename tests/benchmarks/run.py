@@ -53,6 +53,10 @@ LOAD_LATENCY = 0.02
 LOAD_WORKERS = (1, 8)
 CHANGED_SHARE = 0.01
 CEILING_SECONDS = 5.0
+# Attachment files: the sandbox's seeded files, each cut to at most this many bytes, for
+# these many conversations (about one file per two conversations); the second is 10x.
+ATTACHMENT_BYTES = 256 * 1024
+ATTACHMENT_CONVERSATIONS = (500, 5_000)
 TIMEOUT = 3600.0
 CONVERSATION_QUERY = {
     "status": "active,pending,closed,spam",
@@ -193,6 +197,8 @@ class SandboxProcess:
             self.args += ["--conversations", str(conversations), "--customers", str(customers)]
         if opts.get("latency"):
             self.args += ["--latency", str(opts["latency"])]
+        if opts.get("attachment_files"):
+            self.args += ["--attachment-files", str(opts["attachment_files"])]
         self.proc: subprocess.Popen | None = None
         self.url = ""
         self.startup_seconds = 0.0
@@ -311,8 +317,8 @@ def last_run(db: Path, work: Path) -> dict:
     )
     report = json.loads(answer.stdout)
     run = report["runs"][0]
-    run["counts"] = json.loads(run["counts"] or "{}")
     run["rows"] = report["rows"]
+    run["files"] = report.get("files") or {}
     return run
 
 
@@ -667,7 +673,51 @@ def say(message: str) -> None:
 # -- the run ----------------------------------------------------------------------------------
 
 
+def attachments(work: Path, table: Table) -> None:
+    """`etl sync --attachments` after a plain sync: files and MB/s, and memory at 10x the files.
+
+    The plain sync first mirrors the attachments' rows; the measured run is then an
+    incremental sync (a fraction of a second) and the downloads.
+    """
+    peaks = {}
+    for count in ATTACHMENT_CONVERSATIONS:
+        with table.scenario("7 attachments"):
+            name = f"attachments-{count}"
+            db = work / f"{name}.db"
+            say(f"attachments: {count:,} conversations, files of up to {ATTACHMENT_BYTES:,} bytes")
+            with SandboxProcess(
+                f"{name}-sandbox", work, count, count * 2 // 5, attachment_files=ATTACHMENT_BYTES
+            ) as sandbox:
+                measure(f"{name}-sync", sync_args(sandbox, db), work).check()
+                run = measure(f"{name}-files", [*sync_args(sandbox, db), "--attachments"], work)
+                run.check()
+            held = last_run(db, work)["files"]
+            files, size = held.get("files", 0), held.get("bytes", 0)
+            if not files:
+                raise RuntimeError("no attachment files were stored")
+            peaks[files] = run.peak_mb
+            table.figures[name] = {**asdict_run(run), "files": files, "bytes": size}
+            table.add(
+                "7 attachments",
+                f"{files:,} files, {size / 1e6:,.0f} MB in {run.seconds:.1f} s: "
+                f"{files / run.seconds:,.0f} files/s, {size / 1e6 / run.seconds:,.1f} MB/s, "
+                f"peak {mb(run.peak_mb)}",
+            )
+            shutil.rmtree(work / f"{name}-files", ignore_errors=True)
+    if len(peaks) == 2:
+        (few, low), (many, high) = sorted(peaks.items())
+        table.add(
+            "7 attachments",
+            f"peak {mb(high)} at {many:,} files vs {mb(low)} at {few:,}: {high / low:.2f}x",
+            "<= 1.5x",
+            high / low <= 1.5,
+        )
+
+
 def benchmark(args, work: Path, table: Table) -> None:
+    if args.attachments_only:
+        attachments(work, table)
+        return
     n, m = args.conversations, args.customers
     small_n, small_m = max(1, n // 10), max(1, m // 10)
     load_count = args.load
@@ -901,6 +951,8 @@ def benchmark(args, work: Path, table: Table) -> None:
                 ratio >= 3 and complete,
             )
 
+    attachments(work, table)
+
 
 def asdict_run(run: Run) -> dict:
     data = asdict(run)
@@ -978,6 +1030,9 @@ def main() -> int:
         type=int,
         default=3,
         help="runs of the full, incremental and default-workers latency syncs; medians count [3]",
+    )
+    parser.add_argument(
+        "--attachments-only", action="store_true", help="run only scenario 7 (attachment files)"
     )
     parser.add_argument("--out", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--work", type=Path, help="keep the files here [a temporary folder]")

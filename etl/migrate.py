@@ -1,0 +1,281 @@
+"""`etl migrate`: a helpdesk's API -> staging in --db -> source records -> the load's pipeline.
+
+Three steps, each resumable on its own:
+
+1. **stage** (`etl.stage`): read the source's API from the staging's saved cursor and save
+   each page (records, attachment files) with the cursor that follows it, in one transaction.
+   HTTP happens in `etl.sources.*`, SQLite in `etl.staging`.
+2. **transform** (`etl.stage`, pure over the staging): one record per conversation -> the
+   mapping -> `SourceConversation`s, exactly as `etl load` builds them from a file.
+3. **send** (`send` here): the load's planning, ledger and sender. What the target lacks is
+   created; a conversation loaded before whose source changed since is caught up by the load's
+   delta (the threads the target lacks are appended with `imported: true` and their dates,
+   each carrying the source's status; a status that changed alone is set), matched on the
+   target, so a killed run creates nothing twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from etl import mapping as m
+from etl.client import Client
+from etl.errors import EtlError
+from etl.fit import MB, first_request, split_attachments
+from etl.ledger import Entry, Ledger
+from etl.load import (
+    CONVERSATIONS,
+    CUSTOMERS,
+    Item,
+    LoadFailed,
+    Report,
+    UsageError,
+    fetch_target,
+    plan_conversation,
+    write_rejects,
+)
+from etl.load.attachments import downloader
+from etl.load.customers import CustomerResolver
+from etl.load.report import write_report
+from etl.load.send import Sender, run_workers
+from etl.load.target import mailboxes_with_conversations
+from etl.progress import Progress, silent
+from etl.redact import redact_url
+from etl.stage import SOURCES, Source, StageResult
+from etl.staging import Staging
+
+
+@dataclass
+class MigrationReport(Report):
+    """The load's report, with what reading the source and catching up did."""
+
+    source: str = ""
+    noun: str = "tickets"
+    parts: str = "comments"
+    stage: StageResult | None = None
+    would_update: int = 0
+    fitted: list[str] = field(default_factory=list)  # what was split to fit the request limit
+    missing_files: Counter = field(default_factory=Counter)
+
+    def lines(self) -> list[str]:
+        out = super().lines()
+        verb = "Checked (dry run, nothing sent)" if self.dry_run else "Migrated"
+        into = f" mailbox {self.mailbox_id}" if self.mailbox_id else ""
+        out[0] = f"{verb} {self.source} (mapping {self.mapping}) into {self.target}{into}"
+
+        def line(label: str, value: Any, note: str = "") -> str:
+            return f"  {label:<26}{value:>7}" + (f"   {note}" if note else "")
+
+        if self.stage is not None:
+            s = self.stage
+            limited = f", {s.rate_limited} answered 429" if s.rate_limited else ""
+            note = f"({s.comments} {self.parts}, {s.files_downloaded} files, {s.requests} requests"
+            out.insert(1, line(f"{self.noun} read", s.records, f"{note}{limited})"))
+        staged = f"{self.noun} staged"
+        out = [line(staged, self.rows) if x.startswith("  rows read") else x for x in out]
+        at = next(i for i, x in enumerate(out) if x.startswith(("  created", "  would be sent")))
+        extra = []
+        if not self.dry_run and not self.updated:  # the load's report shows it when not 0
+            extra.append(line("updated", 0, "(new threads appended, status set)"))
+        if self.dry_run:
+            extra.append(line("would be updated", self.would_update, "(new threads or status)"))
+        if self.fitted:
+            extra.append(line("split to fit", len(self.fitted), "(the target's request limit)"))
+            extra += [f"    {what}" for what in self.fitted[:20]]
+        if self.missing_files:
+            gone = sum(self.missing_files.values())
+            extra.append(line("attachments gone", gone, "(the source no longer has them)"))
+        out[at + 1 : at + 1] = extra
+        return out
+
+
+# -- send ------------------------------------------------------------------------------------
+
+
+@dataclass
+class SendOptions:
+    mailbox_id: int | None = None
+    fallback_user: str | None = None
+    dry_run: bool = False
+    workers: int = 1
+    rejects_path: Path | None = None
+    max_request: int = 20 * MB  # the target's request limit, with room to spare
+
+
+def send(
+    client: Client,
+    conn,
+    convs: list[m.SourceConversation],
+    row_rejects: list[m.RowReject],
+    system: str,
+    report: MigrationReport,
+    options: SendOptions,
+    progress: Progress = silent,
+) -> MigrationReport:
+    """Create what the target lacks and catch up what changed since; returns the report."""
+    started = time.monotonic()
+    before = client.requests_made
+    target = fetch_target(client)
+    if options.mailbox_id is None or not any(
+        int(b["id"]) == options.mailbox_id for b in target.mailboxes
+    ):
+        names = ", ".join(f"{b['id']} ({b.get('name')})" for b in target.mailboxes)
+        what = f"no mailbox {options.mailbox_id}" if options.mailbox_id else "no --mailbox"
+        raise UsageError(f"{what} on the target; pass --mailbox ID ({names})")
+    fallback_id = _fallback_id(target, options.fallback_user, report)
+    report.mailbox_id = options.mailbox_id
+    ledger = Ledger(conn, client.url, system, CONVERSATIONS)
+    entries = ledger.entries()
+    for reject in row_rejects:
+        report.reject(reject.file, reject.row, "", reject.problem)
+    to_send: list[tuple[Item, Entry | None]] = []
+    run_id = None if options.dry_run else ledger.start_run(report.source, system, False)
+    for conv in convs:
+        if conv.skip_reason:
+            report.skipped_records[conv.skip_reason] += 1
+            report.note(conv.file, conv.row, conv.source_id, f"skipped: {conv.skip_reason}")
+            continue
+        report.records += 1
+        report.threads += len(conv.threads)
+        report.skipped_threads += conv.skipped_threads
+        for what in split_attachments(conv, options.max_request):
+            report.fitted.append(f"{conv.source_id}: {what}")
+        item, problems = plan_conversation(
+            conv, target, options.mailbox_id, fallback_id, report.unmapped_agents
+        )
+        entry = entries.get(conv.source_id)
+        if item is None:
+            if entry is not None and entry.state == "done":
+                report.changed.append((conv.source_id, conv.file, conv.row))
+                continue
+            for problem in problems:
+                report.reject(conv.file, conv.row, conv.source_id, problem)
+            if run_id is not None and not (entry and entry.state in ("sending", "created")):
+                reason = "; ".join(f"{p.field}: {p.reason}" for p in problems)
+                ledger.rejected(conv.source_id, reason, conv.file, conv.row, run_id)
+            continue
+        report.left_out.update(item.left_out)
+        if entry is not None and entry.state == "done":
+            if not entry.target_id or entry.fingerprint == item.fingerprint:
+                report.already_loaded += 1
+                report.outcome(item, "already loaded", entry.target_id)
+                continue
+            item.update_of = entry.target_id  # changed at the source since: catch it up
+            report.would_update += 1
+        to_send.append((item, entry))
+        label = "would be updated" if item.update_of else "would be sent"
+        report.outcome(item, label if options.dry_run else "not attempted")
+    report.to_send = len(to_send) - report.would_update
+    rest: list[Item] = []  # conversations too big for one create: the threads that follow it
+    for position, (item, entry) in enumerate(to_send):
+        first = None if item.update_of else first_request(item, options.max_request)
+        if first is not None:
+            to_send[position] = (first, entry)
+            rest.append(item)
+            kept = len(first.expected["threads"])
+            report.fitted.append(
+                f"{item.source_id}: created with {kept} of {len(item.expected['threads'])} "
+                "threads, the rest appended right after"
+            )
+    if options.dry_run:
+        report.requests = client.requests_made - before
+        report.seconds = time.monotonic() - started
+        write_rejects(report)
+        write_report(report)
+        return report
+    sender = Sender(client, ledger, report, run_id)
+    sender.fetch = downloader(client)
+    sender.by_user = fallback_id
+    sender.customers = CustomerResolver(
+        client, Ledger(conn, client.url, system, CUSTOMERS), sender.retry_pause
+    )
+    boxes = {i.payload.get("mailboxId") for i, e in to_send if e is None}
+    sender.look_in = mailboxes_with_conversations(client, boxes - {None})
+    entry_of = {item.source_id: entry for item, entry in to_send}
+    bar = progress("conversations", len(to_send))
+    status = "failed"
+    try:
+        run_workers(
+            [item for item, _ in to_send],
+            lambda item: sender.send(CONVERSATIONS, item, entry_of[item.source_id]),
+            options.workers,
+            sender.stop,
+            bar,
+        )
+        entries = ledger.entries()
+        for item in rest:  # created with its first threads: the catch-up appends the others
+            entry = entries.get(item.source_id)
+            if entry is not None and entry.state == "done":
+                item.update_of = entry.target_id
+                sender.send(CONVERSATIONS, item, entry)
+        status = "done"
+    except EtlError as exc:
+        raise LoadFailed(exc, report) from exc
+    finally:
+        bar.close()
+        report.requests = client.requests_made - before
+        report.seconds = time.monotonic() - started
+        report.not_attempted += max(0, len(to_send) - sender.finished)
+        report.customers_created = sender.customers.created
+        report.customers_found = sender.customers.found
+        ledger.finish_run(run_id, status, report.counts())
+        write_rejects(report)
+        write_report(report)
+    return report
+
+
+def migrate(
+    source: Source,
+    reader,
+    client: Client,
+    conn,
+    files: Path,
+    mapping_name: str | None,
+    options: SendOptions,
+    progress: Progress = silent,
+) -> MigrationReport:
+    """Stage the account (from the saved cursor), transform, send: the whole migration."""
+    chosen = m.load_mapping(mapping_name or source.mapping)
+    shown = redact_url(reader.url)  # a password in the address is never shown or stored
+    report = MigrationReport(
+        CONVERSATIONS,
+        chosen.system,  # names the report file: zendesk.report.csv
+        chosen.name,
+        client.url,
+        options.dry_run,
+        fallback_user=options.fallback_user,
+        source=shown,
+        noun=source.noun,
+        parts=source.parts,
+    )
+    report.rejects_path = options.rejects_path or Path(f"{chosen.system}.rejects.csv")
+    staging = Staging(conn, chosen.system, reader.url, files)
+    staging.bind()
+    report.stage = source.stage(reader, staging, progress, options.workers)
+    convs, row_rejects, missing = source.transform(staging, chosen)
+    report.rows = staging.count(source.kind)
+    report.missing_files = missing
+    return send(client, conn, convs, row_rejects, chosen.system, report, options, progress)
+
+
+def migrate_zendesk(reader, client, conn, files, mapping_name, options, progress=silent):
+    """`migrate` from Zendesk (the demo and the benchmark call it so)."""
+    return migrate(SOURCES["zendesk"], reader, client, conn, files, mapping_name, options, progress)
+
+
+def _fallback_id(target, email: str | None, report: MigrationReport) -> int | None:
+    """The user for agents the target lacks: --fallback-user, else the first administrator,
+    as `etl load` chooses."""
+    if not email:
+        if target.admin is None:
+            return None
+        report.fallback_user = f"{target.admin}, the first administrator; --fallback-user to choose"
+        return target.users.get(target.admin.casefold())
+    found = target.users.get(email.strip().casefold())
+    if found is None:
+        raise UsageError(f"--fallback-user {email} is not a user on the target")
+    return found

@@ -1,0 +1,194 @@
+"""Reading a Freshdesk account through its API v2: HTTP only, nothing is saved here.
+
+- Auth: Basic with the API key as the user name and `X` as the password; only to the
+  account's host. Attachment links are signed S3 URLs: fetched by a session that carries no
+  credentials (S3 refuses a request with two kinds of auth anyway).
+- Tickets: `GET /api/v2/tickets?updated_since=...&order_by=updated_at&order_type=asc` with
+  the requester and the stats (resolved_at, closed_at) included, 100 a page, walked as a
+  keyset (see `ticket_pages`), the `Link: rel="next"` header saying whether more follow.
+  Without `updated_since` Freshdesk lists only the last 30 days: the first walk asks from
+  1970. A walk's cursor is (since, page, until); the next walk starts from `until`. Spam
+  and deleted tickets are listed only by `filter=spam` and `filter=deleted`, read in full
+  each run so that the summary counts them.
+- Conversations: `GET /api/v2/tickets/{id}/conversations`. Agents: `GET /api/v2/agents`.
+  Contacts who answered on a ticket they did not open: `GET /api/v2/contacts/{id}`.
+- 429: wait its `Retry-After`; 5xx: backoff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import requests
+
+from etl.client import insecure_url_warning
+from etl.errors import ApiError, AuthError, ConfigError, PagingError
+from etl.mapping import one_second_before
+from etl.sources.http import Retrying, display, server_time, session
+
+PER_PAGE = 100
+MAX_PAGES = 300  # Freshdesk's List All Tickets stops at page 300 (the keyset walk stays far below)
+FOREVER = "1970-01-01T00:00:00Z"
+
+
+@dataclass
+class TicketPage:
+    tickets: list[dict]
+    cursor: dict
+
+
+@dataclass
+class Download:
+    data: bytes
+    content_type: str
+
+
+@dataclass
+class FreshdeskReader:
+    """GETs against one Freshdesk account; `requests_made` counts every request sent."""
+
+    url: str
+    api_key: str = field(repr=False)
+    http: Retrying = field(default_factory=Retrying)
+
+    def __post_init__(self) -> None:
+        if not self.url:
+            raise ConfigError(
+                "no Freshdesk address: pass --source-url (https://DOMAIN.freshdesk.com)"
+            )
+        if not self.api_key:
+            raise ConfigError(
+                "no Freshdesk API key: pass --source-api-key (or set FRESHDESK_API_KEY)"
+            )
+        self.url = self.url.rstrip("/")
+        if self.url.endswith("/api/v2"):
+            self.url = self.url[: -len("/api/v2")]
+        if urlsplit(self.url).scheme not in ("http", "https"):
+            raise ConfigError(f"--source-url must start with https://, got {self.url!r}")
+        self.session = session()
+        self.session.auth = (self.api_key, "X")
+        self.files = session()  # signed attachment links: never any credentials
+
+    @property
+    def requests_made(self) -> int:
+        return self.http.requests_made
+
+    @property
+    def rate_limited(self) -> int:
+        return self.http.rate_limited
+
+    @property
+    def warning(self) -> str | None:
+        found = insecure_url_warning(self.url)
+        return found.replace("the API key", "the Freshdesk API key") if found else None
+
+    def close(self) -> None:
+        self.session.close()
+        self.files.close()
+
+    # -- the endpoints ---------------------------------------------------------------------
+
+    def ticket_pages(self, cursor: dict | None) -> Iterator[TicketPage]:
+        """Every ticket changed since the last walk (all of them the first time).
+
+        A keyset walk in updated_at order: each next request asks page 1 again from the last
+        `updated_at` seen (inclusive), so a ticket that changes meanwhile moves to the end of
+        the walk instead of pushing others past a page boundary, and the walk never reaches
+        Freshdesk's page limit; only a second holding more than a page steps page numbers.
+        """
+        cursor = dict(cursor or {})
+        since, until = cursor.get("since") or FOREVER, cursor.get("until")
+        number = int(cursor.get("page") or 1)
+        while number <= MAX_PAGES:
+            params = {"updated_since": since, "order_by": "updated_at", "order_type": "asc",
+                      "per_page": PER_PAGE, "page": number,
+                      "include": "requester,stats"}  # fmt: skip
+            items, response = self._get("api/v2/tickets", params)
+            until = until or server_time(response)
+            if not _has_next(response) or not items:
+                yield TicketPage(items, {"since": one_second_before(until)})
+                return
+            last = items[-1].get("updated_at") or since
+            if last != since:
+                since, number = last, 1
+            else:  # a second crowded beyond one page
+                number += 1
+            yield TicketPage(items, {"since": since, "page": number, "until": until})
+        raise PagingError("/api/v2/tickets", f"more than {MAX_PAGES} pages within {since}")
+
+    def flagged(self, which: str) -> list[dict]:
+        """Every ticket under a predefined filter: `spam` or `deleted`."""
+        return self._all("api/v2/tickets", {"filter": which, "per_page": PER_PAGE})
+
+    def conversations(self, ticket_id: int | str) -> list[dict]:
+        return self._all(f"api/v2/tickets/{ticket_id}/conversations", {"per_page": PER_PAGE})
+
+    def agents(self) -> list[dict]:
+        return self._all("api/v2/agents", {"per_page": PER_PAGE})
+
+    def contacts(self, ids: Iterable[int | str]) -> list[dict]:
+        out = []
+        for ident in sorted({str(i) for i in ids if i is not None}):
+            try:
+                body, _ = self._get(f"api/v2/contacts/{ident}", {})
+            except ApiError as exc:
+                if exc.status == 404:  # deleted since: the thread keeps its author's id only
+                    continue
+                raise
+            out.append(body)
+        return out
+
+    def download(self, url: str) -> Download | None:
+        """A signed attachment link's bytes, without credentials; None when gone or expired."""
+        response = self.http.send(self.files, "GET", url, display(url))
+        if response.status_code in (403, 404, 410):
+            return None
+        kind = (response.headers.get("Content-Type") or "").split(";")[0].strip()
+        return Download(response.content, kind)
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def _all(self, path: str, params: dict) -> list[dict]:
+        out: list[dict] = []
+        for number in range(1, MAX_PAGES + 1):
+            items, response = self._get(path, {**params, "page": number})
+            out.extend(items)
+            if not _has_next(response):
+                return out
+        raise PagingError(f"/{path}", f"more than {MAX_PAGES} pages")
+
+    def _get(self, path: str, params: dict):
+        response = self.http.send(self.session, "GET", f"{self.url}/{path}", f"/{path}",
+                                  params=params)  # fmt: skip
+        if response.status_code in (401, 403):
+            raise AuthError(
+                response.status_code,
+                "GET",
+                f"/{path}",
+                "Freshdesk refused the API key (check --source-api-key)",
+            )
+        if response.status_code >= 400:
+            raise ApiError(response.status_code, "GET", f"/{path}", _detail(response))
+        try:
+            return response.json(), response
+        except ValueError:
+            raise ApiError(response.status_code, "GET", f"/{path}", "not JSON") from None
+
+
+def _has_next(response: requests.Response) -> bool:
+    return "next" in (response.links or {})
+
+
+def _detail(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return (response.reason or "").strip()
+    if isinstance(body, dict):
+        errors = "; ".join(
+            f"{e.get('field')}: {e.get('message')}" for e in body.get("errors") or []
+        )
+        return errors or str(body.get("message") or body.get("description") or "")
+    return ""

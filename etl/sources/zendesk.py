@@ -1,0 +1,193 @@
+"""Reading a Zendesk account through its API: HTTP only, nothing is saved here.
+
+- Auth: Basic with `{email}/token:{api_token}` (Zendesk's API token authentication). The token
+  travels in that header only, and only to the account's host: attachment files are fetched by
+  a second session that carries no credentials, following Zendesk's redirects to wherever the
+  files live.
+- Tickets: the cursor-based incremental export (`/api/v2/incremental/tickets/cursor.json`),
+  from `start_time=0` or a saved cursor, with the ticket metrics side-loaded
+  (`include=metric_sets`) for `solved_at`. Deleted tickets are in the export, with status
+  `deleted`.
+- Comments: `/api/v2/tickets/{id}/comments.json` with cursor pagination (`page[size]`).
+- Users: `/api/v2/users/show_many.json`, 100 ids a request.
+- 429: wait the `Retry-After` seconds and ask again (the export allows 10 requests a minute);
+  5xx and dropped connections: retried with backoff. Every request is a GET, safe to repeat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import requests
+
+from etl.client import insecure_url_warning
+from etl.errors import ApiError, AuthError, ConfigError, PagingError
+from etl.sources.http import Retrying, display, session
+
+EXPORT_PATH = "api/v2/incremental/tickets/cursor.json"
+EXPORT_PAGE = 1000  # the export's largest page
+COMMENTS_PAGE = 100  # cursor pagination's largest page
+SHOW_MANY = 100  # ids per show_many request
+
+
+@dataclass
+class TicketPage:
+    """One page of the incremental export: tickets, their metric sets, the cursor after it."""
+
+    tickets: list[dict]
+    metric_sets: list[dict]
+    after_cursor: str
+    end_of_stream: bool
+
+
+@dataclass
+class Download:
+    data: bytes
+    content_type: str
+
+
+@dataclass
+class ZendeskReader:
+    """GETs against one Zendesk account; `requests_made` counts every request sent."""
+
+    url: str
+    email: str = field(repr=False)
+    token: str = field(repr=False)
+    http: Retrying = field(default_factory=Retrying)
+    page_size: int = EXPORT_PAGE
+
+    def __post_init__(self) -> None:
+        if not self.url:
+            raise ConfigError(
+                "no Zendesk address: pass --source-url (https://SUBDOMAIN.zendesk.com)"
+            )
+        if not self.email or not self.token:
+            raise ConfigError(
+                "no Zendesk credentials: pass --source-email and --source-token "
+                "(or set ZENDESK_EMAIL and ZENDESK_TOKEN)"
+            )
+        self.url = self.url.rstrip("/")
+        if self.url.endswith("/api/v2"):
+            self.url = self.url[: -len("/api/v2")]
+        if urlsplit(self.url).scheme not in ("http", "https"):
+            raise ConfigError(f"--source-url must start with https://, got {self.url!r}")
+        self.session = session()
+        self.session.auth = (f"{self.email}/token", self.token)
+        self.files = session()  # attachment downloads: never any credentials
+
+    @property
+    def requests_made(self) -> int:
+        return self.http.requests_made
+
+    @property
+    def rate_limited(self) -> int:
+        return self.http.rate_limited
+
+    def close(self) -> None:
+        self.session.close()
+        self.files.close()
+
+    @property
+    def warning(self) -> str | None:
+        """A warning when the token would cross a network unencrypted."""
+        found = insecure_url_warning(self.url)
+        return found.replace("the API key", "the Zendesk token") if found else None
+
+    # -- the endpoints ---------------------------------------------------------------------
+
+    def ticket_pages(self, cursor: str | None) -> Iterator[TicketPage]:
+        """Export pages from `cursor` (None: from the beginning) until the end of the stream."""
+        params: dict = {"per_page": self.page_size, "include": "metric_sets"}
+        if cursor:
+            params["cursor"] = cursor
+        else:
+            params["start_time"] = 0
+        while True:
+            body = self._get_json(EXPORT_PATH, params)
+            after = body.get("after_cursor") or cursor or ""
+            page = TicketPage(
+                list(body.get("tickets") or []),
+                list(body.get("metric_sets") or []),
+                after,
+                bool(body.get("end_of_stream")),
+            )
+            yield page
+            if page.end_of_stream:
+                return
+            if not after or (after == cursor and not page.tickets):
+                raise PagingError(f"/{EXPORT_PATH}", "the export did not advance its cursor")
+            cursor = after
+            params = {"per_page": self.page_size, "include": "metric_sets", "cursor": cursor}
+
+    def comments(self, ticket_id: int | str) -> list[dict]:
+        """Every comment of a ticket, oldest first."""
+        path = f"api/v2/tickets/{ticket_id}/comments.json"
+        params: dict = {"page[size]": COMMENTS_PAGE}
+        out: list[dict] = []
+        seen: set[str] = set()
+        while True:
+            body = self._get_json(path, params)
+            out.extend(body.get("comments") or [])
+            meta = body.get("meta") or {}
+            after = meta.get("after_cursor")
+            if not meta.get("has_more") or not after:
+                return out
+            if after in seen:
+                raise PagingError(f"/{path}", "the same page came back twice")
+            seen.add(after)
+            params = {"page[size]": COMMENTS_PAGE, "page[after]": after}
+
+    def users(self, ids: Iterable[int | str]) -> list[dict]:
+        """The users with these ids (unknown ids are left out by Zendesk)."""
+        wanted = sorted({str(i) for i in ids if i is not None})
+        out: list[dict] = []
+        for start in range(0, len(wanted), SHOW_MANY):
+            chunk = ",".join(wanted[start : start + SHOW_MANY])
+            body = self._get_json("api/v2/users/show_many.json", {"ids": chunk})
+            out.extend(body.get("users") or [])
+        return out
+
+    def download(self, url: str) -> Download | None:
+        """An attachment's bytes, following redirects, without credentials; None when gone."""
+        response = self.http.send(self.files, "GET", url, display(url))
+        if response.status_code in (403, 404, 410):
+            return None
+        kind = (response.headers.get("Content-Type") or "").split(";")[0].strip()
+        return Download(response.content, kind)
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def _get_json(self, path: str, params: dict) -> dict:
+        url = f"{self.url}/{path}"
+        response = self.http.send(self.session, "GET", url, f"/{path}", params=params)
+        if response.status_code in (401, 403):
+            raise AuthError(
+                response.status_code,
+                "GET",
+                f"/{path}",
+                "Zendesk refused the email and API token (check --source-email/--source-token)",
+            )
+        if response.status_code >= 400:
+            raise ApiError(response.status_code, "GET", f"/{path}", _detail(response))
+        try:
+            body = response.json()
+        except ValueError:
+            raise ApiError(response.status_code, "GET", f"/{path}", "not JSON") from None
+        if not isinstance(body, dict):
+            raise ApiError(response.status_code, "GET", f"/{path}", "not a JSON object")
+        return body
+
+
+def _detail(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return (response.reason or "").strip()
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            return str(error.get("message") or error.get("title") or "")
+        return " ".join(str(p) for p in (error, body.get("description")) if p)
+    return ""
