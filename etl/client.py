@@ -142,7 +142,7 @@ def server_name(url: str) -> str:
 
 @dataclass
 class Reply:
-    """A response with its whole body, read once (see `Client._read`)."""
+    """A response with its whole body, read once (see `_read`)."""
 
     response: requests.Response
     body: bytes

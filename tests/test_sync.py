@@ -573,3 +573,19 @@ def test_an_incremental_sync_imports_neither_sqlite_utils_nor_pandas(sandbox, tm
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]"
     assert mirror.recent_runs(sqlite3.connect(path), 1)[0]["status"] == "completed"
+
+
+def test_ctrl_c_stops_a_sync_that_waits_out_a_long_retry_after(sandbox_factory, tmp_path):
+    sandbox = sandbox_factory(
+        seed=3, conversations=50, rate_limit_every=1, retry_after=100, fault_paths="/api/conv"
+    )
+    env = {"SMARTICKS_URL": sandbox.url, "SMARTICKS_API_KEY": sandbox.api_key}
+    proc = run_cli_process(["sync", "--db", str(tmp_path / "m.db")], env)
+    deadline = time.monotonic() + 30
+    while not sandbox.status_counts[429] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sandbox.status_counts[429], "the sync never met the 429"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=15)  # not the 100 s the server asked for
+    assert proc.returncode == 130, err
+    assert "Interrupted" in err and "Traceback" not in err
