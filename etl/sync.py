@@ -11,8 +11,6 @@ the whole story.
 
 from __future__ import annotations
 
-import itertools
-import math
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -27,6 +25,7 @@ from etl.interrupt import StopFlag, deferred_interrupt
 from etl.paging import KeysetPager, iter_pages
 from etl.progress import Progress, silent
 from etl.resources import ALL, Resource, with_timelogs
+from etl.segments import CursorTracker, boundaries, reading_order, segment_counts, segment_starts
 from etl.threads import interleave
 
 CHILDREN = {
@@ -164,42 +163,38 @@ def _read_small_and_plan(
     later = [r for r in small if r.per_mailbox]
     bars = {resource.name: progress(resource.name, None) for resource in small}
     try:
-        totals = [
-            lambda read=read: client.get(read.resource.path, read.probe({"page": 1}))
-            for read in reads
-        ]
         jobs = [(resource, None) for resource in first]
-        found = in_threads(
-            [*totals, *(_whole_reader(client, r, m, options, bars) for r, m in jobs)],
-            options.workers,
-            stop,
-        )
-        for read, document in zip(reads, found, strict=False):
+        totals = [(read.resource.path, read.probe({"page": 1})) for read in reads]
+        documents, fetched = _round(client, totals, jobs, options, bars, stop)
+        for read, document in zip(reads, documents, strict=True):
             read.total = ((document or {}).get("page") or {}).get("totalElements")
-        _save_whole(conn, first, jobs, found[len(reads) :], result)
+        _save_whole(conn, first, jobs, fetched, result)
+
         counts = segment_counts([r.total for r in reads], options.page_size, options.workers)
         probes = [
-            (read, read.probe({"page": int(start * read.total) + 1}))
+            (read.resource.path, read.probe({"page": int(start * read.total) + 1}))
             for read, count in zip(reads, counts, strict=True)
             for start in segment_starts(count)[1:]
         ]
         mailboxes = [row[0] for row in conn.execute("SELECT id FROM mailboxes ORDER BY id")]
         jobs = [(resource, mailbox) for resource in later for mailbox in mailboxes]
-        found = in_threads(
-            [
-                *(lambda r=r, q=q: client.get(r.resource.path, q) for r, q in probes),
-                *(_whole_reader(client, r, m, options, bars) for r, m in jobs),
-            ],
-            options.workers,
-            stop,
-        )
-        samples = iter(found[: len(probes)])
+        documents, fetched = _round(client, probes, jobs, options, bars, stop)
+        samples = iter(documents)
         for read, count in zip(reads, counts, strict=True):
             read.plan([next(samples) for _ in range(1, count)])
-        _save_whole(conn, later, jobs, found[len(probes) :], result, mailboxes)
+        _save_whole(conn, later, jobs, fetched, result, mailboxes)
     finally:
         for bar in bars.values():
             bar.close()
+
+
+def _round(client, probes, jobs, options, bars, stop) -> tuple[list, list]:
+    """Probe GETs (path, query) and small lists read whole (resource, mailbox), together in
+    the `--workers` threads: the probes' documents and each list's records."""
+    calls = [lambda path=path, query=query: client.get(path, query) for path, query in probes]
+    calls += [_whole_reader(client, resource, mailbox, options, bars) for resource, mailbox in jobs]
+    found = in_threads(calls, options.workers, stop)
+    return found[: len(probes)], found[len(probes) :]
 
 
 def _whole_reader(client, resource: Resource, mailbox_id, options, bars) -> Callable[[], list]:
@@ -241,35 +236,6 @@ def _save_whole(conn, resources, jobs, found, result: SyncResult, mailboxes=None
             result.deleted[resource.name] = len(gone)
 
 
-class CursorTracker:
-    """The newest cursor that is safe to store while segments of one list are read in parallel.
-
-    Segment j covers records stamped from `starts[j]` up to `starts[j + 1]`. Everything before
-    the first unfinished segment is mirrored, and inside it everything before its progress.
-    """
-
-    def __init__(self, starts: list[str | None]):
-        self.starts = starts
-        self.progress: list[str | None] = [None] * len(starts)
-        self.done = [False] * len(starts)
-
-    def advance(self, segment: int, newest: str | None) -> None:
-        if newest and (self.progress[segment] or "") < newest:
-            self.progress[segment] = newest
-
-    def finish(self, segment: int) -> None:
-        self.done[segment] = True
-
-    def safe_cursor(self) -> str | None:
-        for start, progress, done in zip(self.starts, self.progress, self.done, strict=True):
-            if not done:
-                return progress or start
-        return max((p for p in self.progress if p), default=None)
-
-
-# Segments per worker when lists are cut up: a worker that finishes its segment early takes
-# another, so no worker idles while one long segment is still being read.
-SEGMENTS_PER_SLOT = 4
 INDEX_EVERY = 1.0  # seconds between search index steps while lists are read
 
 
@@ -343,58 +309,6 @@ class ListRead:
         )
         for page in pager:
             yield page.items
-
-
-def segment_counts(totals: list[int | None], page_size: int, slots: int) -> list[int]:
-    """How many segments to cut each list into, given the requests that may be in flight.
-
-    With one slot nothing is gained by cutting. Otherwise lists get segments in proportion to
-    their pages, SEGMENTS_PER_SLOT per slot in all, at least one each, and never so many that
-    the shortest segment (see `segment_starts`) would hold fewer than two pages.
-    """
-    pages = [-(-(total or 0) // page_size) for total in totals]
-    if slots <= 1 or not sum(pages):
-        return [1] * len(totals)
-    budget = SEGMENTS_PER_SLOT * slots
-    # The most segments with shares 1..c of a list of p pages such that c * (c + 1) <= p.
-    most = [(math.isqrt(4 * p + 1) - 1) // 2 for p in pages]
-    return [
-        max(1, min(round(budget * p / sum(pages)), m)) for p, m in zip(pages, most, strict=True)
-    ]
-
-
-def segment_starts(count: int) -> list[float]:
-    """Where each of `count` segments starts, as a share of its list.
-
-    Sizes shrink in steps (count, count - 1, ... 1 parts): the segments read last, when
-    slots start running out of work, are the shortest, so no slot is left reading a long
-    one alone at the end.
-    """
-    parts = count * (count + 1) // 2
-    starts, at = [], 0
-    for j in range(count):
-        starts.append(at / parts)
-        at += count - j
-    return starts
-
-
-def boundaries(samples: list[str | None]) -> list[str]:
-    """Sampled `updatedAt` values as strictly increasing segment boundaries."""
-    bounds: list[str] = []
-    for value in samples:
-        if value and (not bounds or value > bounds[-1]):
-            bounds.append(value)
-    return bounds
-
-
-def reading_order(counts: list[int]) -> list[tuple[int, int]]:
-    """(list, segment) pairs ordered so that every list advances at the same relative pace."""
-    middles = []
-    for count in counts:
-        starts = [*segment_starts(count), 1.0]
-        middles.append([(a + b) / 2 for a, b in itertools.pairwise(starts)])
-    pairs = [(i, j) for i, count in enumerate(counts) for j in range(count)]
-    return sorted(pairs, key=lambda p: (middles[p[0]][p[1]], p[0]))
 
 
 def list_reads(conn: sqlite3.Connection, lists: list[Resource], options) -> list[ListRead]:

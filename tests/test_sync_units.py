@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from etl.sync import CursorTracker, boundaries, reading_order, segment_counts, segment_starts
+from etl.segments import CursorTracker, boundaries, reading_order, segment_counts, segment_starts
 from etl.threads import interleave
 
 
