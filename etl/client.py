@@ -430,9 +430,10 @@ class Client:
             if urlsplit(there).scheme.lower() not in ("http", "https"):
                 raise ApiError(status, method, path, f"{move}: not an http(s) address")
             if not follow_elsewhere and origin(there) != self._origin:
-                raise ApiError(
-                    status, method, path, f"{move}: not followed, the API key stays on its host"
-                )
+                why = f"{move}: not followed, the API key stays on its host"
+                if origin(there)[:2] == ("https", self._origin[1]) and self._origin[0] == "http":
+                    why += " (if the server moved to https, pass that as --url)"
+                raise ApiError(status, method, path, why)
             if origin(here)[0] == "https" and origin(there)[0] != "https":
                 raise ApiError(status, method, path, f"{move}: not followed from https to http")
             url, params = there, None

@@ -108,6 +108,14 @@ class Ledger:
         self.lock = threading.RLock()
         ensure_schema(conn)
 
+    def sibling(self, kind: str) -> Ledger:
+        """The ledger of another kind on the same connection, sharing this one's lock (one
+        sqlite3 connection takes one transaction at a time, whichever ledger writes)."""
+        other = Ledger.__new__(Ledger)
+        other.conn, other.lock = self.conn, self.lock
+        other.target, other.system, other.kind = self.target, self.system, kind
+        return other
+
     def _key(self, source_id: str) -> tuple[str, str, str, str]:
         return (self.target, self.system, self.kind, source_id)
 

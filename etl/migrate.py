@@ -42,7 +42,7 @@ from etl.load.attachments import downloader
 from etl.load.customers import CustomerResolver
 from etl.load.report import write_report
 from etl.load.send import Sender, run_workers
-from etl.load.target import mailboxes_with_conversations
+from etl.load.target import Target, mailboxes_with_conversations
 from etl.progress import Progress, silent
 from etl.redact import redact_url
 from etl.stage import SOURCES, Source, StageResult
@@ -115,25 +115,65 @@ def send(
     report: MigrationReport,
     options: SendOptions,
     progress: Progress = silent,
+    target: Target | None = None,
 ) -> MigrationReport:
     """Create what the target lacks and catch up what changed since; returns the report."""
     started = time.monotonic()
     before = client.requests_made
-    target = fetch_target(client)
-    if options.mailbox_id is None or not any(
-        int(b["id"]) == options.mailbox_id for b in target.mailboxes
-    ):
-        names = ", ".join(f"{b['id']} ({b.get('name')})" for b in target.mailboxes)
-        what = f"no mailbox {options.mailbox_id}" if options.mailbox_id else "no --mailbox"
-        raise UsageError(f"{what} on the target; pass --mailbox ID ({names})")
-    fallback_id = _fallback_id(target, options.fallback_user, report)
+    target = target or fetch_target(client)
+    fallback_id = _check_settings(target, options, report)
     report.mailbox_id = options.mailbox_id
     ledger = Ledger(conn, client.url, system, CONVERSATIONS)
-    entries = ledger.entries()
     for reject in row_rejects:
         report.reject(reject.file, reject.row, "", reject.problem)
-    to_send: list[tuple[Item, Entry | None]] = []
     run_id = None if options.dry_run else ledger.start_run(report.source, system, False)
+    to_send = _plan(convs, target, ledger, run_id, fallback_id, report, options)
+    rest = _fit_creates(to_send, options.max_request, report)
+    if options.dry_run:
+        report.requests = client.requests_made - before
+        report.seconds = time.monotonic() - started
+        write_rejects(report)
+        write_report(report)
+        return report
+    sender = _sender(client, conn, ledger, system, report, run_id, fallback_id, to_send)
+    entry_of = {item.source_id: entry for item, entry in to_send}
+    bar = progress("conversations", len(to_send))
+    status = "failed"
+    try:
+        run_workers(
+            [item for item, _ in to_send],
+            lambda item: sender.send(CONVERSATIONS, item, entry_of[item.source_id]),
+            options.workers,
+            sender.stop,
+            bar,
+        )
+        entries = ledger.entries()
+        for item in rest:  # created with its first threads: the catch-up appends the others
+            entry = entries.get(item.source_id)
+            if entry is not None and entry.state == "done":
+                item.update_of = entry.target_id
+                sender.send(CONVERSATIONS, item, entry)
+        status = "done"
+    except EtlError as exc:
+        raise LoadFailed(exc, report) from exc
+    finally:
+        bar.close()
+        report.requests = client.requests_made - before
+        report.seconds = time.monotonic() - started
+        report.not_attempted += max(0, len(to_send) - sender.finished)
+        report.customers_created = sender.customers.created
+        report.customers_found = sender.customers.found
+        ledger.finish_run(run_id, status, report.counts())
+        write_rejects(report)
+        write_report(report)
+    return report
+
+
+def _plan(convs, target, ledger, run_id, fallback_id, report, options):
+    """Each conversation's payload, and whether it is new, changed since, loaded or rejected:
+    (item, ledger entry) for each one to send."""
+    entries = ledger.entries()
+    to_send: list[tuple[Item, Entry | None]] = []
     for conv in convs:
         if conv.skip_reason:
             report.skipped_records[conv.skip_reason] += 1
@@ -170,9 +210,15 @@ def send(
         label = "would be updated" if item.update_of else "would be sent"
         report.outcome(item, label if options.dry_run else "not attempted")
     report.to_send = len(to_send) - report.would_update
-    rest: list[Item] = []  # conversations too big for one create: the threads that follow it
+    return to_send
+
+
+def _fit_creates(to_send: list[tuple[Item, Entry | None]], budget: int, report) -> list[Item]:
+    """Creates too big for one request become their first threads (in place); the whole items
+    are returned, for the catch-up to append the rest right after."""
+    rest: list[Item] = []
     for position, (item, entry) in enumerate(to_send):
-        first = None if item.update_of else first_request(item, options.max_request)
+        first = None if item.update_of else first_request(item, budget)
         if first is not None:
             to_send[position] = (first, entry)
             rest.append(item)
@@ -181,12 +227,11 @@ def send(
                 f"{item.source_id}: created with {kept} of {len(item.expected['threads'])} "
                 "threads, the rest appended right after"
             )
-    if options.dry_run:
-        report.requests = client.requests_made - before
-        report.seconds = time.monotonic() - started
-        write_rejects(report)
-        write_report(report)
-        return report
+    return rest
+
+
+def _sender(client, conn, ledger, system, report, run_id, fallback_id, to_send) -> Sender:
+    """The load's sender, set up as `etl load` sets it up for conversations."""
     sender = Sender(client, ledger, report, run_id)
     sender.fetch = downloader(client)
     sender.by_user = fallback_id
@@ -195,37 +240,7 @@ def send(
     )
     boxes = {i.payload.get("mailboxId") for i, e in to_send if e is None}
     sender.look_in = mailboxes_with_conversations(client, boxes - {None})
-    entry_of = {item.source_id: entry for item, entry in to_send}
-    bar = progress("conversations", len(to_send))
-    status = "failed"
-    try:
-        run_workers(
-            [item for item, _ in to_send],
-            lambda item: sender.send(CONVERSATIONS, item, entry_of[item.source_id]),
-            options.workers,
-            sender.stop,
-            bar,
-        )
-        entries = ledger.entries()
-        for item in rest:  # created with its first threads: the catch-up appends the others
-            entry = entries.get(item.source_id)
-            if entry is not None and entry.state == "done":
-                item.update_of = entry.target_id
-                sender.send(CONVERSATIONS, item, entry)
-        status = "done"
-    except EtlError as exc:
-        raise LoadFailed(exc, report) from exc
-    finally:
-        bar.close()
-        report.requests = client.requests_made - before
-        report.seconds = time.monotonic() - started
-        report.not_attempted += max(0, len(to_send) - sender.finished)
-        report.customers_created = sender.customers.created
-        report.customers_found = sender.customers.found
-        ledger.finish_run(run_id, status, report.counts())
-        write_rejects(report)
-        write_report(report)
-    return report
+    return sender
 
 
 def migrate(
@@ -253,18 +268,32 @@ def migrate(
         parts=source.parts,
     )
     report.rejects_path = options.rejects_path or Path(f"{chosen.system}.rejects.csv")
+    target = fetch_target(client)
+    _check_settings(target, options, report)  # before hours of reading the source
     staging = Staging(conn, chosen.system, reader.url, files)
     staging.bind()
     report.stage = source.stage(reader, staging, progress, options.workers)
     convs, row_rejects, missing = source.transform(staging, chosen)
     report.rows = staging.count(source.kind)
     report.missing_files = missing
-    return send(client, conn, convs, row_rejects, chosen.system, report, options, progress)
+    return send(client, conn, convs, row_rejects, chosen.system, report, options, progress, target)
 
 
 def migrate_zendesk(reader, client, conn, files, mapping_name, options, progress=silent):
     """`migrate` from Zendesk (the demo and the benchmark call it so)."""
     return migrate(SOURCES["zendesk"], reader, client, conn, files, mapping_name, options, progress)
+
+
+def _check_settings(target: Target, options: SendOptions, report: MigrationReport) -> int | None:
+    """A usage error for a mailbox or fallback user the target lacks; the fallback user's id."""
+    if options.mailbox_id is None or not any(
+        int(b["id"]) == options.mailbox_id for b in target.mailboxes
+    ):
+        names = ", ".join(f"{b['id']} ({b.get('name')})" for b in target.mailboxes)
+        if options.mailbox_id is None:
+            raise UsageError(f"say which target mailbox to migrate into: --mailbox ID ({names})")
+        raise UsageError(f"no mailbox {options.mailbox_id} on the target; mailboxes: {names}")
+    return _fallback_id(target, options.fallback_user, report)
 
 
 def _fallback_id(target, email: str | None, report: MigrationReport) -> int | None:

@@ -6,8 +6,9 @@ in. Records are upserted by (system, kind, id), so reading a record again replac
 cursor of each stream is written in the same transaction as the records of its page, so a
 killed run never leaves a cursor past what it saved and the next run goes on from there.
 
-Attachment files are kept beside the database, in a folder named after it
-(`migration.db` -> `migration.db-attachments/`), one file per content (named by its SHA-256):
+Attachment files are kept in the database's files folder (`migration.db` ->
+`migration-files/`, as `etl.files` keeps the mirror's), one file per content (`ab/abcd…`, its
+SHA-256):
 files are written before the transaction that records them, so a killed run leaves at most
 a file that no record names yet, which the next download of it reuses.
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from etl.errors import EtlError
+from etl.files import folder_for
 from etl.timeutil import now as now_text
 
 SCHEMA = """
@@ -82,8 +84,9 @@ def source_key(url: str) -> str:
 
 
 def files_folder(db_path: str | os.PathLike) -> Path:
-    path = Path(db_path)
-    return path.with_name(path.name + "-attachments")
+    """The database's files folder, which the mirror's stored attachments share: one
+    content-addressed folder per database (`migration.db` -> `migration-files/`)."""
+    return folder_for(db_path)
 
 
 class Staging:

@@ -4,17 +4,20 @@ The same checks as Zendesk's and Help Scout's: field by field, attachments by th
 inline images, spam and deleted tickets, a rerun, a delta after cut-over, kill -9, 429s.
 """
 
-import os
 import re
-import signal
-import sqlite3
-import subprocess
-import sys
-import time
 
 import pytest
 import requests
 from click.testing import CliRunner
+from helpers_migrate import (
+    FALLBACK,
+    ON_TARGET,
+    environment,
+    figure,
+    kill_halfway_then_rerun,
+    run,
+)
+from helpers_migrate import target_ids as ledger_ids
 
 from etl.cli import cli
 from etl.sandbox import Sandbox
@@ -22,16 +25,8 @@ from etl.sandbox.freshdesk import FreshdeskSandbox
 from etl.sandbox.freshdesk.store import ACCOUNT, iso
 from etl.sandbox.zendesk.store import PNG
 
-FALLBACK = "admin@support.example.org"
-ON_TARGET = {"agent2@support.example.org", "agent3@support.example.org"}
 STATUS = {2: "active", 3: "pending", 4: "closed", 5: "closed"}
 TYPE = {3: "phone", 7: "chat"}
-
-
-@pytest.fixture
-def freshdesk():
-    with FreshdeskSandbox(seed=1, tickets=30, page_limit=10) as server:
-        yield server
 
 
 @pytest.fixture
@@ -42,36 +37,21 @@ def target():
 
 @pytest.fixture(autouse=True)
 def _in_tmp(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)  # the rejects and report files land here
 
 
-def environment(freshdesk, target, db) -> dict:
-    return {
-        "SMARTICKS_URL": target.url,
-        "SMARTICKS_API_KEY": target.api_key,
-        "SMARTICKS_DB": str(db),
-        "FRESHDESK_API_KEY": freshdesk.api_key,
-    }
-
-
-def migrate(freshdesk, target, db, *extra):
-    args = ["migrate", "freshdesk", "--source-url", freshdesk.url, "--mailbox", "1", *extra]
-    return CliRunner().invoke(cli, [str(a) for a in args], env=environment(freshdesk, target, db))
-
-
-def figure(output: str, label: str) -> int:
-    found = re.search(rf"^\s+{re.escape(label)}\s+(\d+)", output, re.MULTILINE)
-    assert found, f"no {label!r} line in:\n{output}"
-    return int(found.group(1))
+def migrate(source, target, db, *extra):
+    return run("freshdesk", source, target, db, *extra)
 
 
 def target_ids(db) -> dict[int, int]:
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute(
-            "SELECT source_id, target_id FROM etl_load_items WHERE system = 'freshdesk' "
-            "AND kind = 'conversations' AND state = 'done'"
-        ).fetchall()
-    return {int(s): t for s, t in rows}
+    return ledger_ids(db, "freshdesk")
+
+
+@pytest.fixture
+def freshdesk():
+    with FreshdeskSandbox(seed=1, tickets=30, page_limit=10) as server:
+        yield server
 
 
 def live(freshdesk):
@@ -179,28 +159,10 @@ def test_kill_9_halfway_then_rerun_creates_nothing_twice(tmp_path):
         FreshdeskSandbox(seed=2, tickets=40, page_limit=10, latency=0.01) as freshdesk,
         Sandbox(empty=True, latency=0.03) as target,
     ):
-        env = dict(os.environ, **environment(freshdesk, target, tmp_path / "m.db"))
-        command = [
-            sys.executable, "-m", "etl", "migrate", "freshdesk", "--source-url", freshdesk.url,
-            "--mailbox", "1", "--fallback-user", FALLBACK, "--workers", "4",
-        ]  # fmt: skip
-        first = subprocess.Popen(
-            command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        rerun = kill_halfway_then_rerun(
+            "freshdesk", freshdesk, target, tmp_path, 10, len(live(freshdesk))
         )
-        deadline = time.monotonic() + 60
-        while len(target.store.conversation_ids()) < 10 and time.monotonic() < deadline:
-            if first.poll() is not None:
-                pytest.fail(f"the migration ended before the kill: {first.communicate()}")
-            time.sleep(0.01)
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
         tickets = live(freshdesk)
-        assert 10 <= len(target.store.conversation_ids()) < len(tickets)
-
-        rerun = subprocess.run(
-            command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
-        )
-        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
         made = [target.store.get_conversation(c) for c in target.store.conversation_ids()]
         assert sorted(c["createdAt"] for c in made) == sorted(iso(t.created_at) for t in tickets)
         assert sum(c["threadsCount"] for c in made) == sum(len(parts(t)) for t in tickets)

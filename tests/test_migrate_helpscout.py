@@ -4,32 +4,26 @@ The same checks as Zendesk's: field by field, attachments by their bytes, inline
 rerun, a delta after cut-over, a kill -9 and a rerun, 429s; and expiring tokens.
 """
 
-import os
 import re
-import signal
-import sqlite3
-import subprocess
-import sys
-import time
 
 import pytest
 import requests
 from click.testing import CliRunner
+from helpers_migrate import (
+    FALLBACK,
+    ON_TARGET,
+    environment,
+    figure,
+    kill_halfway_then_rerun,
+    run,
+)
+from helpers_migrate import target_ids as ledger_ids
 
 from etl.cli import cli
 from etl.sandbox import Sandbox
 from etl.sandbox.helpscout import HelpScoutSandbox
 from etl.sandbox.helpscout.store import FILES, iso
 from etl.sandbox.zendesk.store import PNG
-
-FALLBACK = "admin@support.example.org"
-ON_TARGET = {"agent2@support.example.org", "agent3@support.example.org"}
-
-
-@pytest.fixture
-def helpscout():
-    with HelpScoutSandbox(seed=1, conversations=30, page_limit=10) as server:
-        yield server
 
 
 @pytest.fixture
@@ -40,37 +34,21 @@ def target():
 
 @pytest.fixture(autouse=True)
 def _in_tmp(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)  # the rejects and report files land here
 
 
-def environment(helpscout, target, db) -> dict:
-    return {
-        "SMARTICKS_URL": target.url,
-        "SMARTICKS_API_KEY": target.api_key,
-        "SMARTICKS_DB": str(db),
-        "HELPSCOUT_CLIENT_ID": helpscout.client_id,
-        "HELPSCOUT_CLIENT_SECRET": helpscout.client_secret,
-    }
-
-
-def migrate(helpscout, target, db, *extra):
-    args = ["migrate", "helpscout", "--source-url", helpscout.url, "--mailbox", "1", *extra]
-    return CliRunner().invoke(cli, [str(a) for a in args], env=environment(helpscout, target, db))
-
-
-def figure(output: str, label: str) -> int:
-    found = re.search(rf"^\s+{re.escape(label)}\s+(\d+)", output, re.MULTILINE)
-    assert found, f"no {label!r} line in:\n{output}"
-    return int(found.group(1))
+def migrate(source, target, db, *extra):
+    return run("helpscout", source, target, db, *extra)
 
 
 def target_ids(db) -> dict[int, int]:
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute(
-            "SELECT source_id, target_id FROM etl_load_items WHERE system = 'helpscout' "
-            "AND kind = 'conversations' AND state = 'done'"
-        ).fetchall()
-    return {int(s): t for s, t in rows}
+    return ledger_ids(db, "helpscout")
+
+
+@pytest.fixture
+def helpscout():
+    with HelpScoutSandbox(seed=1, conversations=30, page_limit=10) as server:
+        yield server
 
 
 def live(helpscout):
@@ -175,28 +153,10 @@ def test_kill_9_halfway_then_rerun_creates_nothing_twice(tmp_path):
         HelpScoutSandbox(seed=2, conversations=40, page_limit=10, latency=0.01) as helpscout,
         Sandbox(empty=True, latency=0.03) as target,
     ):
-        env = dict(os.environ, **environment(helpscout, target, tmp_path / "m.db"))
-        command = [
-            sys.executable, "-m", "etl", "migrate", "helpscout", "--source-url", helpscout.url,
-            "--mailbox", "1", "--fallback-user", FALLBACK, "--workers", "4",
-        ]  # fmt: skip
-        first = subprocess.Popen(
-            command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        rerun = kill_halfway_then_rerun(
+            "helpscout", helpscout, target, tmp_path, 10, len(live(helpscout))
         )
-        deadline = time.monotonic() + 60
-        while len(target.store.conversation_ids()) < 10 and time.monotonic() < deadline:
-            if first.poll() is not None:
-                pytest.fail(f"the migration ended before the kill: {first.communicate()}")
-            time.sleep(0.01)
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
         convs = live(helpscout)
-        assert 10 <= len(target.store.conversation_ids()) < len(convs)
-
-        rerun = subprocess.run(
-            command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
-        )
-        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
         made = [target.store.get_conversation(c) for c in target.store.conversation_ids()]
         assert sorted(c["createdAt"] for c in made) == sorted(iso(c.created_at) for c in convs)
         threads = sum(c["threadsCount"] for c in made)

@@ -104,3 +104,18 @@ def test_a_staging_is_bound_to_its_account_and_saves_records_with_their_cursor(t
     Staging(conn, "zendesk", "https://acme.zendesk.com", tmp_path / "files").bind()  # same one
     with pytest.raises(StagingMismatch, match="stages the zendesk account https://acme"):
         Staging(conn, "zendesk", "https://other.zendesk.com", tmp_path / "files").bind()
+
+
+def test_every_migrate_command_has_help_with_an_example():
+    from click.testing import CliRunner
+
+    from etl.cli import cli
+
+    for args in (
+        ["migrate"],
+        *(["migrate", name] for name in ("zendesk", "helpscout", "freshdesk")),
+    ):
+        result = CliRunner().invoke(cli, [*args, "--help"])
+        assert result.exit_code == 0
+        assert "Example:" in result.output, args
+        assert "never stored" in " ".join(result.output.split()) or args == ["migrate"]

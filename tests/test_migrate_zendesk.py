@@ -8,7 +8,6 @@ a dry run, a custom mapping, and the token kept out of output and files.
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -17,22 +16,23 @@ from pathlib import Path
 import pytest
 import requests
 from click.testing import CliRunner
+from helpers_migrate import (
+    FALLBACK,
+    environment,
+    figure,
+    kill_halfway_then_rerun,
+    run,
+)
+from helpers_migrate import target_ids as ledger_ids
 
 from etl.cli import cli
 from etl.sandbox import Sandbox
 from etl.sandbox.zendesk import ZendeskSandbox
 from etl.sandbox.zendesk.store import PNG, iso
 
-FALLBACK = "admin@support.example.org"
 STATUS = {"new": "active", "open": "active", "pending": "pending", "hold": "pending"}
 STATUS |= {"solved": "closed", "closed": "closed"}
 CHANNEL = {"voice": "phone", "chat": "chat", "native_messaging": "chat"}
-
-
-@pytest.fixture
-def zendesk():
-    with ZendeskSandbox(seed=1, tickets=40, page_limit=10) as server:
-        yield server
 
 
 @pytest.fixture
@@ -43,38 +43,21 @@ def target():
 
 @pytest.fixture(autouse=True)
 def _in_tmp(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)  # the rejects file lands here
+    monkeypatch.chdir(tmp_path)  # the rejects and report files land here
 
 
-def environment(zendesk, target, db) -> dict:
-    return {
-        "SMARTICKS_URL": target.url,
-        "SMARTICKS_API_KEY": target.api_key,
-        "SMARTICKS_DB": str(db),
-        "ZENDESK_EMAIL": zendesk.email,
-        "ZENDESK_TOKEN": zendesk.token,
-    }
-
-
-def migrate(zendesk, target, db, *extra):
-    args = ["migrate", "zendesk", "--source-url", zendesk.url, "--mailbox", "1", *extra]
-    return CliRunner().invoke(cli, [str(a) for a in args], env=environment(zendesk, target, db))
-
-
-def figure(output: str, label: str) -> int:
-    found = re.search(rf"^\s+{re.escape(label)}\s+(\d+)", output, re.MULTILINE)
-    assert found, f"no {label!r} line in:\n{output}"
-    return int(found.group(1))
+def migrate(source, target, db, *extra):
+    return run("zendesk", source, target, db, *extra)
 
 
 def target_ids(db) -> dict[int, int]:
-    """Zendesk ticket id -> target conversation id, from the ledger."""
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute(
-            "SELECT source_id, target_id FROM etl_load_items WHERE system = 'zendesk' "
-            "AND state = 'done'"
-        ).fetchall()
-    return {int(s): t for s, t in rows}
+    return ledger_ids(db, "zendesk")
+
+
+@pytest.fixture
+def zendesk():
+    with ZendeskSandbox(seed=1, tickets=40, page_limit=10) as server:
+        yield server
 
 
 def live_tickets(zendesk):
@@ -227,28 +210,9 @@ def test_kill_9_halfway_then_rerun_creates_nothing_twice(tmp_path):
         ZendeskSandbox(seed=2, tickets=40, page_limit=10, latency=0.01) as zendesk,
         Sandbox(empty=True, latency=0.03) as target,
     ):
-        env = dict(os.environ, **environment(zendesk, target, tmp_path / "m.db"))
-        command = [
-            sys.executable, "-m", "etl", "migrate", "zendesk", "--source-url", zendesk.url,
-            "--mailbox", "1", "--fallback-user", FALLBACK, "--workers", "4",
-        ]  # fmt: skip
-        first = subprocess.Popen(
-            command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        rerun = kill_halfway_then_rerun(
+            "zendesk", zendesk, target, tmp_path, 12, len(live_tickets(zendesk))
         )
-        deadline = time.monotonic() + 60
-        while len(target.store.conversation_ids()) < 12 and time.monotonic() < deadline:
-            if first.poll() is not None:
-                pytest.fail(f"the migration ended before the kill: {first.communicate()}")
-            time.sleep(0.01)
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
-        at_kill = len(target.store.conversation_ids())
-        assert 12 <= at_kill < 37
-
-        rerun = subprocess.run(
-            command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
-        )
-        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
         live = live_tickets(zendesk)
         created = [
             target.store.get_conversation(c)["createdAt"] for c in target.store.conversation_ids()
@@ -438,3 +402,48 @@ def test_attachments_over_the_request_limit_follow_in_notes_and_appends(tmp_path
         assert small.store.get_conversation(target_ids(db)[ticket.id])["threadsCount"] == len(
             threads
         )
+
+
+def test_no_or_a_wrong_mailbox_is_one_line_and_exit_2_before_anything_is_sent(
+    zendesk, target, tmp_path
+):
+    env = environment(zendesk, target, tmp_path / "m.db")
+    for extra, said in (
+        ([], "Error: say which target mailbox to migrate into: --mailbox ID (1 ("),
+        (["--mailbox", "99"], "Error: no mailbox 99 on the target; mailboxes: 1 ("),
+    ):
+        args = ["migrate", "zendesk", "--source-url", zendesk.url, *extra]
+        result = CliRunner().invoke(cli, args, env=env)
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith(said) and result.output.count("\n") == 1
+    assert target.store.conversation_ids() == []
+    assert list(zendesk.request_log) == []  # said before the source was read
+
+
+def test_5xx_at_the_source_are_retried_and_every_ticket_arrives_once(tmp_path, monkeypatch, target):
+    from etl.sources import http
+
+    monkeypatch.setattr(http.time, "sleep", lambda seconds: None)
+    with ZendeskSandbox(seed=5, tickets=20, error_rate=0.25, fault_seed=3) as zendesk:
+        result = migrate(zendesk, target, tmp_path / "m.db", "--fallback-user", FALLBACK)
+        failed = zendesk.status_counts.get(503, 0)
+        live = live_tickets(zendesk)
+    assert result.exit_code == 0, result.output
+    assert failed >= 5
+    made = [target.store.get_conversation(c)["createdAt"] for c in target.store.conversation_ids()]
+    assert sorted(made) == sorted(iso(t.created_at) for t in live)
+
+
+def test_a_retry_after_beyond_max_wait_fails_at_once_in_one_line(tmp_path, monkeypatch, target):
+    from etl.sources import http
+
+    waits = []
+    monkeypatch.setattr(http.time, "sleep", waits.append)
+    with ZendeskSandbox(seed=6, tickets=5, rate_limit_every=1, retry_after=3600) as zendesk:
+        result = migrate(zendesk, target, tmp_path / "m.db", "--max-wait", "60")
+    assert result.exit_code == 1, result.output
+    assert waits == []  # no hour-long sleep
+    assert result.output.strip().splitlines() == [
+        "Error: GET /api/v2/incremental/tickets/cursor.json: HTTP 429: "
+        "the source asks to wait 3600 s, more than --max-wait 60 s"
+    ]

@@ -429,7 +429,10 @@ def conversation_shape(sandbox, cid: int, drop_fields=()) -> dict:
     }
 
 
-def test_round_trip_moves_every_customer_and_conversation_field_by_field(sandbox_factory, tmp_path):
+@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+def test_round_trip_moves_every_customer_and_conversation_field_by_field(
+    sandbox_factory, tmp_path, fmt
+):
     from urllib.parse import quote
 
     from etl.htmltext import html_to_text
@@ -478,7 +481,7 @@ def test_round_trip_moves_every_customer_and_conversation_field_by_field(sandbox
     mirror_db, ledger_db = tmp_path / "a.db", tmp_path / "b.db"
     assert run(source, "sync", "--quiet", db=mirror_db).exit_code == 0
     dump = tmp_path / "dump"
-    exported = run(source, "export", "--format", "jsonl", "--out", dump, "--quiet", db=mirror_db)
+    exported = run(source, "export", "--format", fmt, "--out", dump, "--quiet", db=mirror_db)
     assert exported.exit_code == 0, exported.output
 
     a_people = [store.get_customer(i) for i in store.customer_ids()]
@@ -492,7 +495,7 @@ def test_round_trip_moves_every_customer_and_conversation_field_by_field(sandbox
         target,
         "load",
         "customers",
-        dump / "customers.jsonl",
+        dump / f"customers.{fmt}",
         "--mapping",
         "smarticks",
         *field_args,
@@ -504,7 +507,7 @@ def test_round_trip_moves_every_customer_and_conversation_field_by_field(sandbox
         target,
         "load",
         "conversations",
-        dump / "conversations.jsonl",
+        dump / f"conversations.{fmt}",
         "--mapping",
         "smarticks",
         "--workers",
@@ -555,7 +558,7 @@ def test_round_trip_moves_every_customer_and_conversation_field_by_field(sandbox
         target,
         "load",
         "conversations",
-        dump / "conversations.jsonl",
+        dump / f"conversations.{fmt}",
         "--mapping",
         "smarticks",
         db=ledger_db,
@@ -762,3 +765,69 @@ def test_the_smarticks_customer_sample_keeps_every_phone_profile_and_website(
         ("mark@example.org", "work"),
         ("mark.morrison@example.net", "home"),
     ]
+
+
+def test_finding_a_conversation_on_the_target_costs_one_request(empty_sandbox, tmp_path):
+    source = write_jsonl(
+        tmp_path / "c.jsonl", [smarticks_record(str(n), f"Subject {n}") for n in range(5)]
+    )
+    args = ["load", "conversations", source, "--mapping", "smarticks", "--mailbox", 1]
+    assert run(empty_sandbox, *args, db=tmp_path / "a.db").exit_code == 0
+    empty_sandbox.request_log.clear()
+    again = run(empty_sandbox, *args, db=tmp_path / "b.db")
+    assert figure(again.output, "already on the target") == 5
+    asked = [p for m, p, _ in empty_sandbox.request_log if p.startswith("/api/conversations")]
+    # One request per mailbox to see it holds conversations, then one list request each
+    # (threads embedded, for catching up): no GET of each conversation, nothing written.
+    assert asked == ["/api/conversations"] * 6
+    assert {m for m, _, _ in empty_sandbox.request_log} == {"GET"}
+
+
+def test_a_customer_first_met_as_another_conversations_author_keeps_its_phone(
+    empty_sandbox, tmp_path
+):
+    pat = {"type": "customer", "id": 70, "email": "pat@example.org"}
+    bo = {"type": "customer", "id": 71, "email": None, "firstName": "Bo", "lastName": "Li"}
+    records = [
+        smarticks_record(
+            "1",
+            "Pat writes, Bo chimes in",
+            threads=[
+                thread("customer", "2024-03-01T10:00:00Z", "Hello", pat),
+                thread("customer", "2024-03-01T10:05:00Z", "Me too", bo),
+            ],
+        ),
+        smarticks_record(
+            "2",
+            "Bo's own",
+            customer={"id": 71, "email": None, "firstName": "Bo", "lastName": "Li"},
+            threads=[thread("customer", "2024-03-02T10:00:00Z", "Hi", bo)],
+        ),
+    ]
+    source = write_jsonl(tmp_path / "conversations.jsonl", records)
+    people = [
+        {"id": 70, "email": "pat@example.org", "phone": None},
+        {"id": 71, "email": None, "phone": "+44 20 7946 0000"},
+    ]
+    write_jsonl(tmp_path / "customers.jsonl", people)
+    args = ["load", "conversations", source, "--mapping", "smarticks", "--mailbox", 1]
+    assert run(empty_sandbox, *args, db=tmp_path / "a.db").exit_code == 0
+    store = empty_sandbox.store
+    (li,) = [c for c in map(store.get_customer, store.customer_ids()) if c["firstName"] == "Bo"]
+    assert [p["value"] for p in li["_embedded"]["phones"]] == ["+44 20 7946 0000"]
+    chimed = {c["subject"]: c for c in conversations(empty_sandbox)}["Pat writes, Bo chimes in"]
+    authors = [t["createdBy"]["id"] for t in reversed(chimed["_embedded"]["threads"])]
+    assert authors == [chimed["customer"]["id"], li["id"]]  # Bo's own thread, not Pat's
+    again = run(empty_sandbox, *args, db=tmp_path / "b.db")  # found by that phone
+    assert figure(again.output, "already on the target") == 2, again.output
+    assert len(store.conversation_ids()) == 2
+
+
+def test_ledgers_of_one_connection_share_one_lock():
+    import sqlite3
+
+    from etl.ledger import Ledger
+
+    ledger = Ledger(sqlite3.connect(":memory:", check_same_thread=False), "http://x", "s", "c")
+    customers = ledger.sibling("customers")
+    assert customers.lock is ledger.lock and customers.kind == "customers"

@@ -33,9 +33,11 @@ from etl.cli import cli
 from etl.client import Client, RetryPolicy
 from etl.errors import ApiError, NotFound
 from etl.redact import redact_text, redact_url
+from etl.sandbox import Sandbox
 from etl.sandbox.handlers import served_type
 from etl.sandbox.serve import exposure_warning
 from etl.sandbox.server import key_matches
+from etl.sandbox.zendesk import ZendeskSandbox
 from tests.hostile import Answer, keys_received, proxy, redirect, serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -649,3 +651,35 @@ def children_of(pid: int) -> list[int]:
             if entry.name.isdigit() and int(stat.rpartition(")")[2].split()[1]) == pid:
                 found.append(int(entry.name))
     return found
+
+
+def test_max_wait_holds_for_the_source_of_a_migration(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with (
+        ZendeskSandbox(seed=1, tickets=5, rate_limit_every=1, retry_after=30) as zendesk,
+        Sandbox(empty=True) as target,
+    ):
+        env = {"ZENDESK_EMAIL": zendesk.email, "ZENDESK_TOKEN": zendesk.token}
+        args = ["migrate", "zendesk", "--source-url", zendesk.url, "--mailbox", "1"]
+        result = CliRunner().invoke(
+            cli,
+            [*args, "--db", str(tmp_path / "m.db"), "--max-wait", "5"],
+            env={"SMARTICKS_URL": target.url, "SMARTICKS_API_KEY": target.api_key, **env},
+        )
+    assert result.exit_code == 1, result.output
+    assert "the source asks to wait 30 s" in error_line(result)
+
+
+def test_a_redirect_from_http_to_https_says_to_pass_the_https_url(sandbox):
+    def rule(request):  # the same host, on https
+        return redirect(301, f"https://127.0.0.1{request.path}")
+
+    with proxy(sandbox.url, rule) as front:
+        client = Client(front.url, sandbox.api_key)
+        with pytest.raises(ApiError) as caught:
+            client.get("api/tags")
+    assert str(caught.value) == (
+        f"GET api/tags: HTTP 301: {front.url}/api/tags redirected to https://127.0.0.1/api/tags:"
+        " not followed, the API key stays on its host (if the server moved to https, pass that"
+        " as --url)"
+    )

@@ -114,7 +114,9 @@ def load_group() -> None:
     \b
     Every create is sent with imported=true: nobody is emailed or notified.
     A ledger in --db makes reruns safe: nothing is created twice.
-    Exit status: 0 loaded, 3 some rows rejected (see the rejects file), 1 failed.
+    Each run writes FILESTEM.report.csv (one row per record) beside the rejects file.
+    Exit status: 0 loaded, 3 some rows rejected (see the rejects file), 2 the file cannot
+    load as it is (one line says what to fix; nothing was sent), 1 failed.
 
     \b
     Example:

@@ -9,7 +9,15 @@ from pathlib import Path
 import click
 
 from etl import lock, mirror
-from etl.cli.common import connection_options, db_option, make_client, quiet_option, say
+from etl.cli.common import (
+    DEFAULT_MAX_WAIT,
+    connection_options,
+    db_option,
+    make_client,
+    quiet_option,
+    say,
+)
+from etl.client import RetryPolicy
 from etl.load import LoadFailed
 
 EXIT_REJECTED = 3
@@ -89,9 +97,13 @@ def run_migration(name: str, reader, settings: dict) -> None:
     from etl.staging import files_folder
 
     quiet, db = settings["quiet"], settings["db"]
+    # --max-wait is the patience with the source too (Zendesk's export allows 10 a minute).
+    patience = click.get_current_context().meta.get("etl.max_wait", DEFAULT_MAX_WAIT)
+    reader.http.retry = RetryPolicy(max_total_wait=patience)
     if reader.warning and not quiet:
         click.echo(f"warning: {reader.warning}", err=True)
     client = make_client(settings["url"], settings["api_key"], quiet)
+    reader.http.retry = client.retry  # --max-wait holds for the source as for the target
     options = migrate.SendOptions(
         settings["mailbox"],
         settings["fallback_user"],

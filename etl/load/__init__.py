@@ -19,7 +19,6 @@ only; the email for customers) before anything is sent again. Every create carri
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +43,6 @@ from etl.load.report import (
     Reject,
     Report,
     default_rejects_path,
-    read_rejects,
     write_rejects,
     write_report,
 )
@@ -52,7 +50,6 @@ from etl.load.send import Sender, customer_ref, run_workers
 from etl.load.target import (
     Target,
     fetch_target,
-    find_conversation,
     find_customer,
     mailboxes_with_conversations,
 )
@@ -73,12 +70,10 @@ __all__ = [
     "UsageError",
     "default_rejects_path",
     "fetch_target",
-    "find_conversation",
     "find_customer",
     "load",
     "plan_conversation",
     "plan_customer",
-    "read_rejects",
     "write_rejects",
 ]
 
@@ -239,7 +234,7 @@ def load(
         sender.fetch = downloader(client)
         sender.by_user = fallback_id
         if options.kind == CONVERSATIONS:
-            customers = Ledger(conn, client.url, mapping.system, CUSTOMERS)
+            customers = ledger.sibling(CUSTOMERS)
             sender.customers = CustomerResolver(client, customers, sender.retry_pause)
             boxes = {i.payload.get("mailboxId") for i, e in to_send if e is None}
             sender.look_in = mailboxes_with_conversations(client, boxes - {None})
@@ -366,9 +361,3 @@ def _count_customers(client: Client, items: list[Item], report: Report, workers:
         found = list(pool.map(lambda ref: find_match(client, ref), refs.values()))
     report.customers_existing = sum(1 for f in found if f is not None)
     report.customers_new = len(refs) - report.customers_existing
-
-
-def summarize_sources(convs: Iterable[m.SourceConversation]) -> dict[str, int]:
-    """Counts for tests and reports: conversations and threads."""
-    convs = list(convs)
-    return {"conversations": len(convs), "threads": sum(len(c.threads) for c in convs)}

@@ -36,13 +36,6 @@ def match_key(ref: dict[str, Any]) -> str:
     return f"name:{ref.get('firstName') or ''} {ref.get('lastName') or ''}".strip().casefold()
 
 
-def find_customers(client: Client, params: dict[str, str]) -> list[int]:
-    """Ids of the target's customers matching list filters, oldest first (one request)."""
-    query = {**params, "sortField": "createdAt", "sortOrder": "asc", "pageSize": 50}
-    document = client.get("api/customers", query) or {}
-    return [int(c["id"]) for c in (document.get("_embedded") or {}).get("customers") or []]
-
-
 def lookups(ref: dict[str, Any]) -> list[dict[str, str]]:
     """The filter a customer is matched by: its email, else its phone, else first and last
     name (a customer with a phone that the target lacks is new, whatever its name)."""
@@ -55,12 +48,31 @@ def lookups(ref: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def find_match(client: Client, ref: dict[str, Any], taken: set[int] | None = None) -> int | None:
-    """The first customer matching `ref` by the first filter that finds one, not in `taken`."""
+    """The oldest customer matching `ref` (email, else phone, else name) not in `taken`;
+    among customers sharing a phone, one with the same name first."""
     for params in lookups(ref):
-        for found in find_customers(client, params):
-            if not taken or found not in taken:
-                return found
+        query = {**params, "sortField": "createdAt", "sortOrder": "asc", "pageSize": 50}
+        document = client.get("api/customers", query) or {}
+        found = [
+            c
+            for c in (document.get("_embedded") or {}).get("customers") or []
+            if not taken or int(c["id"]) not in taken
+        ]
+        if "phone" in params:
+            found.sort(key=lambda c: not _same_name(c, ref))  # stable: oldest first in each
+        if found:
+            return int(found[0]["id"])
     return None
+
+
+def _same_name(customer: dict[str, Any], ref: dict[str, Any]) -> bool:
+    def name(value: Any) -> str:
+        return str(value or "").casefold()
+
+    return (name(customer.get("firstName")), name(customer.get("lastName"))) == (
+        name(ref.get("firstName")),
+        name(ref.get("lastName")),
+    )
 
 
 def create_body(ref: dict[str, Any]) -> dict[str, Any]:

@@ -39,13 +39,6 @@ class Item:
     update_of: int | None = None  # loaded before as this target id: append what is new
 
 
-@dataclass
-class Plan:
-    items: list[Item]
-    problems: dict[str, tuple[str, int, list[m.Problem]]]  # source id -> (file, row, problems)
-    unmapped_agents: Counter
-
-
 def plan_conversation(
     conv: m.SourceConversation,
     target: Target,
@@ -152,7 +145,7 @@ def plan_conversation(
     expected = {
         "subject": conv.subject,
         "customerEmail": conv.customer.email,
-        # Only without an email: what find_conversation can look the customer up by.
+        # Only without an email: what conversation_candidates can look the customer up by.
         **({} if conv.customer.email else {"customerPhone": conv.customer.phone}),
         "status": conv.status,
         "type": conv.type,
@@ -199,10 +192,12 @@ def thread_kind(thread: m.SourceThread, customer_email: str, target: Target) -> 
 
 def _thread_customer_ref(author: m.Person, customer: m.Person) -> dict[str, Any]:
     """A customer thread's `customer`: the conversation's own ref when the author is its
-    customer, so the target resolves both to one customer. Without emails (a phone
-    conversation) an author with no email, or with the customer's name, is taken to be the
-    customer: the target finds the customer again by the same phone (a ref with a first name
-    only makes a new customer on each use, which the API offers no way to avoid)."""
+    customer, so the target resolves both to one customer. With the source's ids for both,
+    they decide; else the emails; an author with neither an email nor another name is taken
+    to be the customer."""
+    if author.source_id and customer.source_id:
+        same = author.source_id == customer.source_id
+        return _customer_ref(customer if same else author)
     email = author.email or customer.email
     if email:
         if customer.email and email.casefold() == customer.email.casefold():
@@ -211,9 +206,6 @@ def _thread_customer_ref(author: m.Person, customer: m.Person) -> dict[str, Any]
         if author.first_name:
             ref.update(_customer_ref(author))
         return ref
-    if author.source_id and customer.source_id:
-        same = author.source_id == customer.source_id
-        return _customer_ref(customer if same else author)
     named = (author.first_name, author.last_name)
     if not any(named) or named == (customer.first_name, customer.last_name):
         return _customer_ref(customer)

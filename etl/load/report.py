@@ -236,11 +236,6 @@ def _is_rejects_file(path: Path) -> bool:
         return handle.readline().strip() == ",".join(REJECT_COLUMNS)
 
 
-def read_rejects(path: Path) -> list[dict[str, str]]:
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
 REPORT_COLUMNS = ("file", "row", "id", "target_id", "outcome", "left_out", "reason")
 
 

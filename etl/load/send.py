@@ -61,6 +61,7 @@ class Sender:
     look_in: set[int] | None = None
     claimed: set[int] | None = None  # target ids the ledger owns, read on first need
     taken: set[int] = field(default_factory=set)  # customers this run matched or created
+    seen: dict[int, dict] = field(default_factory=dict)  # found conversations, with threads
     customer_fields: CustomerFields | None = None
     fetch: Callable[[str], bytes] | None = None  # downloads attachments (attachments.py)
     by_user: int | None = None  # the fallback user: byUser of status changes
@@ -174,7 +175,10 @@ class Sender:
         with the source's status, then set spam. UPDATED when that changed anything, SAME when
         the target shows the source already, DIFFERS when it differs in what the API cannot
         change (the subject, an old thread's text)."""
-        conv = self.client.get(f"api/conversations/{target_id}", {"embed": "threads"}) or {}
+        with self.recovery:
+            conv = self.seen.pop(target_id, None)
+        if conv is None or "threads" not in (conv.get("_embedded") or {}):
+            conv = self.client.get(f"api/conversations/{target_id}", {"embed": "threads"}) or {}
         threads = [
             t for t in (conv.get("_embedded") or {}).get("threads") or [] if t["type"] != "lineitem"
         ]
@@ -233,15 +237,19 @@ class Sender:
 
     def _claim_conversation(self, item: Item, existing: bool = False) -> int | None:
         """Find the item's conversation on the target and record it, unless another source
-        record owns it already."""
-        candidates = conversation_candidates(self.client, item.expected)
+        record owns it already. Found with another ledger (`existing`), its threads come in
+        the same request, for catching it up (kept in `self.seen`)."""
+        embed = "threads" if existing else ""
+        candidates = conversation_candidates(self.client, item.expected, embed)
         with self.recovery:
             if self.claimed is None:
                 self.claimed = self.ledger.claimed_target_ids()
-            found = next((c for c in candidates if c not in self.claimed), None)
+            doc = next((c for c in candidates if int(c["id"]) not in self.claimed), None)
+            found = int(doc["id"]) if doc is not None else None
             if found is not None:
                 self.claimed.add(found)
                 if existing:  # kept with what it should show, for verify and reruns
+                    self.seen[found] = doc
                     self.ledger.intend(
                         item.source_id,
                         item.fingerprint,

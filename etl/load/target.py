@@ -57,19 +57,17 @@ def fetch_target(client: Client, with_fields: bool = True) -> Target:
     return Target(users, mailboxes, fields, min(admins)[1] if admins else None)
 
 
-def find_conversation(client: Client, expected: dict, claimed: set[int]) -> int | None:
-    """The target conversation matching subject + customer + createdAt, not yet claimed."""
-    return next((c for c in conversation_candidates(client, expected) if c not in claimed), None)
-
-
-def conversation_candidates(client: Client, expected: dict) -> list[int]:
+def conversation_candidates(client: Client, expected: dict, embed: str = "") -> list[dict]:
     """Target conversations with the subject, customer and createdAt of `expected`, oldest
-    first; usually one request (the list filters narrow it to the second).
+    first; usually one request (the list filters narrow it to the second). `embed=threads`
+    brings their threads in the same request.
 
-    The customer is matched by email, else by the id it was resolved to, else by phone. With
-    none (a customer known by name only) the match is subject + createdAt + mailbox alone:
-    weaker, as two conversations with the same subject created in the same second in the same
-    mailbox cannot be told apart (claimed ids keep each from being taken twice).
+    The customer is matched by email, else by phone (not by the id a customer without an
+    email was resolved to: two customers may share a phone or a name, and which one a load
+    took can differ between runs). With neither (a customer known by name only) the match is
+    subject + createdAt + mailbox alone: weaker, as two conversations with the same subject
+    created in the same second in the same mailbox cannot be told apart (claimed ids keep each
+    from being taken twice).
     """
     created = expected["createdAt"]
     params = {
@@ -81,14 +79,14 @@ def conversation_candidates(client: Client, expected: dict) -> list[int]:
     }
     if expected.get("customerEmail"):
         params["customerEmail"] = expected["customerEmail"]
-    elif expected.get("customerId"):
-        params["customerId"] = expected["customerId"]
     elif expected.get("customerPhone"):
         params["customerPhone"] = expected["customerPhone"]
     if expected.get("mailboxId"):
         params["mailboxId"] = expected["mailboxId"]
+    if embed:
+        params["embed"] = embed
     wanted = parse_timestamp(created)
-    found: list[int] = []
+    found: list[dict] = []
     for page in iter_pages(client, "api/conversations", "conversations", params, page_size=50):
         for conv in page.items:
             when = conv.get("createdAt")
@@ -96,7 +94,7 @@ def conversation_candidates(client: Client, expected: dict) -> list[int]:
                 return found  # sorted by createdAt: nothing later can match
             if conv.get("subject") == expected["subject"] and when:
                 if parse_timestamp(when) == wanted:
-                    found.append(int(conv["id"]))
+                    found.append(conv)
     return found
 
 

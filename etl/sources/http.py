@@ -86,7 +86,13 @@ class Retrying:
                 after = self._retry_after(response)
                 delay = after if after is not None else max(delay, 10.0)
                 if after is not None and after > self.retry.max_total_wait:
-                    raise ApiError(429, method, what, f"the source asks to wait {after:.0f} s")
+                    raise ApiError(
+                        429,
+                        method,
+                        what,
+                        f"the source asks to wait {after:.0f} s, more than --max-wait "
+                        f"{self.retry.max_total_wait:.0f} s",
+                    )
             if attempt >= self.retry.attempts or waited + delay > self.retry.max_total_wait:
                 raise ApiError(None, method, what, f"{failure} (after {attempt} tries)")
             waited += delay

@@ -894,7 +894,7 @@ def benchmark(args, work: Path, table: Table) -> None:
             work,
         ).check()
         # Enough lines that --limit, not the end of the file, stops the load (some rows are
-        # skipped or rejected: trash, no customer email).
+        # skipped: trash).
         lines = work / "load-conversations.jsonl"
         with open(dump / "conversations.jsonl", "rb") as src, open(lines, "wb") as dst:
             for number, line in enumerate(src):

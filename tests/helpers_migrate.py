@@ -1,0 +1,88 @@
+"""What the `etl migrate` tests share: running the command against a source emulation and a
+Smarticks sandbox, reading its figures and ledger, and the kill -9 halfway."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from etl.cli import cli
+
+FALLBACK = "admin@support.example.org"
+ON_TARGET = {"agent2@support.example.org", "agent3@support.example.org"}  # the rest: FALLBACK
+
+
+def credentials(source) -> dict:
+    """The source emulation's secrets, in the variables `etl migrate` reads."""
+    name = type(source).__name__
+    if name == "ZendeskSandbox":
+        return {"ZENDESK_EMAIL": source.email, "ZENDESK_TOKEN": source.token}
+    if name == "HelpScoutSandbox":
+        return {"HELPSCOUT_CLIENT_ID": source.client_id,
+                "HELPSCOUT_CLIENT_SECRET": source.client_secret}  # fmt: skip
+    return {"FRESHDESK_API_KEY": source.api_key}
+
+
+def environment(source, target, db) -> dict:
+    return {
+        "SMARTICKS_URL": target.url,
+        "SMARTICKS_API_KEY": target.api_key,
+        "SMARTICKS_DB": str(db),
+        **credentials(source),
+    }
+
+
+def command(name: str, source, *extra) -> list[str]:
+    return ["migrate", name, "--source-url", source.url, "--mailbox", "1", *map(str, extra)]
+
+
+def run(name: str, source, target, db, *extra):
+    env = environment(source, target, db)
+    return CliRunner().invoke(cli, command(name, source, *extra), env=env)
+
+
+def figure(output: str, label: str) -> int:
+    found = re.search(rf"^\s+{re.escape(label)}\s+(\d+)", output, re.MULTILINE)
+    assert found, f"no {label!r} line in:\n{output}"
+    return int(found.group(1))
+
+
+def target_ids(db, system: str) -> dict[int, int]:
+    """Source id -> target conversation id, from the ledger."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT source_id, target_id FROM etl_load_items WHERE system = ? "
+            "AND kind = 'conversations' AND state = 'done'",
+            (system,),
+        ).fetchall()
+    return {int(s): t for s, t in rows}
+
+
+def kill_halfway_then_rerun(name, source, target, tmp_path, at_least: int, total: int):
+    """`etl migrate` in a child process, killed with SIGKILL once the target holds `at_least`
+    conversations (of `total`), then run again to its end; returns the rerun."""
+    env = dict(os.environ, **environment(source, target, tmp_path / "m.db"))
+    args = [sys.executable, "-m", "etl", *command(name, source, "--fallback-user", FALLBACK,
+                                                    "--workers", 4)]  # fmt: skip
+    first = subprocess.Popen(args, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while len(target.store.conversation_ids()) < at_least and time.monotonic() < deadline:
+        if first.poll() is not None:
+            pytest.fail(f"the migration ended before the kill: {first.communicate()}")
+        time.sleep(0.01)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    assert at_least <= len(target.store.conversation_ids()) < total
+    rerun = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True,
+                           timeout=120)  # fmt: skip
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    return rerun
