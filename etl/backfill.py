@@ -18,9 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from etl import mirror, records
-from etl.client import Client, iter_pages
+from etl.client import Client
 from etl.errors import NotFound
 from etl.interrupt import deferred_interrupt
+from etl.paging import iter_pages
 from etl.progress import Progress, silent
 from etl.state import get_state, set_state
 
@@ -94,8 +95,7 @@ def _fill(client, conn, gap: Gap, workers: int, progress: Progress, done: Backfi
                     for log in logs
                 ]
                 with conn:
-                    packed = mirror.pack({"timelogs": rows})["timelogs"]
-                    mirror.replace_children(conn, "timelogs", chunk, packed)
+                    mirror.replace_children(conn, "timelogs", chunk, rows)
                     progress_made = {"after": gap.after, "after_id": chunk[-1]}
                     set_state(conn, PROGRESS, json.dumps(progress_made))
                 done.conversations += len(chunk)

@@ -1,4 +1,12 @@
-"""HTTP access to the Smarticks API: auth, timeouts, retries, a shared rate-limit gate, paging.
+"""HTTP access to the Smarticks API: auth, timeouts, retries and a shared rate-limit gate.
+
+Requests go through `requests`, and urllib3's `Retry` repeats a GET (or PUT, DELETE) on a
+connection error or a 5xx, with exponential backoff; a connection that cannot be made at all
+is tried only a few times. A 429 is not urllib3's (it would sleep inside one thread, for as
+long as the server asks): it closes the client's `RateGate`, shared by every thread, so that
+no request goes out before its Retry-After has passed, and a Retry-After longer than the
+patience (`--max-wait`) fails at once. A POST is repeated only when it surely did not reach
+the server; otherwise its outcome is unknown (`OutcomeUnknown`) and the caller looks first.
 
 The key travels only in the `X-Smarticks-API-Key` header, never in a URL, so it cannot leak
 into error messages, logs or progress output, all of which name the path alone. It is added
@@ -9,26 +17,23 @@ files elsewhere without it.
 
 from __future__ import annotations
 
-import ctypes
 import ipaddress
-import itertools
 import json
-import multiprocessing
 import os
 import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import nullcontext
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
+from urllib3.util import Retry
 
 from etl.errors import (
     ApiError,
@@ -37,12 +42,12 @@ from etl.errors import (
     Conflict,
     NotFound,
     OutcomeUnknown,
-    PagingError,
     ValidationFailed,
 )
 from etl.redact import redact_url
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+SERVER_ERRORS = frozenset({500, 502, 503, 504})  # repeated by urllib3's Retry
+RETRY_STATUSES = SERVER_ERRORS | {429}
 USER_AGENT = "smarticks-etl"
 KEY_HEADER = "X-Smarticks-API-Key"
 MAX_REDIRECTS = 5
@@ -53,18 +58,37 @@ DOWNLOAD_CHUNK = 256 * 1024
 class RetryPolicy:
     """How hard to try: attempts, exponential backoff with jitter, and a bound on total waiting.
 
-    `max_total_wait` is the patience (`--max-wait`): the most one request waits in all, and
-    the longest Retry-After accepted at all.
+    `attempts` bounds the tries of one request for 5xx answers, dropped connections and
+    429s; a connection that cannot be made (refused, unknown host) gets `connect_attempts`
+    tries, about 3 s of waiting with the defaults, since waiting longer rarely helps.
+    `max_total_wait` is the patience (`--max-wait`): the most one request waits for 429s in
+    all, and the longest Retry-After accepted at all.
     """
 
     attempts: int = 8
     base_delay: float = 0.5
     max_delay: float = 30.0
     max_total_wait: float = 300.0
+    connect_attempts: int = 4
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """Full-jitter exponential backoff for the given 1-based attempt."""
         return rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+    def for_urllib3(self) -> Retry:
+        """urllib3's Retry for connection errors and 5xx; 429 and redirects stay with us."""
+        return _Retry(
+            total=self.attempts - 1,
+            connect=min(self.attempts, self.connect_attempts) - 1,
+            redirect=False,
+            status_forcelist=SERVER_ERRORS,
+            allowed_methods=frozenset({"GET", "PUT", "DELETE"}),  # never a POST: not idempotent
+            backoff_factor=self.base_delay,
+            backoff_max=self.max_delay,
+            backoff_jitter=self.base_delay,
+            respect_retry_after_header=False,  # a 5xx backs off; a Retry-After is the gate's
+            raise_on_status=False,  # the last 5xx comes back, and becomes our error
+        )
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -116,30 +140,38 @@ def server_name(url: str) -> str:
     return urlsplit(url).netloc.rpartition("@")[2].lower() or "the server"
 
 
-def json_body(
-    response: requests.Response, path: str, decode: Callable[[bytes], Any] = json.loads
-) -> Any:
-    """A GET response's JSON (None for an empty body), read by the standard library's decoder.
+@dataclass
+class Reply:
+    """A response with its whole body, read once (see `_read`)."""
 
-    `response.json()` uses simplejson whenever it is installed (dlt brings it), and it decodes
-    a page of conversations about 13% slower. A body that is not JSON (a proxy's HTML page) is
-    an ApiError that says so. `decode` may replace `json.loads` (see `rawjson.page_reader`).
+    response: requests.Response
+    body: bytes
+
+    @property
+    def status(self) -> int:
+        return self.response.status_code
+
+
+def json_body(reply: Reply, path: str) -> Any:
+    """A GET's JSON (None for an empty body).
+
+    A body that is not JSON (a proxy's HTML page) is an ApiError that says so.
     """
-    if not response.content:
+    if not reply.body:
         return None
     try:
-        return decode(response.content)
+        return json.loads(reply.body)
     except ValueError as exc:  # also UnicodeDecodeError
-        kind = response.headers.get("Content-Type") or "no Content-Type"
-        raise ApiError(response.status_code, "GET", path, f"not JSON ({kind}): {exc}") from None
+        kind = reply.response.headers.get("Content-Type") or "no Content-Type"
+        raise ApiError(reply.status, "GET", path, f"not JSON ({kind}): {exc}") from None
 
 
-def error_detail(response: requests.Response) -> tuple[str, list[dict]]:
+def error_detail(reply: Reply) -> tuple[str, list[dict]]:
     """The API's own message and per-field errors, as one readable line and the raw list."""
     try:
-        body = json.loads(response.content)
+        body = json.loads(reply.body)
     except ValueError:
-        return (response.reason or "").strip(), []
+        return (reply.response.reason or "").strip(), []
     if not isinstance(body, dict):
         return "", []
     errors = (body.get("_embedded") or {}).get("errors") or []
@@ -149,49 +181,85 @@ def error_detail(response: requests.Response) -> tuple[str, list[dict]]:
 
 
 class RateGate:
-    """One gate for every request: after a 429 nobody sends until its Retry-After has passed.
+    """One gate for every thread of a client: after a 429 nobody sends until its Retry-After.
 
-    Threads share a gate by sharing the object. A gate made `shared` keeps its reopening time
-    in shared memory, so processes forked after it was made share it too (time.monotonic is
-    one clock for every process of a machine).
+    `close_for` is only called with a wait within the patience (see `Client._retrying`), so
+    nobody waits here longer than `--max-wait`.
     """
 
-    def __init__(self, shared: bool = False) -> None:
-        if shared:
-            self._reopens = multiprocessing.get_context("fork").Value("d", 0.0)
-            self._lock = self._reopens.get_lock()
-        else:
-            self._reopens = ctypes.c_double(0.0)
-            self._lock = threading.Lock()
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reopens = 0.0  # time.monotonic() when requests may go out again
 
     def close_for(self, seconds: float) -> None:
         with self._lock:
-            self._reopens.value = max(self._reopens.value, time.monotonic() + seconds)
+            self._reopens = max(self._reopens, time.monotonic() + seconds)
+
+    def remaining(self) -> float:
+        with self._lock:
+            return max(0.0, self._reopens - time.monotonic())
 
     def wait(self) -> None:
-        while True:
-            with self._lock:
-                delay = self._reopens.value - time.monotonic()
-            if delay <= 0:
-                return
+        while (delay := self.remaining()) > 0:
             time.sleep(delay)
+
+
+class _Retry(Retry):
+    """urllib3's Retry, reporting each retry to its client and waiting through the client.
+
+    urllib3 makes a new Retry for every retry (`new`); each carries the client along.
+    """
+
+    client: Client | None = None
+
+    def new(self, **kw: Any) -> _Retry:
+        retry = super().new(**kw)
+        retry.client = self.client
+        return retry
+
+    def increment(self, *args: Any, **kwargs: Any) -> _Retry:
+        retry = super().increment(*args, **kwargs)  # raises once the tries are used up
+        if self.client is not None:
+            self.client._count()
+            self.client._note_retry()
+        return retry
+
+    def sleep(self, response: Any = None) -> None:
+        last = self.history[-1] if self.history else None
+        reason = f"HTTP {last.status}" if last and last.status else _short(last and last.error)
+        if self.client is not None:
+            self.client._pause(self.get_backoff_time(), reason)
+        else:
+            super().sleep(response)
+
+
+def _short(error: Exception | None) -> str:
+    """An urllib3 error as a few words for a retry notice."""
+    if error is None:
+        return "no answer"
+    found = _ERRNO.search(str(error))
+    return found[1].strip() if found else type(error).__name__
 
 
 @dataclass
 class Client:
-    """A Smarticks API client. `requests_made` counts every HTTP request sent."""
+    """A Smarticks API client, safe to share between threads.
+
+    `requests_made` counts every HTTP request sent, retries and redirect hops included.
+    `on_retry(seconds, reason)`, when set, hears of each wait before a retry (for a notice
+    such as "retrying in 4 s: Connection refused").
+    """
 
     url: str
     api_key: str = field(repr=False)
     timeout: tuple[float, float] = (10.0, 60.0)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     pool_size: int = 16
-    # When set (the sync's fetch processes share one), a request is sent only while holding
-    # it, so `--workers` caps the requests in flight, not the readers.
-    in_flight: Any = field(default=None, repr=False)
-    gate: RateGate | None = field(default=None, repr=False)  # made here unless shared
     # Page-number walks (the small resources) stop with an error past this many pages.
     max_pages: int = 500
+    on_retry: Callable[[float, str], None] | None = field(default=None, repr=False)
+    # Clients of one server share a gate (a load's file downloads and its API calls).
+    gate: RateGate | None = field(default=None, repr=False)
     requests_made: int = 0
     retries_made: int = 0
 
@@ -206,18 +274,21 @@ class Client:
             raise ConfigError(f"URL must start with http:// or https://, got {shown!r}")
         self.gate = self.gate or RateGate()
         self._count_lock = threading.Lock()
+        self._tries = threading.local()  # tries of the request this thread is making
         self._rng = random.Random()
         self.session = requests.Session()
-        # requests reads the environment (proxies, CA bundle, ~/.netrc) on every request; each
-        # look-up drops the GIL and queued behind page transforms for it. Read it once here.
+        # The environment (proxies, CA bundle) is read once, here; ~/.netrc never: the API
+        # takes its key, and a password for the same host must not go along.
         self.session.trust_env = False
         self.session.proxies = requests.utils.get_environ_proxies(self.url)
         # As requests reads them: an empty variable is unset, never "do not verify".
         self.session.verify = (
             os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         )
+        retry = self.retry.for_urllib3()
+        retry.client = self
         adapter = requests.adapters.HTTPAdapter(
-            pool_connections=2, pool_maxsize=self.pool_size, max_retries=0
+            pool_connections=2, pool_maxsize=self.pool_size, max_retries=retry
         )
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -232,22 +303,18 @@ class Client:
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """GET a JSON document, retrying transient failures (GETs are safe to repeat)."""
-        return json_body(self.get_response(path, params), path)
-
-    def get_response(self, path: str, params: Mapping[str, Any] | None = None) -> requests.Response:
-        """GET, retrying transient failures, and return the response undecoded."""
-        return self._send("GET", path, params=params, idempotent=True)
+        return json_body(self._send("GET", path, params=params, idempotent=True), path)
 
     def post(self, path: str, body: Mapping[str, Any]) -> requests.Response:
         """POST JSON. Retried only when the request surely did not take effect (429, refused)."""
-        return self._send("POST", path, body=body, idempotent=False)
+        return self._send("POST", path, body=body, idempotent=False).response
 
     def put(self, path: str, body: Mapping[str, Any]) -> requests.Response:
         """PUT JSON; a PUT sets state, so repeating it is safe."""
-        return self._send("PUT", path, body=body, idempotent=True)
+        return self._send("PUT", path, body=body, idempotent=True).response
 
     def delete(self, path: str) -> requests.Response:
-        return self._send("DELETE", path, idempotent=True)
+        return self._send("DELETE", path, idempotent=True).response
 
     def create(self, path: str, body: Mapping[str, Any]) -> int:
         """POST a new entity and return the id from the 201's Resource-ID (or Location)."""
@@ -274,15 +341,14 @@ class Client:
             raise ApiError(None, "GET", shown, "only http(s) files can be downloaded")
         written = 0
 
-        def attempt() -> requests.Response:
+        def attempt() -> Reply:
             nonlocal written
             response = self._exchange("GET", shown, absolute, follow_elsewhere=True)
             if response.status_code >= 300:
-                try:
-                    read_whole(response)  # the error's body, for its message
+                try:  # the error's body, for its message
+                    return Reply(response, _read(response))
                 except AnswerTooLarge as exc:
                     raise ApiError(response.status_code, "GET", shown, str(exc)) from None
-                return response
             out.seek(0)
             out.truncate()
             written = 0
@@ -292,7 +358,7 @@ class Client:
                     written += len(chunk)
             finally:
                 response.close()
-            return response
+            return Reply(response, b"")
 
         self._retrying("GET", shown, attempt, idempotent=True, server=absolute)
         return written
@@ -305,19 +371,17 @@ class Client:
         params: Mapping[str, Any] | None = None,
         body: Mapping[str, Any] | None = None,
         idempotent: bool,
-    ) -> requests.Response:
+    ) -> Reply:
         url = f"{self.url}/{path.lstrip('/')}"
         data = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
         headers = {"Content-Type": "application/json; charset=utf-8"} if data else None
 
-        def attempt() -> requests.Response:
+        def attempt() -> Reply:
             response = self._exchange(method, path, url, params=params, data=data, headers=headers)
-            if method == "GET":
-                try:
-                    read_whole(response)
-                except AnswerTooLarge as exc:
-                    raise ApiError(response.status_code, method, path, str(exc)) from None
-            return response
+            try:  # a body cut short fails here, inside the retries
+                return Reply(response, _read(response))
+            except AnswerTooLarge as exc:
+                raise ApiError(response.status_code, method, path, str(exc)) from None
 
         return self._retrying(method, path, attempt, idempotent=idempotent, server=self.url)
 
@@ -383,102 +447,101 @@ class Client:
         self,
         method: str,
         path: str,
-        attempt: Callable[[], requests.Response],
+        attempt: Callable[[], Reply],
         *,
         idempotent: bool,
         server: str,
-    ) -> requests.Response:
+    ) -> Reply:
         """Call `attempt` until it gets an answer that is not transient, as RetryPolicy says.
 
-        A Retry-After longer than the patience (`retry.max_total_wait`, `--max-wait`) fails at
-        once, before the shared gate is closed: nobody waits for it, in no thread or process.
+        Inside `attempt`, urllib3's Retry has repeated connection errors and 5xx already. What
+        is left here: a 429, which closes the shared gate for its Retry-After (one longer than
+        the patience, `retry.max_total_wait` or `--max-wait`, fails at once, before the gate
+        is closed, so nobody waits for it), and a body cut short after its headers arrived,
+        which urllib3 never sees.
         """
+        self._tries.count = 0
         waited = 0.0
-        for number in itertools.count(1):
+        number = 0
+        while True:
+            number += 1
             self.gate.wait()
             try:
-                with self.in_flight or nullcontext():
-                    response = attempt()
+                reply = attempt()
             except requests.RequestException as exc:
-                failure: Exception = exc
-                response = None
-                if not (idempotent or _not_sent(exc)):
+                if not idempotent and not _not_sent(exc):
                     raise OutcomeUnknown(method, path, _describe(exc, server)) from exc
-            if response is not None:
-                status = response.status_code
+                if not idempotent or _retried_by_urllib3(exc):
+                    raise _give_up(method, path, exc, self._tries.count, server) from exc
+                failure: Exception = exc
+                delay = self.retry.backoff(number, self._rng)
+            else:
+                status = reply.status
                 if status < 400:
-                    return response
-                if status not in RETRY_STATUSES or not (idempotent or status == 429):
-                    if status in RETRY_STATUSES:
+                    return reply
+                if status in SERVER_ERRORS:  # urllib3 tried as often as it may
+                    if not idempotent:
                         raise OutcomeUnknown(method, path, f"HTTP {status}")
-                    raise _status_error(method, path, response)
-                failure = _status_error(method, path, response)
-            delay = self.retry.backoff(number, self._rng)
-            if response is not None and response.status_code == 429:
-                after = parse_retry_after(response.headers.get("Retry-After"))
-                if after is not None:
-                    if after > self.retry.max_total_wait:
-                        raise ApiError(
-                            429,
-                            method,
-                            path,
-                            f"the server asked to wait {after:.0f} s (Retry-After), longer than"
-                            f" --max-wait {self.retry.max_total_wait:.0f} s",
-                        )
-                    delay = after
-                    self.gate.close_for(after)
-            if number >= self.retry.attempts or waited + delay > self.retry.max_total_wait:
-                raise _give_up(method, path, failure, number, server)
+                    error = _status_error(method, path, reply)
+                    raise _give_up(method, path, error, self._tries.count, server)
+                if status != 429:
+                    raise _status_error(method, path, reply)
+                failure = _status_error(method, path, reply)
+                delay = self._rate_limited(method, path, reply.response, number)
+            if (
+                self._tries.count >= self.retry.attempts
+                or waited + delay > self.retry.max_total_wait
+            ):
+                raise _give_up(method, path, failure, self._tries.count, server)
             waited += delay
-            with self._count_lock:
-                self.retries_made += 1
-            time.sleep(delay)
-        raise AssertionError("unreachable")
+            self._note_retry()
+            self._pause(delay, _reason(failure))
+
+    def _rate_limited(
+        self, method: str, path: str, response: requests.Response, number: int
+    ) -> float:
+        """How long to wait after a 429; with a Retry-After, every thread waits that long."""
+        after = parse_retry_after(response.headers.get("Retry-After"))
+        if after is None:
+            return self.retry.backoff(number, self._rng)
+        if after > self.retry.max_total_wait:
+            raise ApiError(
+                429,
+                method,
+                path,
+                f"the server asked to wait {after:.0f} s (Retry-After), longer than"
+                f" --max-wait {self.retry.max_total_wait:.0f} s",
+            )
+        self.gate.close_for(after)
+        return after
+
+    def _pause(self, seconds: float, reason: str) -> None:
+        """Wait before a retry, then for the gate: no retry goes out inside a Retry-After."""
+        if self.on_retry is not None and seconds > 0:
+            self.on_retry(seconds, reason)
+        time.sleep(seconds)
+        self.gate.wait()
 
     def _count(self) -> None:
+        """Count a request about to go out, in all and among this thread's tries."""
         with self._count_lock:
             self.requests_made += 1
+        self._tries.count = getattr(self._tries, "count", 0) + 1
+
+    def _note_retry(self) -> None:
+        with self._count_lock:
+            self.retries_made += 1
 
 
-# urllib3's errors while a body is read, and what requests raises for each (as `content` does).
-_BODY_ERRORS = (
-    (urllib3.exceptions.ProtocolError, requests.exceptions.ChunkedEncodingError),
-    (urllib3.exceptions.DecodeError, requests.exceptions.ContentDecodingError),
-    (urllib3.exceptions.ReadTimeoutError, requests.exceptions.ConnectionError),
-    (urllib3.exceptions.SSLError, requests.exceptions.SSLError),
-)
+def _retried_by_urllib3(exc: requests.RequestException) -> bool:
+    """True when urllib3's Retry gave up on this error (it never sees a body cut short)."""
+    return bool(exc.args) and isinstance(exc.args[0], urllib3.exceptions.MaxRetryError)
 
 
-# The largest answer read: a page of 1,000 conversations with their threads is about 10 MB.
-MAX_ANSWER_BYTES = 256 * 1024 * 1024
-
-
-class AnswerTooLarge(Exception):
-    """A body over MAX_ANSWER_BYTES: a broken or hostile server, not something to retry."""
-
-
-def read_whole(response: requests.Response) -> None:
-    """Read a streamed response's body in one call, as `response.content` will return it.
-
-    requests reads a body in 10 KB pieces, and each piece gives up the GIL and must win it
-    back from whatever thread is transforming a page: a 500 KB page took 9.3 ms to read
-    beside a busy thread, against 3.4 ms in one call (1.9 against 1.1 ms of CPU). Errors
-    become the exceptions requests raises for them, so retries see no difference. A body
-    over MAX_ANSWER_BYTES is AnswerTooLarge, so a server sending without end cannot fill
-    the memory.
-    """
-    try:
-        body = response.raw.read(MAX_ANSWER_BYTES + 1, decode_content=True)
-    except tuple(error for error, _ in _BODY_ERRORS) as exc:
-        response.close()
-        raise next(ours for error, ours in _BODY_ERRORS if isinstance(exc, error))(exc) from exc
-    if len(body) > MAX_ANSWER_BYTES:
-        response.close()
-        raise AnswerTooLarge(f"an answer over {MAX_ANSWER_BYTES >> 20} MB, not read further")
-    # What requests itself sets once it has read a body; the connection goes back to the pool.
-    response._content = body or b""
-    response._content_consumed = True
-    response.close()
+def _reason(failure: Exception) -> str:
+    if isinstance(failure, ApiError):
+        return f"HTTP {failure.status}" if failure.status else failure.detail
+    return _short(failure)
 
 
 def _not_sent(exc: requests.RequestException) -> bool:
@@ -511,9 +574,36 @@ def _describe(exc: Exception, url: str) -> str:
     return type(exc).__name__
 
 
-def _status_error(method: str, path: str, response: requests.Response) -> ApiError:
-    detail, errors = error_detail(response)
-    status = response.status_code
+# The largest answer read: a page of 1,000 conversations with their threads is about 10 MB.
+MAX_ANSWER_BYTES = 256 * 1024 * 1024
+READ_BYTES = 1 << 20  # a page of 100 conversations is read in one piece
+
+
+class AnswerTooLarge(Exception):
+    """A body over MAX_ANSWER_BYTES: a broken or hostile server, not something to retry."""
+
+
+def _read(response: requests.Response) -> bytes:
+    """A response's whole body, in pieces of a megabyte, up to MAX_ANSWER_BYTES.
+
+    requests' own `content` reads 10 KB pieces, and with several threads each piece waits
+    for the interpreter lock behind whichever thread holds it. Errors are the ones requests
+    raises (ChunkedEncodingError, ConnectionError...), as for `content`; a body without end
+    is AnswerTooLarge instead of filling the memory.
+    """
+    pieces, size = [], 0
+    for piece in response.iter_content(chunk_size=READ_BYTES):
+        size += len(piece)
+        if size > MAX_ANSWER_BYTES:
+            response.close()
+            raise AnswerTooLarge(f"an answer over {MAX_ANSWER_BYTES >> 20} MB, not read further")
+        pieces.append(piece)
+    return b"".join(pieces)
+
+
+def _status_error(method: str, path: str, reply: Reply) -> ApiError:
+    detail, errors = error_detail(reply)
+    status = reply.status
     if status in (401, 403):
         why = "the API key was refused" + (f" ({detail})" if detail else "")
         return AuthError(status, method, path, why)
@@ -530,262 +620,3 @@ def _give_up(method: str, path: str, failure: Exception, attempts: int, url: str
     if isinstance(failure, ApiError):
         return ApiError(failure.status, method, path, f"{failure.detail} (after {attempts} tries)")
     return ApiError(None, method, path, f"{_describe(failure, url)} (after {attempts} tries)")
-
-
-# -- paging ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Page:
-    """One page of a list endpoint: the records not seen before, and the server's total."""
-
-    items: list[dict]
-    total: int | None
-
-
-def parse_timestamp(text: str) -> datetime:
-    """Parse the API's UTC timestamps, including the `13-24-01Z` form some endpoints use."""
-    text = text.strip()
-    if len(text) >= 19 and text[10] == "T" and text[13] == "-" and text[16] == "-":
-        text = f"{text[:13]}:{text[14:16]}:{text[17:]}"
-    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC)
-
-
-def format_timestamp(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def one_second_before(text: str) -> str:
-    """`updatedSince` is strictly after: one second earlier includes the second itself."""
-    return format_timestamp(parse_timestamp(text) - timedelta(seconds=1))
-
-
-SLACK_PAGES = 10  # see iter_pages: how far past twice its total a list walk may read
-
-_AFTER_KEY = re.compile(rb'\s*:\s*"([^"\\]{1,64})"')
-
-
-def peek_last(body: bytes, field_name: str) -> tuple[int, str | None]:
-    """How often `field_name` occurs in a raw page, and its last value, without decoding it.
-
-    A keyset page's records are sorted on that field, so its last value is the one the next
-    page starts from. Only a guess (a nested object might carry the same key), to be checked.
-    """
-    key = b'"' + field_name.encode() + b'"'
-    at = body.rfind(key)
-    if at < 0:
-        return 0, None
-    value = _AFTER_KEY.match(body, at + len(key))
-    return body.count(key), value[1].decode() if value else None
-
-
-class _Ahead:
-    """The next page's request, sent before this page is decoded, in case the guess is right."""
-
-    def __init__(self, client: Client, path: str, query: dict[str, Any]):
-        self.query = query
-        self.response: requests.Response | None = None
-        self.thread = threading.Thread(target=self._run, args=(client, path), daemon=True)
-        self.thread.start()
-
-    def _run(self, client: Client, path: str) -> None:
-        try:
-            self.response = client.get_response(path, self.query)
-        except Exception:  # noqa: BLE001 - the caller asks again and gets the error itself
-            self.response = None
-
-    def take(self, query: dict[str, Any]) -> requests.Response | None:
-        """Its response if it asked for `query` and got one; else None, and the caller asks."""
-        if query != self.query:
-            return None
-        self.thread.join()
-        return self.response
-
-
-def iter_pages(
-    client: Client,
-    path: str,
-    key: str,
-    params: Mapping[str, Any] | None = None,
-    *,
-    page_size: int = 100,
-    keyset: tuple[str, str] | None = None,
-    stop_before: str | None = None,
-    max_requests: int = 1_000_000,
-    look_ahead: bool = True,
-    decode: Callable[[bytes], Any] = json.loads,
-    announced: int | None = None,
-) -> Iterator[Page]:
-    """Yield every page of a list endpoint; the one paging loop for all of them.
-
-    With `keyset=(field, since_param)` (e.g. `("updatedAt", "updatedSince")`, sorted ascending
-    on that field), each page after the first restarts from page 1 with `since_param` set to one
-    second before the last record's timestamp. Page numbers then never shift when records change
-    or vanish mid-sync: a changed record moves to the end, where the walk still reaches it.
-    Records already yielded at the boundary second are dropped.
-
-    More records than a page sharing one second can only be read by page number inside that
-    second, where a change can shift one past a page boundary; so such a second is read again
-    until a pass finds nothing new.
-
-    `stop_before` (keyset only) ends the walk at the first record stamped at or after it: the
-    sync splits one list into segments read in parallel that way.
-
-    With `look_ahead` (keyset only), the request for the page after a full one goes out as
-    soon as that page arrives, guessed from its raw text, and the page is decoded meanwhile;
-    the walk uses the response only if it then asks for exactly that page.
-
-    `decode` turns a page's body into its document (see `json_body`).
-
-    Guards, each a PagingError instead of a walk without end (a broken or hostile server can
-    invent pages forever):
-    - a page identical to the previous one;
-    - a page-number walk (the small resources) past `client.max_pages` pages (--max-pages),
-      or a page of it bringing only records already read;
-    - a keyset walk whose full pages bring nothing new four times running;
-    - a walk that has read more than twice the list's total plus SLACK_PAGES pages: records
-      that change while the list is read are read again (at its end), but never that many (a
-      test touching 2 records per request read 178 of 120, 93 in a segment). The total is
-      the larger of `announced` (the whole list's, for a walk of one segment of it: every
-      change lands in the last segment) and the `totalElements` of the walk's first page.
-      A server announcing no total is bounded by `max_requests` alone (and the page ceiling).
-    """
-    base = {k: v for k, v in (params or {}).items() if v is not None}
-    field_name, since_param = keyset or (None, None)
-    anchor = base.pop(since_param, None) if since_param else None
-    page_number = 1
-    seen: dict[tuple[Any, Any], None] = {}
-    previous_ids: list | None = None
-    total: int | None = None
-    stalled = 0
-    requests = 0
-    block: str | None = None  # the second being read by page number, if any
-    look_ahead = look_ahead and field_name is not None
-    ahead: _Ahead | None = None
-    misses = 0
-
-    def fetch(since: str | None, number: int) -> tuple[list[dict], dict]:
-        nonlocal requests, ahead, misses
-        requests += 1
-        if requests > max_requests:
-            raise PagingError(path, f"gave up after {max_requests} requests")
-        query = {**base, "page": number, "pageSize": page_size}
-        if since is not None:
-            query[since_param] = since
-        response = None
-        if ahead is not None:
-            response = ahead.take(query)
-            misses += response is None
-            ahead = None
-        if response is None:
-            response = client.get_response(path, query)
-        if look_ahead and misses < 3 and block is None:
-            ahead = guess_next(response.content, since)
-        document = json_body(response, path, decode) or {}
-        return ((document.get("_embedded") or {}).get(key)) or [], document.get("page") or {}
-
-    def guess_next(body: bytes, since: str | None) -> _Ahead | None:
-        """Start the request for the page after a full one, while this one is decoded.
-
-        The walk's usual next step: page 1 from one second before the last record. The request
-        is used only if the walk then asks for exactly it; after three wrong guesses it stops
-        guessing, so an API this guess does not fit costs at most three requests.
-        """
-        count, last = peek_last(body, field_name)
-        if count < page_size or not last or (stop_before is not None and last >= stop_before):
-            return None
-        try:
-            following = one_second_before(last)
-            if since is not None and parse_timestamp(following) <= parse_timestamp(since):
-                return None
-        except ValueError:
-            return None
-        return _Ahead(
-            client, path, {**base, "page": 1, "pageSize": page_size, since_param: following}
-        )
-
-    def keep(records: list[dict]) -> tuple[list[dict], bool]:
-        """The records not yielded before, and whether `stop_before` was reached."""
-        fresh = []
-        for record in records:
-            if stop_before is not None and record[field_name] >= stop_before:
-                return fresh, True
-            mark = (record.get("id"), record.get(field_name) if field_name else None)
-            if mark not in seen:
-                seen[mark] = None
-                fresh.append(record)
-        return fresh, False
-
-    def reread(second: str) -> Iterator[Page]:
-        """Read one crowded second again, pass after pass, until a pass finds nothing new."""
-        for _ in range(5):
-            found = 0
-            for number in itertools.count(1):
-                records, _info = fetch(one_second_before(second), number)
-                inside = [r for r in records if r[field_name] == second]
-                fresh, _ = keep(inside)
-                found += len(fresh)
-                if fresh:
-                    yield Page(fresh, total)
-                if len(inside) < len(records) or len(records) < page_size:
-                    break
-            if not found:
-                return
-
-    read = 0  # records yielded
-    bound: int | None = None  # the list's total, once the first page has told it
-    first = True
-    ceiling = getattr(client, "max_pages", Client.max_pages)
-    while True:
-        records, info = fetch(anchor, page_number)
-        if first:
-            first, total = False, info.get("totalElements")
-            if isinstance(announced, int):
-                bound = max(announced, total if isinstance(total, int) else 0)
-            else:
-                bound = total
-        ids = [r.get("id") for r in records]
-        if records and ids == previous_ids:
-            raise PagingError(path, f"the server returned the same page twice (page {page_number})")
-        previous_ids = ids
-        fresh, reached_end = keep(records)
-        read += len(fresh)
-        if isinstance(bound, int) and read > 2 * max(bound, 0) + SLACK_PAGES * page_size:
-            raise PagingError(
-                path, f"the list does not end: {read} records read, it announced {bound}"
-            )
-        yield Page(fresh, total)
-        last_page = len(records) < page_size or reached_end
-        if field_name is None:
-            total_pages = info.get("totalPages")
-            if last_page or (isinstance(total_pages, int) and page_number >= total_pages):
-                return
-            if not fresh:
-                raise PagingError(path, f"page {page_number} brought only records already read")
-            if page_number >= ceiling:
-                raise PagingError(path, f"more than {ceiling} pages; --max-pages allows more")
-            page_number += 1
-            continue
-        stalled = 0 if fresh else stalled + 1
-        if stalled > 3:
-            raise PagingError(path, "paging stopped advancing: full pages of records already seen")
-        last = records[-1][field_name] if records else None
-        if block is not None and (last_page or last != block):
-            yield from reread(block)
-            block = None
-        if last_page:
-            return
-        new_anchor = one_second_before(last)
-        if anchor is None or parse_timestamp(new_anchor) > parse_timestamp(anchor):
-            anchor = new_anchor
-            seen = {m: None for m in seen if m[1] >= last}
-            # The new window starts at the records of second `last`; skip whole pages of them
-            # that were already read instead of asking for them again.
-            page_number = len(seen) // page_size + 1
-        else:
-            page_number += 1
-        if page_number > 1:
-            block = last

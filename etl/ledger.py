@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from etl.mirror import now_text
+from etl.timeutil import now as now_text
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS etl_load_items (

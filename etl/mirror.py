@@ -1,312 +1,26 @@
-"""The SQLite mirror: schema, batched upserts, cursors, run records and the single-writer lock.
+"""The SQLite mirror: opening it, writing rows, cursors and run records.
 
 Everything a sync knows lives in the one database file: data, cursors and runs are written in
-the same transaction, so a cursor can never point past rows that were not committed.
+the same transaction, so a cursor can never point past rows that were not committed. The
+tables are described in `etl.schema`; the single-writer lock is `etl.lock`.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from operator import itemgetter
-from pathlib import Path
 from typing import Any
 
-import etl
-from etl.errors import ConfigError, LockedError, MirrorError
+from etl import search, timeutil
+from etl.errors import ConfigError, MirrorError
+from etl.lock import check_mirror_path
 from etl.redact import redact_text
-
-T, INT = str, int
-
-
-@dataclass(frozen=True)
-class Table:
-    name: str
-    columns: dict[str, type]
-    pk: str | tuple[str, ...] = "id"
-    foreign_keys: tuple[tuple[str, str], ...] = ()  # (column, other table); other column is id
-    indexes: tuple[tuple[str, ...], ...] = ()
-    parent_key: str | None = None  # column naming the parent record, for child tables
-    # Records of the keyset-walked lists arrive in `updatedAt` order, nowhere near id order.
-    # Keyed by rowid, each went to a random leaf of a table far larger than the cache, and a
-    # first sync wrote every page to the WAL about seven times. These tables store rows in
-    # arrival order, with `id` a unique column, so inserts append.
-    arrival_order: bool = False
-
-
-def _cols(*names: str, **typed: type) -> dict[str, type]:
-    return {**dict.fromkeys(names, T), **typed}
-
-
-TABLES = (
-    Table(
-        "mailboxes",
-        {"id": INT, **_cols("name", "email", "created_at", "updated_at", "deleted_at", "raw_json")},
-    ),
-    Table(
-        "folders",
-        {
-            "id": INT,
-            "mailbox_id": INT,
-            "name": T,
-            "type": INT,
-            "user_id": INT,
-            "total_count": INT,
-            "active_count": INT,
-            **_cols("meta", "deleted_at", "raw_json"),
-        },
-        foreign_keys=(("mailbox_id", "mailboxes"),),
-        indexes=(("mailbox_id",),),
-    ),
-    Table(
-        "custom_fields",
-        {
-            "id": INT,
-            "mailbox_id": INT,
-            "name": T,
-            "type": T,
-            "options": T,
-            "required": INT,
-            "sort_order": INT,
-            **_cols("deleted_at", "raw_json"),
-        },
-        foreign_keys=(("mailbox_id", "mailboxes"),),
-        indexes=(("mailbox_id",),),
-    ),
-    Table(
-        "users",
-        {
-            "id": INT,
-            **_cols(
-                "first_name",
-                "last_name",
-                "email",
-                "role",
-                "alternate_emails",
-                "job_title",
-                "phone",
-                "timezone",
-                "photo_url",
-                "language",
-                "created_at",
-                "updated_at",
-                "deleted_at",
-                "raw_json",
-            ),
-        },
-        indexes=(("email",),),
-    ),
-    Table(
-        "tags",
-        {"id": INT, "name": T, "counter": INT, "color": INT, **_cols("deleted_at", "raw_json")},
-        indexes=(("name",),),
-    ),
-    Table(
-        "customers",
-        {
-            "id": INT,
-            **_cols(
-                "first_name",
-                "last_name",
-                "email",
-                "phone",
-                "company",
-                "job_title",
-                "photo_type",
-                "photo_url",
-                "notes",
-                "address",
-                "city",
-                "state",
-                "zip",
-                "country",
-                "created_at",
-                "updated_at",
-                "deleted_at",
-                "raw_json",
-            ),
-        },
-        indexes=(("email",), ("updated_at",)),
-        arrival_order=True,
-    ),
-    *(
-        Table(
-            name,
-            {"customer_id": INT, "position": INT, "value": T, "type": T},
-            pk=("customer_id", "position"),
-            foreign_keys=(("customer_id", "customers"),),
-            indexes=(("value",),) if name == "customer_emails" else (),
-            parent_key="customer_id",
-        )
-        for name in (
-            "customer_emails",
-            "customer_phones",
-            "customer_social_profiles",
-            "customer_websites",
-        )
-    ),
-    Table(
-        "customer_fields",
-        {"customer_id": INT, "field_id": INT, "name": T, "value": T, "text": T},
-        pk=("customer_id", "field_id"),
-        foreign_keys=(("customer_id", "customers"),),
-        parent_key="customer_id",
-    ),
-    Table(
-        "conversations",
-        {
-            "id": INT,
-            "number": INT,
-            "threads_count": INT,
-            "type": T,
-            "folder_id": INT,
-            "status": T,
-            "state": T,
-            "subject": T,
-            "preview": T,
-            "mailbox_id": INT,
-            "assignee_id": INT,
-            "assignee_email": T,
-            "customer_id": INT,
-            "customer_email": T,
-            "created_by_id": INT,
-            "created_by_type": T,
-            "created_at": T,
-            "updated_at": T,
-            "closed_by": INT,
-            **_cols(
-                "closed_at",
-                "user_updated_at",
-                "customer_waiting_since",
-                "latest_reply_from",
-                "source_type",
-                "source_via",
-                "cc",
-                "bcc",
-                "deleted_at",
-                "raw_json",
-            ),
-        },
-        foreign_keys=(
-            ("mailbox_id", "mailboxes"),
-            ("folder_id", "folders"),
-            ("assignee_id", "users"),
-            ("customer_id", "customers"),
-        ),
-        indexes=(
-            ("mailbox_id",),
-            ("folder_id",),
-            ("assignee_id",),
-            ("customer_id",),
-            ("updated_at",),
-            ("number",),
-        ),
-        arrival_order=True,
-    ),
-    Table(
-        "threads",
-        {
-            "id": INT,
-            "conversation_id": INT,
-            "position": INT,
-            **_cols("type", "status", "state", "action_type", "action_text", "body"),
-            "body_text": T,  # the body as readable text, for search and spreadsheets
-            "source_type": T,
-            "source_via": T,
-            "customer_id": INT,
-            "customer_email": T,
-            "created_by_id": INT,
-            "created_by_type": T,
-            "created_by_email": T,
-            "assigned_to_id": INT,
-            **_cols("to", "cc", "bcc", "created_at", "opened_at", "raw_json"),
-        },
-        foreign_keys=(("conversation_id", "conversations"), ("customer_id", "customers")),
-        indexes=(("conversation_id",), ("customer_id",)),
-        parent_key="conversation_id",
-        arrival_order=True,
-    ),
-    Table(
-        "attachments",
-        {
-            "id": INT,
-            "thread_id": INT,
-            "conversation_id": INT,
-            **_cols("file_name", "file_url", "mime_type"),
-            "size": INT,
-            # The file, once fetched (see etl.files): its sha256, and its path relative to
-            # the folder of the database holding the row.
-            **_cols("sha256", "path"),
-        },
-        foreign_keys=(("thread_id", "threads"), ("conversation_id", "conversations")),
-        indexes=(("thread_id",), ("conversation_id",)),
-        parent_key="conversation_id",
-        arrival_order=True,
-    ),
-    Table(
-        "conversation_tags",
-        {"conversation_id": INT, "tag_id": INT, "name": T},
-        pk=("conversation_id", "tag_id"),
-        foreign_keys=(("conversation_id", "conversations"), ("tag_id", "tags")),
-        indexes=(("tag_id",),),
-        parent_key="conversation_id",
-    ),
-    Table(
-        "conversation_custom_fields",
-        {"conversation_id": INT, "field_id": INT, "name": T, "value": T, "text": T},
-        pk=("conversation_id", "field_id"),
-        foreign_keys=(("conversation_id", "conversations"), ("field_id", "custom_fields")),
-        indexes=(("field_id",),),
-        parent_key="conversation_id",
-    ),
-    Table(
-        "timelogs",
-        {
-            "id": INT,
-            "conversation_id": INT,
-            "conversation_status": T,
-            "user_id": INT,
-            "time_spent": INT,
-            "paused": INT,
-            "finished": INT,
-            **_cols("created_at", "updated_at", "raw_json"),
-        },
-        foreign_keys=(("conversation_id", "conversations"), ("user_id", "users")),
-        indexes=(("conversation_id",),),
-        parent_key="conversation_id",
-        arrival_order=True,
-    ),
-    Table("etl_cursors", _cols("resource", "value", "updated_at"), pk="resource"),
-    # What the mirror knows of itself: its source (etl.binding), how far a backfill got.
-    Table("etl_state", _cols("name", "value", "updated_at"), pk="name"),
-    # Records written since the search index last caught up (see etl.search.refresh).
-    Table("etl_changes", {"table_name": T, "id": INT}, pk=("table_name", "id")),
-    Table(
-        "etl_runs",
-        {
-            "id": INT,
-            **_cols("command", "started_at", "ended_at", "status"),
-            "full": INT,
-            "counts": T,
-            "requests": INT,
-            "errors": T,
-        },
-    ),
-)
-SCHEMA = {t.name: t for t in TABLES}
-
-
-def now_text() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
+from etl.schema import SCHEMA, TABLES, Table, ensure_schema
 
 CACHE_KIB = 32 * 1024
 # A thread row (HTML body, its text and the raw JSON) is often larger than a 4 KiB page and
@@ -328,7 +42,9 @@ class Mirror:
 
     def __getitem__(self, table: str) -> Any:
         """sqlite-utils' view of one table (rows, count, ...); imports sqlite-utils."""
-        return etl.import_sqlite_utils().Database(self.conn)[table]
+        import sqlite_utils
+
+        return sqlite_utils.Database(self.conn)[table]
 
 
 def create_private(path: str | os.PathLike) -> None:
@@ -375,78 +91,14 @@ _USER_ERRORS = {
 def _prepared(conn: sqlite3.Connection, path: str | os.PathLike) -> Mirror:
     conn.execute(f"PRAGMA page_size={PAGE_BYTES}")  # before WAL, which fixes it
     if str(path) != ":memory:":
-        # Not while a first sync fills it through a rollback journal (see `bulk_journal`):
-        # that sync switches it back when it ends, and a killed one leaves it to this.
-        _switch_journal(conn, "wal")
+        conn.execute("PRAGMA journal_mode=WAL")  # readers (exports, datasette) beside a sync
     conn.execute("PRAGMA synchronous=NORMAL")
-    # A sync writes about a second's worth of pages per transaction. In SQLite's default 2 MB
-    # cache those pages were spilled to the WAL and read back many times before the commit
-    # (3 million writes and 2.4 million reads for a 640 MB mirror); a cache that holds one
-    # transaction's pages cuts the system time of a first sync by a third, at a fixed cost.
+    # A sync writes about a second's worth of pages per transaction (see `Checkpoints`); a
+    # cache that holds them keeps SQLite from spilling them to the WAL before the commit.
     conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
     database = Mirror(conn)
-    ensure_schema(database)
+    ensure_schema(conn)
     return database
-
-
-def _index_name(table: str, columns: tuple[str, ...]) -> str:
-    return f"idx_{table}_{'_'.join(columns)}"  # as sqlite-utils names them
-
-
-def schema_is_current(conn: sqlite3.Connection) -> bool:
-    """True when every table, column and index of the schema is there already."""
-    indexes = {
-        row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
-    }
-    for table in TABLES:
-        info = conn.execute(f'PRAGMA table_info("{table.name}")').fetchall()
-        if not {row[1] for row in info}.issuperset(table.columns):
-            return False
-        keyed_by_id = [row[1] for row in info if row[5]] == ["id"]
-        if (
-            table.arrival_order
-            and not keyed_by_id
-            and _index_name(table.name, ("id",)) not in indexes
-        ):
-            return False
-        if any(_index_name(table.name, columns) not in indexes for columns in table.indexes):
-            return False
-    return True
-
-
-def ensure_schema(database: Mirror) -> None:
-    """Create what the schema lacks (with sqlite-utils, imported only then), then run the hooks."""
-    if not schema_is_current(database.conn):
-        db = etl.import_sqlite_utils().Database(database.conn)
-        existing = set(db.table_names())
-        for table in TABLES:
-            if table.name not in existing:
-                db[table.name].create(
-                    table.columns,
-                    pk=None if table.arrival_order else table.pk,
-                    not_null={"id"} if table.arrival_order else None,
-                    foreign_keys=[(col, other, "id") for col, other in table.foreign_keys],
-                )
-            else:  # a mirror made by an older version gains the columns added since
-                have = db[table.name].columns_dict
-                for column, kind in table.columns.items():
-                    if column not in have:
-                        db[table.name].add_column(column, kind)
-            if table.arrival_order and db[table.name].pks != ["id"]:  # older mirrors key by id
-                db[table.name].create_index(["id"], unique=True, if_not_exists=True)
-            for columns in table.indexes:
-                db[table.name].create_index(columns, if_not_exists=True)
-    for hook in SCHEMA_HOOKS:
-        hook(database)
-
-
-# Other modules (full-text search, views) register functions here to extend the schema.
-SCHEMA_HOOKS: list = []
-# ... and here to keep what they derive from rows in step with each batch `save_records`
-# writes: called as hook(conn, parent table, batch, ids written, ids mirrored before), once
-# the parent rows are written and before they are journaled in `etl_changes`. A hook returns
-# the ids whose derived data is current already; only the others are journaled.
-SAVE_HOOKS: list = []
 
 
 # -- writes -----------------------------------------------------------------------------------
@@ -468,50 +120,36 @@ def _upsert_sql(table: Table, columns: list[str]) -> str:
     return f"{insert} DO UPDATE SET {updates} WHERE {changed}"
 
 
-@dataclass
-class Packed:
-    """Rows of one table as tuples in schema column order: cheap to pickle and to insert."""
-
-    columns: tuple[str, ...]
-    values: list[tuple]
-
-    def index(self, column: str) -> int:
-        return self.columns.index(column)
-
-    def select(self, keep: list[bool]) -> Packed:
-        return Packed(self.columns, [v for v, k in zip(self.values, keep, strict=True) if k])
+Rows = list[dict[str, Any]]
 
 
-Batch = dict[str, Packed]
+def _columns(table: Table, rows: Rows) -> list[str]:
+    """The schema's columns that these rows carry, in schema order (others are not stored)."""
+    keys = set().union(*rows)
+    return [column for column in table.columns if column in keys]
 
 
-def pack(rows: dict[str, list[dict[str, Any]]]) -> Batch:
-    """Row dicts (as `records` makes them) -> tuples; columns outside the schema are dropped."""
-    batch = {}
-    for table_name, items in rows.items():
-        columns = tuple(c for c in SCHEMA[table_name].columns if items and c in items[0])
-        try:  # rows made by one function share their keys: pick them out in C
-            values = list(map(itemgetter(*columns), items)) if len(columns) > 1 else None
-        except KeyError:
-            values = None
-        if values is None:
-            values = [tuple(r.get(c) for c in columns) for r in items]
-        batch[table_name] = Packed(columns, values)
-    return batch
-
-
-def upsert(conn: sqlite3.Connection, table_name: str, rows: Packed | list[dict[str, Any]]) -> int:
-    """Insert or update rows by primary key."""
-    if not isinstance(rows, Packed):
-        rows = pack({table_name: rows})[table_name]
-    if not rows.values:
+def upsert(conn: sqlite3.Connection, table_name: str, rows: Rows) -> int:
+    """Insert or update rows by primary key; a key a row lacks is stored as NULL."""
+    if not rows:
         return 0
-    conn.executemany(_upsert_sql(SCHEMA[table_name], list(rows.columns)), rows.values)
-    return len(rows.values)
+    table = SCHEMA[table_name]
+    columns = _columns(table, rows)
+    if not columns:
+        return 0
+    try:  # rows made by one function share their keys: pick them out in C
+        if len(columns) > 1:
+            values = list(map(itemgetter(*columns), rows))
+        else:
+            values = [(row[columns[0]],) for row in rows]
+    except KeyError:  # some row lacks a key another has
+        values = [tuple(row.get(column) for column in columns) for row in rows]
+    conn.executemany(_upsert_sql(table, columns), values)
+    return len(values)
 
 
 def replace_children(
-    conn: sqlite3.Connection, table_name: str, parent_ids: Iterable[int], rows: Packed
+    conn: sqlite3.Connection, table_name: str, parent_ids: Iterable[int], rows: Rows
 ) -> None:
     """Make a child table hold exactly `rows` for these parents (tags removed at the source go).
 
@@ -521,10 +159,7 @@ def replace_children(
     """
     table = SCHEMA[table_name]
     ids = list(parent_ids)
-    keep = []
-    if table.pk == "id" and rows.values:
-        at = rows.index("id")
-        keep = [v[at] for v in rows.values]
+    keep = [row["id"] for row in rows] if table.pk == "id" else []
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         marks = ", ".join("?" for _ in chunk)
@@ -540,54 +175,51 @@ def replace_children(
 def save_records(
     conn: sqlite3.Connection,
     parent_table: str,
-    rows: Batch | dict[str, list[dict]],
+    rows: dict[str, Rows],
     child_tables: Iterable[str],
 ) -> int:
     """Write one batch of parent rows and replace their children. The caller owns the commit.
 
-    A row older (by `updated_at`) than the one already mirrored is skipped with its children:
-    pages read in parallel can arrive out of order, and a record must never go back in time.
-    Returns how many parent rows were written.
+    `rows` maps tables to row dicts, as `etl.records` makes them. A row older (by
+    `updated_at`) than the one already mirrored is skipped with its children: pages read in
+    parallel can arrive out of order, and a record must never go back in time. Returns how
+    many parent rows were written.
     """
-    batch = {t: r if isinstance(r, Packed) else pack({t: r})[t] for t, r in rows.items()}
-    parents, mirrored = newer_only(conn, parent_table, batch.get(parent_table, Packed((), [])))
+    parents, mirrored = newer_only(conn, parent_table, rows.get(parent_table, []))
     upsert(conn, parent_table, parents)
-    ids = {v[parents.index("id")] for v in parents.values}
-    current: set[int] = set()
-    for hook in SAVE_HOOKS:
-        current |= hook(conn, parent_table, batch, ids, mirrored) or set()
+    ids = {row["id"] for row in parents}
+    # Each record's search document is stored with its rows; those already indexed as they
+    # are now need no journaling.
+    current = search.save_documents(conn, parent_table, rows, ids, mirrored)
     conn.executemany(
         "INSERT OR IGNORE INTO etl_changes (table_name, id) VALUES (?, ?)",
         [(parent_table, i) for i in ids - current],
     )
     for child in child_tables:
-        children = batch.get(child)
-        if children and children.values:
-            parent_at = children.index(SCHEMA[child].parent_key)
-            children = children.select([v[parent_at] in ids for v in children.values])
-        else:
-            children = Packed((), [])
+        parent_key = SCHEMA[child].parent_key
+        children = [row for row in rows.get(child, []) if row[parent_key] in ids]
         replace_children(conn, child, ids.intersection(mirrored), children)
     return len(ids)
 
 
-def newer_only(conn: sqlite3.Connection, table_name: str, rows: Packed) -> tuple[Packed, set[int]]:
+def newer_only(conn: sqlite3.Connection, table_name: str, rows: Rows) -> tuple[Rows, set[int]]:
     """Drop rows whose `updated_at` is older than the mirrored copy's.
 
     Also returns the ids of these rows the mirror already held.
     """
-    if not rows.values:
+    if not rows:
         return rows, set()
-    at_id = rows.index("id")
-    ids = [v[at_id] for v in rows.values]
+    ids = [row["id"] for row in rows]
     marks = ", ".join("?" for _ in ids)
     query = f'SELECT id, updated_at FROM "{table_name}" WHERE id IN ({marks})'
     mirrored = dict(conn.execute(query, ids).fetchall())
-    if "updated_at" not in rows.columns:
-        return rows, set(mirrored)
-    at_updated = rows.index("updated_at")
-    newer = [(v[at_updated] or "") >= (mirrored.get(v[at_id]) or "") for v in rows.values]
-    return rows.select(newer), set(mirrored)
+    newer = [
+        row
+        for row in rows
+        if (row.get("updated_at") or "") >= (mirrored.get(row["id"]) or "")
+        or "updated_at" not in row
+    ]
+    return newer, set(mirrored)
 
 
 def mark_deleted(
@@ -637,109 +269,6 @@ class Checkpoints:
             self.after_commit()
 
 
-class BackgroundCheckpoints:
-    """Copy the WAL into the database from a second connection while the writer goes on.
-
-    At each commit SQLite's own checkpoint copied the new pages and waited on two fsyncs, and
-    while the writer waited, so did every fetch process behind it. Here a thread with its own
-    connection runs PASSIVE checkpoints (they never block the writer), and the writer's own
-    checkpoint, which resets the WAL, runs only when the WAL reaches WAL_PAGES, by when it
-    finds little left to copy. Durability is unchanged: both connections sync as NORMAL.
-    """
-
-    WAL_PAGES = 50_000  # about 200 MB of 4 KiB pages; the WAL is reused after each reset
-    INTERVAL = 0.5  # seconds between background checkpoints
-
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
-        self.stopping = threading.Event()
-        self.thread: threading.Thread | None = None
-        self.path: str | None = None
-        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-        if mode == "wal":
-            self.path = conn.execute("PRAGMA database_list").fetchone()[2] or None
-
-    def start(self) -> None:
-        """Start (once). Call it after forking children: a thread must not be copied mid-call."""
-        if self.thread is not None or self.path is None:
-            return
-        self.usual = self.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-        self.conn.execute(f"PRAGMA wal_autocheckpoint={self.WAL_PAGES}")
-        self.thread = threading.Thread(target=self._run, daemon=True, name="wal-checkpoints")
-        self.thread.start()
-
-    def stop(self) -> None:
-        if self.thread is None:
-            return
-        self.stopping.set()
-        self.thread.join()
-        self.thread = None
-        self.conn.execute(f"PRAGMA wal_autocheckpoint={self.usual}")
-
-    def _run(self) -> None:
-        checkpointer = sqlite3.connect(self.path, timeout=1)
-        try:
-            checkpointer.execute("PRAGMA synchronous=NORMAL")
-            while not self.stopping.wait(self.INTERVAL):
-                try:
-                    checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error:
-                    pass  # the writer's own checkpoint still runs; try again next time
-        finally:
-            checkpointer.close()
-
-
-BULK_BUSY_SECONDS = 600
-
-
-@contextmanager
-def bulk_journal(conn: sqlite3.Connection) -> Iterator[bool]:
-    """While a first sync fills an empty mirror, journal with a rollback journal, not the WAL.
-
-    Pages appended to a database need no journal, so each is written once; through the WAL
-    each was written twice (to the WAL, then copied by a checkpoint), 0.5-2 s of the parent's
-    system time in a first sync of 50,000 conversations. Only an empty, file-backed WAL mirror
-    that no other connection has open qualifies (the switch needs the file alone and does
-    not wait for it). Readers then block commits instead of reading beside them, so the writer
-    waits for them longer than usual. Back to WAL afterwards, however the run ends; should a
-    reader hold the mirror just then, the next `open_mirror` switches it.
-    Yields whether the rollback journal is in use.
-    """
-    bulk = _is_empty(conn) and _switch_journal(conn, "truncate")
-    if bulk:
-        conn.execute(f"PRAGMA busy_timeout={BULK_BUSY_SECONDS * 1000}")
-    try:
-        yield bulk
-    finally:
-        if bulk:
-            conn.execute(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
-            _switch_journal(conn, "wal")
-
-
-def _is_empty(conn: sqlite3.Connection) -> bool:
-    """No table of records holds a row (the `etl_` tables of runs and cursors do not count)."""
-    records = [name for name in SCHEMA if not name.startswith("etl_")]
-    found = " UNION ALL ".join(f'SELECT 1 FROM (SELECT 1 FROM "{n}" LIMIT 1)' for n in records)
-    return conn.execute(found).fetchone() is None
-
-
-def _switch_journal(conn: sqlite3.Connection, mode: str) -> bool:
-    """Try once, without waiting, to move a file-backed mirror between WAL and `mode`.
-
-    Not inside a transaction, which the mode cannot change under.
-    """
-    current = conn.execute("PRAGMA journal_mode").fetchone()[0]
-    if current == mode or current == "memory" or conn.in_transaction:
-        return current == mode
-    conn.execute("PRAGMA busy_timeout=0")
-    try:
-        return conn.execute(f"PRAGMA journal_mode={mode}").fetchone()[0] == mode
-    except sqlite3.OperationalError:  # another connection has it open
-        return False
-    finally:
-        conn.execute(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
-
-
 # -- cursors and runs ------------------------------------------------------------------------
 
 
@@ -759,7 +288,7 @@ def set_cursor(conn: sqlite3.Connection, resource: str, value: str | None) -> No
         "INSERT INTO etl_cursors (resource, value, updated_at) VALUES (?, ?, ?) "
         "ON CONFLICT(resource) DO UPDATE SET value = excluded.value, "
         "updated_at = excluded.updated_at",
-        (resource, value, now_text()),
+        (resource, value, timeutil.now()),
     )
 
 
@@ -780,7 +309,7 @@ def start_run(conn: sqlite3.Connection, command: str, full: bool) -> int:
         cursor = conn.execute(
             "INSERT INTO etl_runs (command, started_at, status, full, counts, requests, errors) "
             "VALUES (?, ?, 'running', ?, '{}', 0, '[]')",
-            (command, now_text(), int(full)),
+            (command, timeutil.now(), int(full)),
         )
     return cursor.lastrowid
 
@@ -798,7 +327,7 @@ def finish_run(
         conn.execute(
             "UPDATE etl_runs SET ended_at = ?, status = ?, counts = ?, requests = ?, errors = ? "
             "WHERE id = ?",
-            (now_text(), status, json.dumps(counts), requests, json.dumps(shown), run_id),
+            (timeutil.now(), status, json.dumps(counts), requests, json.dumps(shown), run_id),
         )
 
 
@@ -811,59 +340,3 @@ def recent_runs(conn: sqlite3.Connection, limit: int = 10) -> list[dict[str, Any
 def row_counts(database: Mirror) -> dict[str, int]:
     names = [t.name for t in TABLES if not t.name.startswith("etl_")]
     return {n: database.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names}
-
-
-# -- the single-writer lock ------------------------------------------------------------------
-
-
-def check_mirror_path(db_path: str | os.PathLike) -> None:
-    """Fail with one clear line when the mirror cannot be created where `db_path` says."""
-    path = Path(db_path)
-    if path.is_dir():
-        raise ConfigError(
-            f"the mirror {db_path} is a folder: name a file, e.g. {path / 'helpdesk.db'}"
-        )
-    folder = path.parent
-    if not folder.is_dir():
-        raise ConfigError(f"cannot create the mirror {db_path}: the folder {folder} does not exist")
-
-
-@contextmanager
-def writer_lock(db_path: str | os.PathLike) -> Iterator[None]:
-    """Hold an exclusive lock beside the database; a second writer fails at once.
-
-    An OS lock (flock) is released by the kernel when the process dies, even on kill -9, so a
-    crashed sync never leaves a stale lock behind.
-    """
-    if str(db_path) == ":memory:":
-        yield
-        return
-    check_mirror_path(db_path)
-    lock_path = Path(f"{db_path}.lock")
-    try:
-        handle = open(lock_path, "a+")  # noqa: SIM115 - held for the lifetime of the lock
-    except OSError as exc:
-        raise ConfigError(f"cannot write beside the mirror {db_path}: {exc.strerror}") from None
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip()
-            who = f" (pid {holder})" if holder else ""
-            raise LockedError(
-                f"another etl process is writing {db_path}{who}; wait for it to finish"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        # A forked fetch process would hold the lock too (a flock belongs to the open file,
-        # which a fork shares) and keep it after a kill -9 of this process, until it noticed.
-        os.register_at_fork(after_in_child=handle.close)
-        yield
-    finally:
-        handle.close()
-
-
-from etl import views  # noqa: E402, F401 - registers the search index and sheet views (SCHEMA_HOOKS)

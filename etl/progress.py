@@ -55,6 +55,19 @@ def silent(name: str, total: int | None = None) -> _Silent:
     return _Silent()
 
 
+def retry_notices(quiet: bool) -> Callable[[float, str], None] | None:
+    """A `Client.on_retry` that says on a terminal when a wait of a second or more begins
+    ("retrying in 4 s: Connection refused"); None under --quiet or off a terminal."""
+    if quiet or not sys.stderr.isatty():
+        return None
+
+    def notice(seconds: float, reason: str) -> None:
+        if seconds >= 1:
+            tqdm.write(f"retrying in {seconds:.0f} s: {reason}", file=sys.stderr)
+
+    return notice
+
+
 def bars(quiet: bool):
     """A progress factory for library calls: bars only when not quiet and stderr is a terminal."""
     enabled = not quiet and sys.stderr.isatty()

@@ -2,21 +2,20 @@
 
 Column names are the snake_case of the API's field names; nested objects become `<name>_id`
 (and an email where a person is named); lists become JSON text; the record itself is kept in
-`raw_json` for fidelity: as the server sent it when the page was read by `rawjson`, else
-encoded compactly.
+`raw_json`: the decoded record encoded again by `json.dumps` (the same content and key order
+as the server sent, not necessarily the same bytes). A conversation's `raw_json` leaves out
+its threads, which are rows of their own, each with its own `raw_json`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
-from operator import itemgetter
+from collections.abc import Iterable
 from typing import Any
 
-from etl.client import format_timestamp, parse_timestamp
+from etl import timeutil
 from etl.htmltext import html_to_text
-from etl.rawjson import detached_texts, text_of
 
 Rows = dict[str, list[dict[str, Any]]]
 
@@ -28,20 +27,9 @@ def snake(name: str) -> str:
     return _CAMEL.sub(r"_\1", name).lower()
 
 
-_encode = json.JSONEncoder(ensure_ascii=False).encode  # built once: json.dumps(**kw) is not
-# A record as compact JSON, as APIs send it; a record parsed from JSON cannot be circular.
-_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
-# The list of a record stored as rows of their own, and so left out of its `raw_json`.
-DETACHED = {"conversations": "threads"}
-
-
 def raw_json(record: dict) -> str:
-    """The record's JSON: its text as received if known, else compactly encoded."""
-    text = text_of(record)
-    return text if text is not None else _compact(record)
-
-
-_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", re.ASCII)
+    """The record as compact JSON, as APIs send it."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
 def as_json(value: Any) -> str | None:
@@ -49,19 +37,7 @@ def as_json(value: Any) -> str | None:
         return None
     if value == []:
         return "[]"
-    return _encode(value)
-
-
-def timestamp(value: Any) -> str | None:
-    """The API's UTC timestamp as canonical ISO 8601 text (some endpoints write `13-24-01Z`)."""
-    if not value or not isinstance(value, str):
-        return None
-    if _CANONICAL.fullmatch(value):
-        return value
-    try:
-        return format_timestamp(parse_timestamp(value))
-    except ValueError:
-        return value
+    return json.dumps(value, ensure_ascii=False)
 
 
 def is_time_column(column: str) -> bool:
@@ -69,31 +45,14 @@ def is_time_column(column: str) -> bool:
     return column.endswith("_at") or column == "customer_waiting_since"
 
 
-# Every canonical timestamp has the same shape once its digits are all zero.
-_SHAPE = b"0000-00-00T00:00:00Z\n"
-_ZERO_DIGITS = bytes.maketrans(b"123456789", b"000000000")
-
-
-def timestamps_kept_as_text(batch: Mapping[str, Any]) -> int:
-    """How many time values of a batch (table -> rows with `columns` and `values`) are not
-    canonical timestamps: `timestamp` kept them as the server sent them, for the sync to report.
-
-    Each column is compared whole, in C, with the shape its values have when all are canonical;
-    only a column that differs is looked at value by value.
-    """
+def timestamps_kept_as_text(rows: Rows) -> int:
+    """How many time values of these rows are not canonical timestamps: `timeutil.canonical`
+    kept them as the server sent them, for the sync to report."""
     kept = 0
-    for rows in batch.values():
-        for at, column in enumerate(rows.columns):
-            if not is_time_column(column) or not rows.values:
-                continue
-            values = list(filter(None, map(itemgetter(at), rows.values)))
-            try:
-                joined = ("\n".join(values) + "\n").encode("ascii", "replace")
-                if joined.translate(_ZERO_DIGITS) == _SHAPE * len(values):
-                    continue
-            except TypeError:  # not text at all
-                pass
-            kept += sum(1 for v in values if not isinstance(v, str) or not _CANONICAL.fullmatch(v))
+    for table_rows in rows.values():
+        columns = [c for c in table_rows[0] if is_time_column(c)] if table_rows else []
+        for row in table_rows:
+            kept += sum(1 for c in columns if row[c] and not timeutil.is_canonical(row[c]))
     return kept
 
 
@@ -115,15 +74,9 @@ def conversation_rows(record: dict) -> Rows:
     waiting = record.get("customerWaitingSince") or {}
     source = record.get("source") or {}
     threads = _embedded(record, "threads") or []
-    thread_texts = detached_texts(record)
-    text = text_of(record)
-    if text is None or (threads and thread_texts is None):  # no text, or one with the threads
-        kept = dict(record)
-        if "_embedded" in kept:
-            kept["_embedded"] = {k: v for k, v in kept["_embedded"].items() if k != "threads"}
-        text = _compact(kept)
-    if thread_texts is None or len(thread_texts) != len(threads):
-        thread_texts = [None] * len(threads)
+    kept = dict(record)  # without its threads, which are rows of their own
+    if "_embedded" in kept:
+        kept["_embedded"] = {k: v for k, v in kept["_embedded"].items() if k != "threads"}
     count = record.get("threadsCount", record.get("threads"))
     rows: Rows = {
         "conversations": [
@@ -144,19 +97,19 @@ def conversation_rows(record: dict) -> Rows:
                 "customer_email": _email(record.get("customer")),
                 "created_by_id": _id(record.get("createdBy")),
                 "created_by_type": (record.get("createdBy") or {}).get("type"),
-                "created_at": timestamp(record.get("createdAt")),
-                "updated_at": timestamp(record.get("updatedAt")),
+                "created_at": timeutil.canonical(record.get("createdAt")),
+                "updated_at": timeutil.canonical(record.get("updatedAt")),
                 "closed_by": _id(record.get("closedBy")),
-                "closed_at": timestamp(record.get("closedAt")),
-                "user_updated_at": timestamp(record.get("userUpdatedAt")),
-                "customer_waiting_since": timestamp(waiting.get("time")),
+                "closed_at": timeutil.canonical(record.get("closedAt")),
+                "user_updated_at": timeutil.canonical(record.get("userUpdatedAt")),
+                "customer_waiting_since": timeutil.canonical(waiting.get("time")),
                 "latest_reply_from": waiting.get("latestReplyFrom"),
                 "source_type": source.get("type"),
                 "source_via": source.get("via"),
                 "cc": as_json(record.get("cc")),
                 "bcc": as_json(record.get("bcc")),
                 "deleted_at": None,
-                "raw_json": text,
+                "raw_json": raw_json(kept),
             }
         ],
         "threads": [],
@@ -166,9 +119,8 @@ def conversation_rows(record: dict) -> Rows:
         "timelogs": [],
     }
     # Threads come newest first; `position` counts from the oldest so ORDER BY reads naturally.
-    oldest_first = zip(reversed(threads), reversed(thread_texts), strict=True)
-    for position, (thread, thread_text) in enumerate(oldest_first):
-        rows["threads"].append(thread_row(thread, cid, position, thread_text))
+    for position, thread in enumerate(reversed(threads)):
+        rows["threads"].append(thread_row(thread, cid, position))
         for attachment in _embedded(thread, "attachments") or []:
             rows["attachments"].append(
                 {
@@ -211,10 +163,8 @@ def _text(value: Any) -> Any:
     return as_json(value) if isinstance(value, list | dict) else value
 
 
-def thread_row(
-    thread: dict, conversation_id: int, position: int, text: str | None = None
-) -> dict[str, Any]:
-    """A thread's row; `text` is its JSON as received, when known."""
+def thread_row(thread: dict, conversation_id: int, position: int) -> dict[str, Any]:
+    """A thread's row."""
     action = thread.get("action") or {}
     source = thread.get("source") or {}
     created_by = thread.get("createdBy") or {}
@@ -240,9 +190,9 @@ def thread_row(
         "to": as_json(thread.get("to")),
         "cc": as_json(thread.get("cc")),
         "bcc": as_json(thread.get("bcc")),
-        "created_at": timestamp(thread.get("createdAt")),
-        "opened_at": timestamp(thread.get("openedAt")),
-        "raw_json": raw_json(thread) if text is None else text,
+        "created_at": timeutil.canonical(thread.get("createdAt")),
+        "opened_at": timeutil.canonical(thread.get("openedAt")),
+        "raw_json": raw_json(thread),
     }
 
 
@@ -255,8 +205,8 @@ def timelog_row(log: dict, conversation_id: int) -> dict[str, Any]:
         "time_spent": log.get("timeSpent"),
         "paused": log.get("paused"),
         "finished": log.get("finished"),
-        "created_at": timestamp(log.get("createdAt")),
-        "updated_at": timestamp(log.get("updatedAt")),
+        "created_at": timeutil.canonical(log.get("createdAt")),
+        "updated_at": timeutil.canonical(log.get("updatedAt")),
         "raw_json": raw_json(log),
     }
 
@@ -285,8 +235,8 @@ def customer_rows(record: dict) -> Rows:
                 "state": address.get("state"),
                 "zip": address.get("zip"),
                 "country": address.get("country"),
-                "created_at": timestamp(record.get("createdAt")),
-                "updated_at": timestamp(record.get("updatedAt")),
+                "created_at": timeutil.canonical(record.get("createdAt")),
+                "updated_at": timeutil.canonical(record.get("updatedAt")),
                 "deleted_at": None,
                 "raw_json": raw_json(record),
             }
@@ -320,7 +270,7 @@ def flat_row(record: dict, **extra: Any) -> dict[str, Any]:
             continue
         column = snake(key)
         if key.endswith("At"):
-            row[column] = timestamp(value)
+            row[column] = timeutil.canonical(value)
         elif isinstance(value, dict | list):
             row[column] = as_json(value)
         else:

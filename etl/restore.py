@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from etl import files, mirror
+from etl import files, lock
 from etl.errors import ConfigError, LockedError, MirrorError
 
 STAMP = "%Y%m%dT%H%M%SZ"
@@ -37,7 +37,7 @@ def restore(
     """Put `snapshot` in place of the mirror at `db_path`, refusing while anything uses it."""
     source, target = Path(snapshot), Path(db_path)
     _check_snapshot(source)
-    with mirror.writer_lock(target):
+    with lock.writer_lock(target):
         fd, name = tempfile.mkstemp(prefix=f".{target.name}.restore-", dir=target.parent)
         os.close(fd)
         part = Path(name)

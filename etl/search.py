@@ -69,44 +69,41 @@ def customer_document(
     return (doc_id(CUSTOMER, record_id), title, f"{email or ''} {listed}".strip(" "))
 
 
-def _grouped(rows: Any, key: str, value: str) -> dict[Any, list[Any]] | None:
+def _grouped(rows: list[dict] | None, key: str, value: str) -> dict[Any, list[Any]] | None:
     """A child table's `value` column by parent, in row order; None if a column is missing."""
-    if rows is None or not rows.values:
+    if not rows:
         return {}
-    if key not in rows.columns or value not in rows.columns:
+    if key not in rows[0] or value not in rows[0]:
         return None
-    at_key, at_value = rows.index(key), rows.index(value)
     grouped: dict[Any, list[Any]] = {}
-    for row in rows.values:
-        grouped.setdefault(row[at_key], []).append(row[at_value])
+    for row in rows:
+        grouped.setdefault(row[key], []).append(row[value])
     return grouped
 
 
-def _documents(table: str, batch: dict, ids: set[int]) -> list[tuple] | None:
+def _documents(table: str, batch: dict[str, list[dict]], ids: set[int]) -> list[tuple] | None:
     """The documents of a batch's records, from the rows about to be written.
 
     None when the batch lacks a column a document needs (it is then made from the rows).
     """
-    parents = batch[table]
+    parents = [row for row in batch[table] if row["id"] in ids]
     if table == "conversations":
         texts = _grouped(batch.get("threads"), "conversation_id", "body_text")
-        if texts is None or "subject" not in parents.columns:
+        if texts is None or any("subject" not in row for row in parents):
             return None
-        at_id, at_subject = parents.index("id"), parents.index("subject")
         return [
-            conversation_document(v[at_id], v[at_subject], texts.get(v[at_id], ()))
-            for v in parents.values
-            if v[at_id] in ids
+            conversation_document(row["id"], row["subject"], texts.get(row["id"], ()))
+            for row in parents
         ]
     emails = _grouped(batch.get("customer_emails"), "customer_id", "value")
-    names = ("id", "first_name", "last_name", "email")
-    if emails is None or not set(names) <= set(parents.columns):
+    names = ("first_name", "last_name", "email")
+    if emails is None or any(name not in row for row in parents for name in names):
         return None
-    at = [parents.index(name) for name in names]
     return [
-        customer_document(*(v[i] for i in at), emails.get(v[at[0]], ()))
-        for v in parents.values
-        if v[at[0]] in ids
+        customer_document(
+            row["id"], row["first_name"], row["last_name"], row["email"], emails.get(row["id"], ())
+        )
+        for row in parents
     ]
 
 
@@ -201,13 +198,12 @@ def _current(conn: sqlite3.Connection) -> dict[str, str]:
     return dict(rows)
 
 
-def install(db: Any) -> bool:
-    """Schema hook: create (and fill) the index if missing or stale.
+def install(conn: sqlite3.Connection) -> bool:
+    """Create (and fill) the index if missing or stale; the mirror calls it when it opens.
 
     Returns True when the index was (re)built. Building reads every thread once, inside one
     transaction, so a mirror that already holds rows is searchable as soon as it opens.
     """
-    conn = db.conn
     wanted = {DOCS: DOCS_SQL, INDEX: TABLE_SQL, **TRIGGERS}
     if _current(conn) == wanted:
         return False
@@ -250,7 +246,7 @@ def _installed(conn: sqlite3.Connection) -> bool:
 def save_documents(
     conn: sqlite3.Connection, table: str, batch: dict, ids: set[int], mirrored: set[int]
 ) -> set[int]:
-    """Save hook: store the documents of a batch's records before they are journaled.
+    """Store the documents of a batch's records before they are journaled (`save_records`).
 
     Every document the index holds is the one stored in `search_docs` (an external-content
     index can only take a document out given its indexed text), so a record mirrored before

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from etl.errors import EtlError
 from etl.files import folder_for
-from etl.mirror import now_text
+from etl.timeutil import now as now_text
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS etl_staging_sources (

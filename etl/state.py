@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from etl.mirror import now_text
+from etl.timeutil import now as now_text
 
 
 def get_state(conn: sqlite3.Connection, name: str) -> str | None:

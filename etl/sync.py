@@ -1,35 +1,32 @@
-"""Extract: API pages -> mirror rows, one transaction per page, cursor written with the rows.
+"""Extract: API pages -> mirror rows, each page written in the same transaction as its cursor.
 
-Incremental resources (customers, conversations) are walked in `updatedAt` order with a keyset
-on `updatedSince` (see `client.iter_pages`), starting one second before the stored cursor so
-records sharing the cursor's second are read again rather than missed; upserts make the
-re-read harmless. Small resources are read whole on every run.
+One process: `--workers` threads send the requests (see `etl.threads`), and the main thread
+turns each page into rows and writes them. Small resources (mailboxes, users, tags, folders,
+custom fields) are read whole on every run. Customers and conversations are walked as keysets
+in `updatedAt` order from one second before their stored cursor (see `etl.paging`), each cut
+into segments at sampled `updatedAt` boundaries so that the workers can read one list
+together; the cursor only moves over what is written (`CursorTracker`). docs/sync.md tells
+the whole story.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
-import multiprocessing
-import os
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from etl import mirror, records, search
-from etl.client import Client, RateGate, iter_pages, one_second_before
+from etl import mirror, records, search, timeutil
+from etl.client import Client
 from etl.errors import EtlError
-from etl.fetch import Segment, fetch_segment, merge, page_decoder, rows_for
 from etl.interrupt import StopFlag, deferred_interrupt
-from etl.parallel import can_fork, interleave, interleave_processes
+from etl.paging import KeysetPager, iter_pages
 from etl.progress import Progress, silent
 from etl.resources import ALL, Resource, with_timelogs
+from etl.segments import CursorTracker, boundaries, reading_order, segment_counts, segment_starts
+from etl.threads import interleave
 
 CHILDREN = {
     "conversations": [
@@ -54,7 +51,6 @@ class SyncOptions:
     timelogs: bool = False
     page_size: int = 100
     workers: int = 4
-    processes: bool = True  # read big lists in child processes where the OS can fork
     resources: tuple[str, ...] = ()  # empty: all
 
 
@@ -64,7 +60,6 @@ class SyncResult:
     counts: dict[str, int] = field(default_factory=dict)
     deleted: dict[str, int] = field(default_factory=dict)
     requests: int = 0
-    requests_elsewhere: int = 0  # made by child processes, which have their own clients
     timestamps_kept_as_text: int = 0  # sent by the server in a form that did not parse
     status: str = "running"
     files: Any = None  # attachment files fetched after the sync (etl.files.Fetched), if asked
@@ -78,13 +73,7 @@ def sync(
     command: str = "sync",
 ) -> SyncResult:
     """Mirror every resource. Records the run; re-raises failures after recording them."""
-    with mirror.bulk_journal(conn):
-        return _sync(client, conn, options or SyncOptions(), progress, command)
-
-
-def _sync(
-    client: Client, conn: sqlite3.Connection, options: SyncOptions, progress: Progress, command: str
-) -> SyncResult:
+    options = options or SyncOptions()
     selected = [r for r in ALL if not options.resources or r.name in options.resources]
     small = [r for r in selected if not r.incremental]
     lists = [
@@ -101,20 +90,7 @@ def _sync(
     try:
         with deferred_interrupt() as stop:
             search.refresh(conn)  # whatever a killed run left un-indexed
-            # Planning the lists is round trips and little else, so it goes out while the
-            # small resources are read: with 50 ms latency that was 0.2 s of idle cores.
-            with shared_slots(client, options.workers), ThreadPoolExecutor(1) as planner:
-                planned = planner.submit(plan_lists, client, reads, options) if reads else None
-                # Per-mailbox lists need the mailboxes mirrored first; the rest go out together.
-                for group in (
-                    [r for r in small if not r.per_mailbox],
-                    [r for r in small if r.per_mailbox],
-                ):
-                    if group:
-                        _sync_whole(client, conn, group, options, progress, result)
-                        stop.check()
-                if planned:
-                    planned.result()
+            _read_small_and_plan(client, conn, small, reads, options, progress, result, stop)
             if reads:
                 _sync_lists(client, conn, reads, options, progress, result, stop)
         result.status = "completed"
@@ -133,7 +109,7 @@ def _sync(
     finally:
         if result.status != "interrupted":
             search.refresh(conn)
-        result.requests = client.requests_made - first_request + result.requests_elsewhere
+        result.requests = client.requests_made - first_request
         # Resources were read in groups; report them in their usual order.
         order = [r.name for r in ALL]
         result.counts = dict(sorted(result.counts.items(), key=lambda kv: order.index(kv[0])))
@@ -143,64 +119,111 @@ def _sync(
     return result
 
 
-@contextmanager
-def shared_slots(client: Client, workers: int) -> Iterator[None]:
-    """While it lasts, this client's requests from every thread share `workers` slots."""
-    if client.in_flight is not None:
-        yield
-        return
-    client.in_flight = threading.BoundedSemaphore(workers)
-    try:
-        yield
-    finally:
-        client.in_flight = None
+def rows_for(resource: Resource, record: dict, mailbox_id: int | None = None) -> records.Rows:
+    """The mirror rows of one API record of this resource."""
+    if resource.name == "conversations":
+        return records.conversation_rows(record)
+    if resource.name == "customers":
+        return records.customer_rows(record)
+    extra = {"mailbox_id": mailbox_id} if resource.per_mailbox else {}
+    return {resource.name: [records.flat_row(record, **extra)]}
 
 
-def _sync_whole(
-    client, conn, resources: list[Resource], options, progress, result: SyncResult
+def merge(batches: Iterable[records.Rows]) -> records.Rows:
+    """Rows of several records as one batch, table by table."""
+    merged: records.Rows = {}
+    for batch in batches:
+        for table, rows in batch.items():
+            merged.setdefault(table, []).extend(rows)
+    return merged
+
+
+def in_threads(calls: list[Callable[[], Any]], workers: int, stop: StopFlag) -> list[Any]:
+    """Each call's result, in order, `workers` at a time; Ctrl-C stops waiting for them."""
+    results: list[Any] = [None] * len(calls)
+    sources = [lambda call=call: [(call(),)] for call in calls]  # a 1-tuple is never None
+    for index, item in interleave(sources, workers, until=lambda: stop.requested):
+        if item is not None:
+            results[index] = item[0]
+    stop.check()
+    return results
+
+
+def _read_small_and_plan(
+    client, conn, small: list[Resource], reads, options, progress, result, stop
 ) -> None:
-    """Read small resources completely, their requests all in flight at once.
+    """Mirror the small resources whole, and plan the big lists' segments meanwhile.
 
-    Rows missing at the source get `deleted_at`.
+    Two rounds of requests, each sharing the `--workers` threads: the lists' totals with the
+    small resources that need nothing first, then the probes for segment boundaries (which
+    need the totals) with the per-mailbox resources (which need the mailboxes mirrored).
+    Planning is round trips and little else, so it goes out beside the small reads.
     """
-    synced_at = mirror.now_text()
-    mailboxes = [row[0] for row in conn.execute("SELECT id FROM mailboxes ORDER BY id")]
-    jobs = [
-        (resource, mailbox_id)
-        for resource in resources
-        for mailbox_id in (mailboxes if resource.per_mailbox else [None])
-    ]
-
-    def fetch(job: tuple[Resource, int | None]) -> list:
-        resource, mailbox_id = job
-        pages = iter_pages(
-            client,
-            resource.path_for(mailbox_id),
-            resource.key,
-            resource.params,
-            page_size=options.page_size,
-            decode=page_decoder(resource),
-        )
-        found = []
-        for page in pages:
-            found.extend(rows_for(resource, r, mailbox_id) for r in page.items)
-            bars[resource.name].update(len(page.items))
-        return found
-
-    bars = {resource.name: progress(resource.name, None) for resource in resources}
+    first = [r for r in small if not r.per_mailbox]
+    later = [r for r in small if r.per_mailbox]
+    bars = {resource.name: progress(resource.name, None) for resource in small}
     try:
-        with ThreadPoolExecutor(max(1, min(options.workers, len(jobs)))) as pool:
-            fetched = list(pool.map(fetch, jobs))
+        jobs = [(resource, None) for resource in first]
+        totals = [(read.resource.path, read.probe({"page": 1})) for read in reads]
+        documents, fetched = _round(client, totals, jobs, options, bars, stop)
+        for read, document in zip(reads, documents, strict=True):
+            read.total = ((document or {}).get("page") or {}).get("totalElements")
+        _save_whole(conn, first, jobs, fetched, result)
+
+        counts = segment_counts([r.total for r in reads], options.page_size, options.workers)
+        probes = [
+            (read.resource.path, read.probe({"page": int(start * read.total) + 1}))
+            for read, count in zip(reads, counts, strict=True)
+            for start in segment_starts(count)[1:]
+        ]
+        mailboxes = [row[0] for row in conn.execute("SELECT id FROM mailboxes ORDER BY id")]
+        jobs = [(resource, mailbox) for resource in later for mailbox in mailboxes]
+        documents, fetched = _round(client, probes, jobs, options, bars, stop)
+        samples = iter(documents)
+        for read, count in zip(reads, counts, strict=True):
+            read.plan([next(samples) for _ in range(1, count)])
+        _save_whole(conn, later, jobs, fetched, result, mailboxes)
     finally:
         for bar in bars.values():
             bar.close()
+
+
+def _round(client, probes, jobs, options, bars, stop) -> tuple[list, list]:
+    """Probe GETs (path, query) and small lists read whole (resource, mailbox), together in
+    the `--workers` threads: the probes' documents and each list's records."""
+    calls = [lambda path=path, query=query: client.get(path, query) for path, query in probes]
+    calls += [_whole_reader(client, resource, mailbox, options, bars) for resource, mailbox in jobs]
+    found = in_threads(calls, options.workers, stop)
+    return found[: len(probes)], found[len(probes) :]
+
+
+def _whole_reader(client, resource: Resource, mailbox_id, options, bars) -> Callable[[], list]:
+    """A call that reads one small list to its end, for `in_threads`."""
+
+    def read() -> list[dict]:
+        found = []
+        path = resource.path_for(mailbox_id)
+        for page in iter_pages(
+            client, path, resource.key, resource.params, page_size=options.page_size
+        ):
+            found.extend(page.items)
+            bars[resource.name].update(len(page.items))
+        return found
+
+    return read
+
+
+def _save_whole(conn, resources, jobs, found, result: SyncResult, mailboxes=None) -> None:
+    """Write small resources read whole; rows missing at the source get `deleted_at`."""
+    synced_at = timeutil.now()
     for resource in resources:
-        batches = [
-            b for (r, _), found in zip(jobs, fetched, strict=True) if r is resource for b in found
-        ]
-        rows = merge(batches).get(resource.name, [])
-        packed = mirror.pack({resource.name: rows})
-        result.timestamps_kept_as_text += records.timestamps_kept_as_text(packed)
+        rows = merge(
+            rows_for(resource, record, mailbox_id)
+            for (r, mailbox_id), records_read in zip(jobs, found, strict=True)
+            if r is resource
+            for record in records_read
+        ).get(resource.name, [])
+        result.timestamps_kept_as_text += records.timestamps_kept_as_text({resource.name: rows})
         with conn:
             mirror.upsert(conn, resource.name, rows)
             where = ""
@@ -213,35 +236,6 @@ def _sync_whole(
             result.deleted[resource.name] = len(gone)
 
 
-class CursorTracker:
-    """The newest cursor that is safe to store while segments of one list are read in parallel.
-
-    Segment j covers records stamped from `starts[j]` up to `starts[j + 1]`. Everything before
-    the first unfinished segment is mirrored, and inside it everything before its progress.
-    """
-
-    def __init__(self, starts: list[str | None]):
-        self.starts = starts
-        self.progress: list[str | None] = [None] * len(starts)
-        self.done = [False] * len(starts)
-
-    def advance(self, segment: int, newest: str | None) -> None:
-        if newest and (self.progress[segment] or "") < newest:
-            self.progress[segment] = newest
-
-    def finish(self, segment: int) -> None:
-        self.done[segment] = True
-
-    def safe_cursor(self) -> str | None:
-        for start, progress, done in zip(self.starts, self.progress, self.done, strict=True):
-            if not done:
-                return progress or start
-        return max((p for p in self.progress if p), default=None)
-
-
-# Segments per request in flight when lists are cut up: a slot that finishes its segment early
-# takes another, so no request slot idles while one long segment is still being read.
-SEGMENTS_PER_SLOT = 4
 INDEX_EVERY = 1.0  # seconds between search index steps while lists are read
 
 
@@ -275,95 +269,46 @@ class ListRead:
             params[self.resource.since_param] = self.since
         return params
 
+    def plan(self, samples: list[Any]) -> None:
+        """Cut the list into segments at the `updatedAt` of the sampled records.
 
-def segment_counts(totals: list[int | None], page_size: int, slots: int) -> list[int]:
-    """How many segments to cut each list into, given the requests that may be in flight.
-
-    With one slot nothing is gained by cutting. Otherwise lists get segments in proportion to
-    their pages, SEGMENTS_PER_SLOT per slot in all, at least one each, and never so many that
-    the shortest segment (see `segment_starts`) would hold fewer than two pages.
-    """
-    pages = [-(-(total or 0) // page_size) for total in totals]
-    if slots <= 1 or not sum(pages):
-        return [1] * len(totals)
-    budget = SEGMENTS_PER_SLOT * slots
-    # The most segments with shares 1..c of a list of p pages such that c * (c + 1) <= p.
-    most = [(math.isqrt(4 * p + 1) - 1) // 2 for p in pages]
-    return [
-        max(1, min(round(budget * p / sum(pages)), m)) for p, m in zip(pages, most, strict=True)
-    ]
-
-
-def segment_starts(count: int) -> list[float]:
-    """Where each of `count` segments starts, as a share of its list.
-
-    Sizes shrink in steps (count, count - 1, ... 1 parts): the segments read last, when
-    slots start running out of work, are the shortest, so no slot is left reading a long
-    one alone at the end.
-    """
-    parts = count * (count + 1) // 2
-    starts, at = [], 0
-    for j in range(count):
-        starts.append(at / parts)
-        at += count - j
-    return starts
-
-
-def boundaries(samples: list[str | None]) -> list[str]:
-    """Sampled `updatedAt` values as strictly increasing segment boundaries."""
-    bounds: list[str] = []
-    for value in samples:
-        if value and (not bounds or value > bounds[-1]):
-            bounds.append(value)
-    return bounds
-
-
-def reading_order(counts: list[int]) -> list[tuple[int, int]]:
-    """(list, segment) pairs ordered so that every list advances at the same relative pace."""
-    middles = []
-    for count in counts:
-        starts = [*segment_starts(count), 1.0]
-        middles.append([(a + b) / 2 for a, b in itertools.pairwise(starts)])
-    pairs = [(i, j) for i, count in enumerate(counts) for j in range(count)]
-    return sorted(pairs, key=lambda p: (middles[p[0]][p[1]], p[0]))
-
-
-def plan_lists(client: Client, reads: list[ListRead], options: SyncOptions) -> None:
-    """Ask each list's total, then sample `updatedAt` boundaries to cut it into segments.
-
-    Boundaries only need to be ordered, not exact: each segment is its own keyset walk, so
-    records moving mid-sync cannot fall between segments. The probes go out in parallel.
-    """
-
-    def get_all(queries: list[tuple[ListRead, dict]]) -> list[dict]:
-        if len(queries) <= 1 or options.workers <= 1:
-            return [client.get(r.resource.path, q) or {} for r, q in queries]
-        with ThreadPoolExecutor(min(options.workers, len(queries))) as pool:
-            return list(pool.map(lambda rq: client.get(rq[0].resource.path, rq[1]) or {}, queries))
-
-    firsts = get_all([(read, read.probe({"page": 1})) for read in reads])
-    for read, first in zip(reads, firsts, strict=True):
-        read.total = (first.get("page") or {}).get("totalElements")
-    counts = segment_counts([r.total for r in reads], options.page_size, options.workers)
-    queries = [
-        (read, read.probe({"page": int(start * read.total) + 1}))
-        for read, count in zip(reads, counts, strict=True)
-        for start in segment_starts(count)[1:]
-    ]
-    samples = iter(get_all(queries))
-    for read, count in zip(reads, counts, strict=True):
+        Boundaries only need to be ordered, not exact: each segment is its own keyset walk,
+        so records moving mid-sync cannot fall between segments.
+        """
+        key, field_name = self.resource.key, self.resource.cursor_field
         values = []
-        for _ in range(1, count):
-            items = ((next(samples).get("_embedded") or {}).get(read.resource.key)) or []
-            values.append(items[0][read.resource.cursor_field] if items else None)
+        for sample in samples:
+            items = (((sample or {}).get("_embedded") or {}).get(key)) or []
+            values.append(items[0][field_name] if items else None)
         bounds = boundaries(values)
-        starts = [read.since, *(one_second_before(b) for b in bounds)]
-        read.segments = list(zip(starts, [*bounds, None], strict=True))
+        starts = [self.since, *(timeutil.one_second_before(b) for b in bounds)]
+        self.segments = list(zip(starts, [*bounds, None], strict=True))
         # A segment's first record is at or after its boundary, so the tracker starts each
         # segment (after the first) at the boundary itself.
-        read.tracker = CursorTracker(
-            [read.cursor if read.since else None, *(stop for _, stop in read.segments[:-1])]
+        self.tracker = CursorTracker(
+            [self.cursor if self.since else None, *(stop for _, stop in self.segments[:-1])]
         )
+
+    def walk(self, segment: int, client: Client, page_size: int) -> Iterator[list[dict]]:
+        """The records of one segment, page by page (run in a fetch thread)."""
+        since, stop_before = self.segments[segment]
+        resource = self.resource
+        params = dict(resource.params)
+        if since:
+            params[resource.since_param] = since
+        pager = KeysetPager(
+            client.get,
+            resource.path,
+            resource.key,
+            params,
+            field=resource.cursor_field,
+            since_param=resource.since_param,
+            page_size=page_size,
+            stop_before=stop_before,
+            announced=self.total,
+        )
+        for page in pager:
+            yield page.items
 
 
 def list_reads(conn: sqlite3.Connection, lists: list[Resource], options) -> list[ListRead]:
@@ -371,8 +316,8 @@ def list_reads(conn: sqlite3.Connection, lists: list[Resource], options) -> list
     reads = []
     for resource in lists:
         cursor = None if options.full else mirror.get_cursor(conn, resource.name)
-        since = one_second_before(cursor) if cursor else None
-        reads.append(ListRead(resource, cursor, since, mirror.now_text()))
+        since = timeutil.one_second_before(cursor) if cursor else None
+        reads.append(ListRead(resource, cursor, since, timeutil.now()))
     return reads
 
 
@@ -381,8 +326,8 @@ def _sync_lists(
 ) -> None:
     """Keyset-walk the planned incremental lists together, each from its cursor.
 
-    All segments of all lists share the `workers` request slots; each page's rows commit
-    with its list's cursor.
+    All segments of all lists share the `--workers` threads; each page's rows commit with
+    its list's cursor.
     """
     for read in reads:
         read.bar = progress(read.resource.name, read.total)
@@ -402,86 +347,20 @@ def _sync_lists(
                     result.deleted[read.resource.name] = len(gone)
 
 
-def reader_count(workers: int, cores: int) -> int:
-    """How many segments the fetch processes read at once, for `workers` requests in flight.
-
-    A reader decodes each page before its keyset can ask for the next, and meanwhile its
-    request slot would sit idle. So while the cores have time to spare (no more slots than
-    cores), two segments are read per slot and a shared semaphore still holds the requests
-    in flight to `workers`: another reader's request takes the slot. With more slots than
-    cores the cores are already the limit, and more readers only compete for them.
-    """
-    return 2 * workers if workers <= cores else workers
-
-
-def process_count(readers: int, cores: int) -> int:
-    """How many fetch processes share `readers` segments read at once: one each, up to 2 per core.
-
-    Readers in one process take turns on its interpreter lock: a response that has arrived waits
-    while another reader decodes or transforms a page. With a process each, at 50 ms latency
-    and 4 workers on 2 cores, a first sync took 14.6 s against 14.9 s with one per core. Past
-    two per core more processes only cost memory.
-    """
-    return max(1, min(readers, 2 * cores))
-
-
 def _read_segments(
     client, conn, reads: list[ListRead], options, result: SyncResult, stop: StopFlag
 ) -> None:
+    """Write the segments' pages as the fetch threads bring them, each with its cursor."""
     order = reading_order([len(read.segments) for read in reads])
-    forked = len(order) > 1 and options.processes and can_fork()
-    cores = os.cpu_count() or 1
-    readers = reader_count(options.workers, cores) if forked else options.workers
-    in_flight = None
-    if readers > options.workers:
-        in_flight = multiprocessing.get_context("fork").BoundedSemaphore(options.workers)
-    # Each segment read in a fetch process has its own client; after a 429 all must wait.
-    gate = RateGate(shared=True) if forked else None
-    specs = []
-    for li, sj in order:
-        read = reads[li]
-        since, stop_before = read.segments[sj]
-        specs.append(
-            Segment(
-                client.url,
-                client.api_key,
-                client.timeout,
-                client.retry,
-                read.resource,
-                dict(read.resource.params),
-                options.page_size,
-                since,
-                stop_before,
-                in_flight,
-                gate,
-                list_total=read.total,
-            )
-        )
-    if forked:
-        # Free the page cache earlier lists filled, or the forked children count it as theirs.
-        conn.execute("PRAGMA shrink_memory")
-        processes = process_count(readers, cores)
-        # With more requests in flight than cores, the fetch processes keep the cores busy.
-        batch = options.workers > cores
-        stream = interleave_processes(
-            fetch_segment, specs, slots=readers, processes=processes, batch=batch
-        )
-    else:
-        sources = [lambda spec=spec: fetch_segment(spec, client) for spec in specs]
-        stream = interleave(sources, slots=options.workers)
-
-    def save_cursors() -> None:
-        for read in reads:
-            mirror.set_cursor(conn, read.resource.name, read.tracker.safe_cursor())
-
+    sources = [
+        lambda li=li, sj=sj: reads[li].walk(sj, client, options.page_size) for li, sj in order
+    ]
     indexed_at = time.monotonic()
 
     def index_what_is_committed() -> None:
         """Index for search what was written since the last step, at most once a second.
 
-        Left to the end of the run, indexing ran on one core while the other idled: 0.65 s
-        for a first sync of 50,000 conversations and 20,000 customers. In steps it costs
-        a third more CPU (FTS5 merges the small segments), spread over the reading.
+        Indexing spread over the reading keeps the closing refresh short.
         """
         nonlocal indexed_at
         now = time.monotonic()
@@ -489,33 +368,39 @@ def _read_segments(
             indexed_at = now
             search.refresh(conn)
 
+    def save_cursors() -> None:
+        for read in reads:
+            mirror.set_cursor(conn, read.resource.name, read.tracker.safe_cursor())
+
     checkpoints = mirror.Checkpoints(conn, after_commit=index_what_is_committed)
-    copier = mirror.BackgroundCheckpoints(conn)
     try:
-        for index, page in stream:
-            copier.start()  # the fetch processes are forked by now
+        for index, items in interleave(sources, options.workers, until=lambda: stop.requested):
             li, segment = order[index]
             read = reads[li]
-            name = read.resource.name
-            if page is None:
+            if items is None:
                 read.tracker.finish(segment)
-            elif page.ids:
-                result.requests_elsewhere += page.requests
-                parents = page.rows[name]
-                at = parents.index("updated_at")
-                read.tracker.advance(segment, max(v[at] or "" for v in parents.values))
-                result.timestamps_kept_as_text += records.timestamps_kept_as_text(page.rows)
-                with checkpoints.write():
-                    mirror.save_records(conn, name, page.rows, read.children)
-                    mirror.set_cursor(conn, name, read.tracker.safe_cursor())
-                read.seen.update(page.ids)
-                read.written += len(page.ids)
-                read.bar.update(len(page.ids))
-            if page is None or stop.requested:
+            elif items:
+                rows = merge(rows_for(read.resource, record) for record in items)
+                result.timestamps_kept_as_text += records.timestamps_kept_as_text(rows)
+                _save_page(conn, read, segment, rows, checkpoints)
+            if items is None or stop.requested:
                 with checkpoints.write():
                     save_cursors()
                 checkpoints.commit()
                 stop.check()
+        stop.check()
     finally:
         conn.commit()  # what was written; the closing refresh indexes it unless interrupted
-        copier.stop()
+
+
+def _save_page(conn, read: ListRead, segment: int, rows: records.Rows, checkpoints) -> None:
+    """One page's rows and the cursor they justify, in the same transaction."""
+    name = read.resource.name
+    read.tracker.advance(segment, max(row["updated_at"] or "" for row in rows[name]))
+    with checkpoints.write():
+        mirror.save_records(conn, name, rows, read.children)
+        mirror.set_cursor(conn, name, read.tracker.safe_cursor())
+    ids = [row["id"] for row in rows[name]]
+    read.seen.update(ids)
+    read.written += len(ids)
+    read.bar.update(len(ids))

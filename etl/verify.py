@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from etl import ledger
-from etl.client import Client, format_timestamp, parse_timestamp
+from etl.client import Client
 from etl.errors import ConfigError, NotFound
 from etl.progress import Progress, silent
+from etl.timeutil import format as format_timestamp
+from etl.timeutil import parse as parse_timestamp
 
 
 @dataclass(frozen=True)

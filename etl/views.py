@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from etl import datasette_meta, mirror, search
+from etl import datasette_meta
 
 INT, TEXT, TIME = "int", "text", "time"
 NUMBER, DATE = "number", "date"  # custom fields of those types; a value may still be text
@@ -558,17 +558,12 @@ def refresh_views(conn: sqlite3.Connection) -> list[str]:
     return changed
 
 
-def install(db: mirror.Mirror) -> None:
-    """Schema hook: the search index (thread text lives there), then the sheet views, and
-    what Datasette needs to search them (see `datasette_meta`)."""
-    search.install(db)
-    db.conn.execute(
+def install(conn: sqlite3.Connection) -> None:
+    """The sheet views, the index they need, and what Datasette needs to search them (see
+    `datasette_meta`); the schema calls it when a mirror opens, after the search index."""
+    conn.execute(
         "CREATE INDEX IF NOT EXISTS sheet_customer_fields_field ON customer_fields (field_id)"
     )
-    refresh_views(db.conn)
-    datasette_meta.refresh_fts_views(db.conn)
-    datasette_meta.write_metadata(db.conn)
-
-
-mirror.SCHEMA_HOOKS.append(install)
-mirror.SAVE_HOOKS.append(search.save_documents)
+    refresh_views(conn)
+    datasette_meta.refresh_fts_views(conn)
+    datasette_meta.write_metadata(conn)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from etl import mirror, views  # noqa: F401 - views registers the search and view schema hook
+from etl import mirror
 from etl.client import Client
 from etl.sync import SyncOptions, sync
 

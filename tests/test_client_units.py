@@ -6,6 +6,7 @@ import json
 import random
 import socket
 import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -15,7 +16,6 @@ from etl.client import (
     RetryPolicy,
     insecure_url_warning,
     parse_retry_after,
-    parse_timestamp,
     server_name,
 )
 from etl.errors import ApiError
@@ -57,11 +57,6 @@ def test_quiet_keeps_the_plain_http_warning_out_of_cron_mail(capsys):
     assert "warning: http://192.0.2.2:8956 is plain http" in capsys.readouterr().err
 
 
-def test_dash_timestamps_from_users_endpoint_parse():
-    assert parse_timestamp("2021-04-21T13-24-01Z") == datetime(2021, 4, 21, 13, 24, 1, tzinfo=UTC)
-    assert parse_timestamp("2021-04-21T13:24:01Z") == datetime(2021, 4, 21, 13, 24, 1, tzinfo=UTC)
-
-
 def test_the_key_is_not_in_the_clients_repr():
     client = Client("http://127.0.0.1:1", "s3cret-key")
     assert "s3cret-key" not in repr(client)
@@ -70,11 +65,20 @@ def test_the_key_is_not_in_the_clients_repr():
 
 
 @contextlib.contextmanager
-def serving(body: bytes, content_type: str, cut_short: int = 0, connections: list | None = None):
+def serving(
+    body: bytes,
+    content_type: str,
+    cut_short: int = 0,
+    connections: list | None = None,
+    status: int = 200,
+    fail_first: int | None = None,
+    on_failure=None,
+):
     """A local HTTP/1.1 server answering every GET with `body`; yields (port, requests seen).
 
     The first `cut_short` answers stop halfway through the body and drop the connection.
-    `connections`, if given, gets the client's port of each request.
+    `connections`, if given, gets the client's port of each request. Answers carry `status`,
+    or only the first `fail_first` of them, after calling `on_failure()`; the rest are 200.
     """
     seen = []
 
@@ -85,7 +89,10 @@ def serving(body: bytes, content_type: str, cut_short: int = 0, connections: lis
             seen.append((self.path, self.headers.get("Authorization")))
             if connections is not None:
                 connections.append(self.client_address[1])
-            self.send_response(200)
+            failing = fail_first is None or len(seen) <= fail_first
+            if failing and status != 200 and on_failure is not None:
+                on_failure()
+            self.send_response(status if failing else 200)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -186,3 +193,57 @@ def test_a_server_that_cannot_be_reached_is_named_with_the_reason():
         f"GET api/mailboxes: no response: could not connect to 127.0.0.1:{port} "
         "(Connection refused) (after 2 tries)"
     )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_refused_connection_gets_a_few_tries_and_a_5xx_the_full_patience():
+    waits = []
+    policy = RetryPolicy(base_delay=0.01)  # 8 tries, 4 of them for connections
+    told = lambda seconds, reason: waits.append(reason)  # noqa: E731
+    refused = Client(f"http://127.0.0.1:{free_port()}", "key", retry=policy, on_retry=told)
+    with pytest.raises(ApiError, match=r"\(Connection refused\) \(after 4 tries\)"):
+        refused.get("api/tags")
+    assert refused.requests_made == 4 and refused.retries_made == 3
+    assert waits == ["Connection refused"] * 2  # urllib3 retries the first failure at once
+    with serving(b'{"message": "down"}', "application/json", status=503) as (port, seen):
+        failing = Client(f"http://127.0.0.1:{port}", "key", retry=policy)
+        with pytest.raises(ApiError, match=r"HTTP 503: down \(after 8 tries\)"):
+            failing.get("api/tags")
+    assert len(seen) == 8 and failing.requests_made == 8
+
+
+def test_each_wait_before_a_retry_is_told_with_its_reason():
+    told = []
+    with serving(b'{"ok": true}', "application/json", status=503, fail_first=2) as (port, _):
+        client = Client(
+            f"http://127.0.0.1:{port}",
+            "key",
+            retry=RetryPolicy(base_delay=0.01),
+            on_retry=lambda seconds, reason: told.append(reason),
+        )
+        assert client.get("api/tags") == {"ok": True}
+    # urllib3 retries the first 503 at once, then waits: one notice, naming the status
+    assert told == ["HTTP 503"]
+    assert client.requests_made == 3 and client.retries_made == 2
+
+
+def test_a_retry_after_a_5xx_waits_for_a_gate_another_thread_closed():
+    clients = []
+    with serving(
+        b'{"ok": true}',
+        "application/json",
+        status=503,
+        fail_first=1,
+        on_failure=lambda: clients[0].gate.close_for(0.5),  # as a 429 to another thread would
+    ) as (port, seen):
+        clients.append(Client(f"http://127.0.0.1:{port}", "key", retry=RetryPolicy()))
+        started = time.monotonic()
+        assert clients[0].get("api/tags") == {"ok": True}
+    assert len(seen) == 2
+    # urllib3 retries a first 503 at once; this retry waited for the gate
+    assert time.monotonic() - started >= 0.5

@@ -1,27 +1,19 @@
 """Unit tests of the one paging loop, against an in-memory fake of a list endpoint."""
 
-import json
-import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from etl.client import iter_pages, one_second_before, parse_timestamp
 from etl.errors import PagingError
+from etl.paging import KeysetPager, NumberPager, iter_pages
+from etl.timeutil import one_second_before
+from etl.timeutil import parse as parse_timestamp
 
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def ts(seconds: int) -> str:
     return (BASE + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class FakeResponse:
-    content: bytes
-    status_code: int = 200
-    headers: dict = field(default_factory=lambda: {"Content-Type": "application/json"})
 
 
 class FakeEndpoint:
@@ -31,12 +23,9 @@ class FakeEndpoint:
         self.records = {r["id"]: dict(r) for r in records}
         self.on_request = on_request
         self.calls = []
+        self.max_pages = 100
 
-    def get_response(self, path, params):
-        """The page as the raw JSON response the paging loop reads (and peeks into)."""
-        return FakeResponse(json.dumps(self.page(params)).encode())
-
-    def page(self, params):
+    def get(self, path, params):
         self.calls.append(dict(params))
         if self.on_request:
             self.on_request(self, len(self.calls))
@@ -53,19 +42,19 @@ class FakeEndpoint:
         }
 
 
-def walk(endpoint, page_size=10, since=None, look_ahead=True, decode=json.loads):
+def walk(endpoint, page_size=10, since=None, stop_before=None):
     params = {"updatedSince": since} if since else {}
-    pages = iter_pages(
-        endpoint,
+    pager = KeysetPager(
+        endpoint.get,
         "api/x",
         "items",
         params,
+        field="updatedAt",
+        since_param="updatedSince",
         page_size=page_size,
-        keyset=("updatedAt", "updatedSince"),
-        look_ahead=look_ahead,
-        decode=decode,
+        stop_before=stop_before,
     )
-    return [r for page in pages for r in page.items]
+    return [r for page in pager for r in page.items]
 
 
 def test_keyset_walk_reads_every_record_once_even_when_a_second_holds_many_pages():
@@ -110,10 +99,11 @@ def test_since_is_strictly_after_so_the_cursor_second_is_reread():
 
 def test_a_server_repeating_the_same_page_is_stopped():
     class Stuck:
-        def get_response(self, path, params):
+        max_pages = 100
+
+        def get(self, path, params):
             items = [{"id": i, "updatedAt": ts(0)} for i in range(5)]
-            page = {"_embedded": {"items": items}, "page": {"totalElements": 99}}
-            return FakeResponse(json.dumps(page).encode())
+            return {"_embedded": {"items": items}, "page": {"totalElements": 99}}
 
     with pytest.raises(PagingError):
         list(iter_pages(Stuck(), "api/x", "items", {}, page_size=5))
@@ -147,34 +137,26 @@ def test_a_crowded_second_is_reread_until_nothing_slipped():
     assert set(range(60)) - touched <= got
 
 
-def test_the_page_after_a_full_one_is_asked_for_while_that_one_is_decoded():
-    events = []  # in the order they happened, from both threads
-
-    def slow_decode(content):
-        time.sleep(0.05)  # long enough for the next request to be sent meanwhile
-        events.append("decoded")
-        return json.loads(content)
-
-    endpoint = FakeEndpoint(
-        [{"id": i, "updatedAt": ts(i)} for i in range(95)],
-        on_request=lambda _endpoint, _n: events.append("asked"),
-    )
-    got = walk(endpoint, page_size=10, decode=slow_decode)
-    assert sorted(r["id"] for r in got) == list(range(95))
-    pages = events.count("decoded")
-    # Every page after the first was asked for before the page before it was decoded, and
-    # every page asked for was used: no request was wasted.
-    assert events == ["asked"] + ["asked", "decoded"] * (pages - 1) + ["decoded"]
-    plain = FakeEndpoint([{"id": i, "updatedAt": ts(i)} for i in range(95)])
-    walk(plain, page_size=10, look_ahead=False)
-    assert len(plain.calls) == pages
+def test_a_walk_asks_only_for_pages_it_uses():
+    endpoint = FakeEndpoint([{"id": i, "updatedAt": ts(i)} for i in range(95)])
+    got = walk(endpoint, page_size=10)
+    assert [r["id"] for r in got] == list(range(95))
+    # Each request starts one second before the last record of the one before, so a page
+    # brings that record again and nine new ones: 10 + 10 * 9 records in 11 requests.
+    assert len(endpoint.calls) == 11
+    assert [c.get("updatedSince") for c in endpoint.calls[1:3]] == [ts(8), ts(17)]
+    assert all(c["page"] == 1 for c in endpoint.calls)
 
 
-def test_a_walk_that_guesses_wrong_stops_guessing_after_three_requests():
-    plain = [{"id": i, "updatedAt": ts(i)} for i in range(200)]
-    # A nested object carrying the same key, after the record's own: every guess is wrong.
-    nested = [dict(r, owner={"updatedAt": ts(10_000)}) for r in plain]
-    expected = FakeEndpoint(plain)
-    misled = FakeEndpoint(nested)
-    assert [r["id"] for r in walk(misled)] == [r["id"] for r in walk(expected, look_ahead=False)]
-    assert len(misled.calls) == len(expected.calls) + 3
+def test_a_segment_ends_before_its_stop():
+    endpoint = FakeEndpoint([{"id": i, "updatedAt": ts(i)} for i in range(50)])
+    got = walk(endpoint, page_size=10, since=ts(9), stop_before=ts(25))
+    assert [r["id"] for r in got] == list(range(10, 25))
+
+
+def test_a_small_list_stops_at_its_page_ceiling():
+    endpoint = FakeEndpoint([{"id": i, "updatedAt": ts(i)} for i in range(50)])
+    pager = NumberPager(endpoint.get, "api/x", "items", page_size=10, max_pages=3)
+    with pytest.raises(PagingError, match="more than 3 pages; --max-pages allows more"):
+        list(pager)
+    assert len(endpoint.calls) == 3

@@ -1,14 +1,11 @@
 """Unit tests: API records become the mirror's rows (snake_case columns, raw JSON kept)."""
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
-import threading
-import time
 
-from etl import mirror, records
+from etl import mirror, records, schema
 
 CONVERSATION = {
     "id": 1,
@@ -75,17 +72,11 @@ def test_dash_timestamps_are_normalised():
 
 def test_timestamps_that_do_not_parse_are_kept_as_sent_and_counted():
     odd = dict(CONVERSATION, closedAt="=HYPERLINK(1)", createdAt="2020-03-15T22:46:22Z2020")
-    batch = mirror.pack(records.conversation_rows(odd))
-    assert batch["conversations"].values[0][batch["conversations"].index("closed_at")] == (
-        "=HYPERLINK(1)"
-    )
-    assert records.timestamps_kept_as_text(batch) == 2
-    assert (
-        records.timestamps_kept_as_text(mirror.pack(records.conversation_rows(CONVERSATION))) == 0
-    )
-    users = mirror.pack(
-        {"users": [records.flat_row({"id": 1, "createdAt": "٢٠٢٠-03-15T22:46:22Z"})]}
-    )
+    rows = records.conversation_rows(odd)
+    assert rows["conversations"][0]["closed_at"] == "=HYPERLINK(1)"
+    assert records.timestamps_kept_as_text(rows) == 2
+    assert records.timestamps_kept_as_text(records.conversation_rows(CONVERSATION)) == 0
+    users = {"users": [records.flat_row({"id": 1, "createdAt": "٢٠٢٠-03-15T22:46:22Z"})]}
     assert records.timestamps_kept_as_text(users) == 1  # only ASCII digits make a timestamp
 
 
@@ -189,87 +180,27 @@ def test_cursor_never_moves_backwards():
     assert mirror.get_cursor(db.conn, "conversations") == "2024-01-02T00:00:00Z"
 
 
-def test_pack_keeps_schema_order_and_fills_keys_a_row_lacks():
-    same = mirror.pack({"tags": [{"name": "a", "id": 1}, {"name": "b", "id": 2}]})["tags"]
-    assert same.columns == ("id", "name") and same.values == [(1, "a"), (2, "b")]
-    mixed = mirror.pack({"users": [{"id": 1, "email": "a@x"}, {"id": 2, "phone": "7"}]})["users"]
-    assert mixed.columns == ("id", "email") and mixed.values == [(1, "a@x"), (2, None)]
+def test_an_upsert_stores_the_columns_its_rows_carry_and_null_for_keys_a_row_lacks():
+    db = mirror.open_mirror(":memory:")
+    rows = [{"id": 1, "email": "a@x", "not_a_column": 1}, {"id": 2, "phone": "7"}]
+    with db.conn:
+        mirror.upsert(db.conn, "users", rows)
+    stored = db.execute("SELECT id, email, phone FROM users ORDER BY id").fetchall()
+    assert stored == [(1, "a@x", None), (2, None, "7")]
 
 
-def test_background_checkpoints_copy_the_wal_while_the_writer_goes_on(tmp_path):
+def test_a_file_mirror_journals_through_the_wal_so_readers_read_beside_a_sync(tmp_path):
     path = tmp_path / "m.db"
     conn = mirror.open_mirror(path).conn
-    copier = mirror.BackgroundCheckpoints(conn)
-    copier.INTERVAL = 0.02
-    copier.start()
-    before = os.path.getsize(path)
-    rows = [{"id": i, "name": "x" * 2000, "counter": i} for i in range(1, 2001)]
-    mirror.upsert(conn, "tags", rows)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    mirror.upsert(conn, "tags", [{"id": 1, "name": "first"}])
     conn.commit()
-    # The writer no longer checkpoints at 1,000 pages, so only the thread can have grown the
-    # database file past its size before the 4 MB just committed to the WAL.
-    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == copier.WAL_PAGES
-    deadline = time.monotonic() + 10
-    while os.path.getsize(path) <= before + 2_000_000 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert os.path.getsize(path) > before + 2_000_000
-    copier.stop()
-    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
-    assert conn.execute("SELECT count(*) FROM tags").fetchone()[0] == 2000
+    mirror.upsert(conn, "tags", [{"id": 2, "name": "not yet committed"}])
+    reader = sqlite3.connect(path, timeout=0)
+    assert reader.execute("SELECT count(*) FROM tags").fetchone() == (1,)
+    reader.close()
+    conn.commit()
     conn.close()
-
-
-def journal(conn):
-    return conn.execute("PRAGMA journal_mode").fetchone()[0]
-
-
-def busy_ms(conn):
-    return conn.execute("PRAGMA busy_timeout").fetchone()[0]
-
-
-def test_an_empty_mirror_is_filled_through_a_rollback_journal_then_returns_to_wal(tmp_path):
-    path = tmp_path / "m.db"
-    conn = mirror.open_mirror(path).conn
-    with mirror.bulk_journal(conn) as bulk:
-        assert bulk and journal(conn) == "truncate"
-        assert busy_ms(conn) == mirror.BULK_BUSY_SECONDS * 1000
-        mirror.upsert(conn, "tags", [{"id": 1, "name": "first"}])
-        conn.commit()
-        # A reader now blocks commits; the writer waits for it instead of failing.
-        reader = sqlite3.connect(path, check_same_thread=False)
-        reader.execute("BEGIN")
-        assert reader.execute("SELECT count(*) FROM tags").fetchone() == (1,)
-        threading.Timer(0.3, reader.rollback).start()
-        mirror.upsert(conn, "tags", [{"id": 2, "name": "second"}])
-        conn.commit()
-        assert reader.execute("SELECT count(*) FROM tags").fetchone() == (2,)
-        reader.close()
-        # Commands that open the mirror meanwhile read it as it is, without switching it.
-        mirror.upsert(conn, "tags", [{"id": 3, "name": "not yet committed"}])
-        status = mirror.open_mirror(path).conn
-        assert status.execute("SELECT count(*) FROM tags").fetchone() == (2,)
-        status.close()
-        conn.commit()
-        assert journal(conn) == "truncate"
-    assert journal(conn) == "wal" and busy_ms(conn) == mirror.BUSY_SECONDS * 1000
-    with mirror.bulk_journal(conn) as bulk:  # no longer empty
-        assert not bulk and journal(conn) == "wal"
-    conn.close()
-    assert open(path, "rb").read(20)[18:20] == b"\x02\x02"  # the file itself is WAL again
-
-
-def test_a_mirror_someone_else_has_open_stays_in_wal_without_waiting(tmp_path):
-    path = tmp_path / "m.db"
-    conn = mirror.open_mirror(path).conn
-    other = sqlite3.connect(path, timeout=30)
-    other.execute("SELECT count(*) FROM tags").fetchone()
-    with mirror.bulk_journal(conn) as bulk:
-        assert not bulk and journal(conn) == "wal"
-        assert busy_ms(conn) == mirror.BUSY_SECONDS * 1000
-    other.close()
-    memory = mirror.open_mirror(":memory:").conn
-    with mirror.bulk_journal(memory) as bulk:
-        assert not bulk and journal(memory) == "memory"
 
 
 def test_a_current_mirror_opens_without_sqlite_utils_and_an_old_one_is_brought_up_to_date(
@@ -293,10 +224,10 @@ def test_a_current_mirror_opens_without_sqlite_utils_and_an_old_one_is_brought_u
     for (view,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'view'").fetchall():
         conn.execute(f"DROP VIEW {view}")
     conn.execute("ALTER TABLE threads DROP COLUMN body_text")
-    assert not mirror.schema_is_current(conn)
+    assert not schema.schema_is_current(conn)
     conn.close()
     assert opened_with_sqlite_utils()
     conn = sqlite3.connect(path)
-    assert mirror.schema_is_current(conn)
+    assert schema.schema_is_current(conn)
     assert "body_text" in [row[1] for row in conn.execute("PRAGMA table_info(threads)")]
     conn.close()

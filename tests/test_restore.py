@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 from helpers_mirror import scalar, sync_into
 
-from etl import backup, mirror
+from etl import backup, lock
 from etl.cli import main
 
 
@@ -46,7 +46,7 @@ def test_restore_refuses_while_a_writer_holds_the_mirror_and_changes_nothing(
     db = tmp_path / "smarticks.db"
     sync_into(sandbox, db)
     snap = backup.snapshot(db, tmp_path / "backups")
-    with mirror.writer_lock(db):
+    with lock.writer_lock(db):
         before = sorted(p.name for p in tmp_path.iterdir())
         code, _, err = run(capsys, "restore", snap, "--db", db)
     assert code == 5 and "another etl process is writing" in err

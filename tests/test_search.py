@@ -86,10 +86,13 @@ def test_words_of_one_conversation_may_come_from_subject_thread_and_customer(san
 
 def test_an_index_created_on_a_mirror_with_rows_is_filled(sandbox, tmp_path, monkeypatch):
     path = tmp_path / "m.db"
-    monkeypatch.setattr(mirror, "SCHEMA_HOOKS", [])  # a mirror made before search existed
     sync_into(sandbox, path)
-    assert not rows(path, "SELECT name FROM sqlite_master WHERE name = 'search_index'")
-    monkeypatch.setattr(mirror, "SCHEMA_HOOKS", [views.install])
+    with sqlite3.connect(path) as conn:  # as a mirror made before search existed
+        for name, kind in conn.execute(
+            "SELECT name, type FROM sqlite_master WHERE name LIKE 'search%'"
+        ).fetchall():
+            conn.execute(f"DROP {kind} IF EXISTS {name}")
+    assert not rows(path, "SELECT name FROM sqlite_master WHERE name LIKE 'search%'")
     mirror.open_mirror(path).conn.close()
     expected = sum(scalar(path, f"SELECT count(*) FROM {t}") for t in SEARCHED)
     assert scalar(path, "SELECT count(*) FROM search_index") == expected

@@ -636,11 +636,11 @@ def test_a_sync_killed_while_its_fetch_processes_wait_leaves_no_lock_behind(
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     children = []
     try:
-        while not sandbox.status_counts[429]:  # a fetch process now waits 120 s
+        while not sandbox.status_counts[429]:  # a fetch thread now waits 120 s
             assert first.poll() is None, first.communicate()
             time.sleep(0.05)
         children = children_of(first.pid)
-        assert children
+        assert children == []  # one process since issue 20: the lock dies with it
         first.kill()
         first.wait(timeout=30)
         sandbox.on_request = None

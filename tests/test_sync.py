@@ -19,15 +19,16 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from etl import mirror
+from etl import mirror, schema
 from etl.cli import COMMAND_MODULES, cli
 from etl.cli.common import make_client
 from etl.client import Client, RetryPolicy
 from etl.errors import ApiError
-from etl.sync import SyncOptions, process_count, reader_count, sync
+from etl.sync import SyncOptions, sync
+from tests.hostile import Answer, forward, serve
 
 DATA_TABLES = [
-    t.name for t in mirror.TABLES if not t.name.startswith("etl_") and t.name != "timelogs"
+    t.name for t in schema.TABLES if not t.name.startswith("etl_") and t.name != "timelogs"
 ]
 
 
@@ -398,7 +399,7 @@ def test_faults_are_retried_and_the_sync_still_completes(sandbox_factory, tmp_pa
 
 
 def test_workers_caps_the_requests_in_flight_though_more_segments_are_read(
-    sandbox_factory, tmp_path, monkeypatch
+    sandbox_factory, tmp_path
 ):
     sandbox = sandbox_factory(seed=3, conversations=300)
     lock = threading.Lock()
@@ -414,17 +415,13 @@ def test_workers_caps_the_requests_in_flight_though_more_segments_are_read(
             now -= 1
 
     sandbox.on_request = slow_list
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    assert reader_count(2, cores=2) == 4  # four readers, a fetch process each
     path = tmp_path / "m.db"
     do_sync(sandbox, path, page_size=10, workers=2)
     assert most == 2
     assert mirror_state(path) == source_state(sandbox)
 
 
-def test_after_a_429_no_fetch_process_sends_until_retry_after(
-    sandbox_factory, tmp_path, monkeypatch
-):
+def test_after_a_429_no_worker_sends_until_retry_after(sandbox_factory, tmp_path):
     sandbox = sandbox_factory(
         seed=4, conversations=300, latency=0.01, rate_limit_every=15, retry_after=1
     )
@@ -437,26 +434,15 @@ def test_after_a_429_no_fetch_process_sends_until_retry_after(
         return decision
 
     sandbox._fault_for = spy
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # four readers, a fetch process each
     path = tmp_path / "m.db"
-    do_sync(sandbox, path, page_size=10, workers=2)
+    do_sync(sandbox, path, page_size=10, workers=4)
     assert mirror_state(path) == source_state(sandbox)
     limited = [when for when, decision in arrivals if decision == 429]
     assert len(limited) >= 3
     for when in limited:
         # Requests already on their way may still land just after the 429; then none until
-        # its Retry-After (1 s) has passed, from any process.
+        # its Retry-After (1 s) has passed, from any worker.
         assert [t for t, _ in arrivals if when + 0.2 < t < when + 0.9] == []
-
-
-def test_extra_readers_only_while_the_cores_have_time_to_spare():
-    assert [reader_count(w, cores=2) for w in (1, 2, 3, 4)] == [2, 4, 3, 4]
-    assert reader_count(4, cores=8) == 8
-
-
-def test_a_fetch_process_per_reader_up_to_two_per_core():
-    assert [process_count(r, cores=2) for r in (1, 2, 4, 8, 16)] == [1, 2, 4, 4, 4]
-    assert process_count(8, cores=8) == 8
 
 
 def test_the_api_key_never_reaches_the_mirror_or_the_output(sandbox, tmp_path):
@@ -509,3 +495,97 @@ def test_a_sync_loads_no_export_or_load_code():
     modules = {importlib.import_module(f"etl.cli.{m}") for m in COMMAND_MODULES.values()}
     assert sorted(c.name for m in modules for c in m.COMMANDS) == names  # and none left out
     assert {"sync", "export", "load", "sandbox"} <= set(names)
+
+
+class RateLimitingProxy:
+    """A proxy that answers some list requests 429 with `Retry-After: 1`, at a moment when every
+    worker has a request waiting on it, and holds the other answers back for a moment after.
+
+    So no request is on its way when a 429 goes out, and every worker learns of it before it
+    can send again: any request arriving within the second after a 429 broke the promise.
+    """
+
+    HOLD = 0.5  # seconds the other answers wait after a 429, for the client to take it in
+
+    def __init__(self, upstream: str, workers: int, every: int):
+        self.passing = forward(upstream)
+        self.workers, self.every = workers, every
+        self.changed = threading.Condition()
+        self.pending = self.listed = 0
+        self.hold_until = 0.0
+        self.arrivals: list[float] = []
+        self.limited: list[float] = []
+
+    def handle(self, request):
+        with self.changed:
+            self.arrivals.append(time.monotonic())
+            self.pending += 1
+            self.changed.notify_all()
+            if request.path.startswith("/api/conversations"):
+                self.listed += 1
+                if self.listed % self.every == 0 and self.changed.wait_for(
+                    lambda: self.pending >= self.workers, timeout=1
+                ):
+                    self.limited.append(time.monotonic())
+                    self.hold_until = self.limited[-1] + self.HOLD
+                    self.pending -= 1
+                    return Answer(429, {"Retry-After": "1"}, b'{"message": "slow down"}')
+        try:
+            answer = self.passing(request)
+            while (wait := self.hold_until - time.monotonic()) > 0:
+                time.sleep(wait)
+            return answer
+        finally:
+            with self.changed:
+                self.pending -= 1
+
+
+def test_no_worker_sends_a_request_within_a_retry_after(sandbox_factory, tmp_path):
+    # With 50 ms to each answer, the workers spend their time waiting on the network, so
+    # there are moments when all four wait on the proxy.
+    sandbox = sandbox_factory(seed=4, conversations=300, latency=0.05)
+    limiter = RateLimitingProxy(sandbox.url, workers=4, every=8)
+    with serve(limiter.handle) as front:
+        client = Client(front.url, sandbox.api_key)
+        db = mirror.open_mirror(tmp_path / "m.db")
+        sync(client, db.conn, SyncOptions(page_size=10, workers=4))
+        db.conn.close()
+    assert mirror_state(tmp_path / "m.db") == source_state(sandbox)
+    assert len(limiter.limited) >= 2
+    for when in limiter.limited:
+        inside = [t - when for t in limiter.arrivals if when < t < when + 1.0]
+        assert inside == [], f"requests {inside} s after a 429 with Retry-After: 1"
+
+
+def test_an_incremental_sync_imports_neither_sqlite_utils_nor_pandas(sandbox, tmp_path):
+    path = tmp_path / "m.db"
+    do_sync(sandbox, path)
+    probe = (
+        "import sys\nfrom etl.cli import main\n"
+        "try:\n    main(['sync', '--quiet', '--db', sys.argv[1]])\n"
+        "except SystemExit as end:\n    assert not end.code, end.code\n"
+        "print(sorted(m for m in ('sqlite_utils', 'pandas', 'numpy') if m in sys.modules))"
+    )
+    env = {**os.environ, "SMARTICKS_URL": sandbox.url, "SMARTICKS_API_KEY": sandbox.api_key}
+    run = subprocess.run(
+        [sys.executable, "-c", probe, str(path)], capture_output=True, text=True, env=env
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+    assert mirror.recent_runs(sqlite3.connect(path), 1)[0]["status"] == "completed"
+
+
+def test_ctrl_c_stops_a_sync_that_waits_out_a_long_retry_after(sandbox_factory, tmp_path):
+    sandbox = sandbox_factory(
+        seed=3, conversations=50, rate_limit_every=1, retry_after=100, fault_paths="/api/conv"
+    )
+    env = {"SMARTICKS_URL": sandbox.url, "SMARTICKS_API_KEY": sandbox.api_key}
+    proc = run_cli_process(["sync", "--db", str(tmp_path / "m.db")], env)
+    deadline = time.monotonic() + 30
+    while not sandbox.status_counts[429] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sandbox.status_counts[429], "the sync never met the 429"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=15)  # not the 100 s the server asked for
+    assert proc.returncode == 130, err
+    assert "Interrupted" in err and "Traceback" not in err

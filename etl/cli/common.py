@@ -7,6 +7,7 @@ import functools
 import click
 
 from etl.client import Client, RetryPolicy, insecure_url_warning
+from etl.progress import retry_notices
 
 DEFAULT_DB = "smarticks.db"
 DEFAULT_MAX_WAIT = RetryPolicy.max_total_wait
@@ -105,6 +106,7 @@ def make_client(url: str | None, api_key: str | None, quiet: bool = False, **kwa
         "retry", RetryPolicy(max_total_wait=meta.get("etl.max_wait", DEFAULT_MAX_WAIT))
     )
     kwargs.setdefault("max_pages", meta.get("etl.max_pages", DEFAULT_MAX_PAGES))
+    kwargs.setdefault("on_retry", retry_notices(quiet))
     client = Client(url or "", api_key or "", **kwargs)
     warning = insecure_url_warning(client.url)
     if warning and not quiet:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from etl import mirror
+from etl import lock, mirror
 from etl.cli.common import connection_options, db_option, make_client, quiet_option, say
 from etl.load import CONVERSATIONS, CUSTOMERS, LoadFailed, LoadOptions, load
 from etl.progress import bars
@@ -80,7 +80,7 @@ def run_load(kind: str, file: Path, url, api_key, db, quiet, **settings) -> None
         sheet=settings["sheet"],
         customer_fields=_field_ids(settings.get("customer_fields") or ()),
     )
-    with mirror.writer_lock(db):
+    with lock.writer_lock(db):
         database = mirror.open_mirror(db)
         try:
             report = load(client, database.conn, file, options, progress=bars(quiet))

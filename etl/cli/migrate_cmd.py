@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from etl import mirror
+from etl import lock, mirror
 from etl.cli.common import connection_options, db_option, make_client, quiet_option, say
 from etl.load import LoadFailed
 
@@ -101,7 +101,7 @@ def run_migration(name: str, reader, settings: dict) -> None:
         settings["rejects"],
         int(settings["max_request_mb"] * 1_000_000),
     )
-    with mirror.writer_lock(db):
+    with lock.writer_lock(db):
         database = mirror.open_mirror(db)
         try:
             report = migrate.migrate(
@@ -272,7 +272,7 @@ def demo_migration(db: str, tickets: int, quiet: bool) -> None:
         def run() -> None:
             reader = ZendeskReader(zendesk.url, zendesk.email, zendesk.token)
             client = make_client(target.url, target.api_key)
-            with mirror.writer_lock(db):
+            with lock.writer_lock(db):
                 database = mirror.open_mirror(db)
                 try:
                     report = migrate.migrate_zendesk(

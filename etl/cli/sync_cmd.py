@@ -7,7 +7,7 @@ import time
 
 import click
 
-from etl import backfill, binding, files, mirror, views
+from etl import backfill, binding, files, lock, mirror, views
 from etl.cli.common import (
     attachments_option,
     connection_options,
@@ -33,7 +33,7 @@ def run_sync(
     attachments: bool = False,
 ):
     """Lock the mirror, check its source, sync into it (and its attachment files if asked)."""
-    with mirror.writer_lock(db_path):
+    with lock.writer_lock(db_path):
         db = mirror.open_mirror(db_path)
         try:
             binding.bind(db.conn, client.url, rebind, db_path)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from etl import mapping as m
-from etl.client import Client, format_timestamp, parse_timestamp
+from etl.client import Client
 from etl.errors import Conflict, OutcomeUnknown, ValidationFailed
 from etl.ledger import Entry, Ledger, thread_digest
 from etl.load.attachments import materialize
@@ -19,6 +19,8 @@ from etl.load.customers import CustomerFields, CustomerResolver, find_match, nee
 from etl.load.plan import Item
 from etl.load.report import CONVERSATIONS, Report
 from etl.load.target import conversation_candidates, find_customer
+from etl.timeutil import format as format_timestamp
+from etl.timeutil import parse as parse_timestamp
 
 RECOVERY_ATTEMPTS = 8
 UPDATED, SAME, DIFFERS = "updated", "same", "differs"  # what catching up found

@@ -6,8 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from etl import mapping as m
-from etl.client import Client, iter_pages, parse_timestamp
+from etl.client import Client
+from etl.paging import iter_pages
 from etl.resources import ALL_STATUSES
+from etl.timeutil import parse as parse_timestamp
 
 
 @dataclass

@@ -4,11 +4,13 @@ Unix times; a value without an offset is read in the mapping's zone, never guess
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from etl.mapping.values import text
+from etl.timeutil import format as _utc
+from etl.timeutil import one_second_before  # noqa: F401 - etl.mapping's, for load
 
 
 class DateProblem(ValueError):
@@ -79,12 +81,3 @@ def _iso(raw: str) -> datetime | None:
         return datetime.fromisoformat(candidate)
     except ValueError:
         return None
-
-
-def _utc(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def one_second_before(stamp: str) -> str:
-    when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    return _utc(when - timedelta(seconds=1))

@@ -987,7 +987,7 @@ def repeated_figures(figures: SyncFigures, seconds: list[float]) -> dict:
 def cpu_ceiling(figures: SyncFigures) -> float:
     """The most records/s this machine's cores could move at this run's CPU cost per record.
 
-    The sync (with its fetch processes) and the sandbox share the cores. Were every core busy
+    The sync and the sandbox share the cores. Were every core busy
     from the first moment to the last, the run could not take less than their CPU time
     divided by the cores: a ceiling that no overlap of requests can lift.
     """
