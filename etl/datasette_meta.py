@@ -36,16 +36,11 @@ def fts_view_sql(name: str, kind: int) -> str:
     )
 
 
-def refresh_fts_views(conn: sqlite3.Connection) -> None:
-    """(Re)create the views over the index where missing or different."""
+def fts_views(conn: sqlite3.Connection) -> dict[str, str]:
+    """The views over the index, by name, with their SQL (none before the index exists)."""
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (INDEX,)).fetchone() is None:
-        return
-    current = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'"))
-    for name, kind in FTS_VIEWS.items():
-        sql = fts_view_sql(name, kind)
-        if current.get(name) != sql:
-            conn.execute(f"DROP VIEW IF EXISTS {name}")
-            conn.execute(sql)
+        return {}
+    return {name: fts_view_sql(name, kind) for name, kind in FTS_VIEWS.items()}
 
 
 def metadata_path(mirror_path: str | os.PathLike) -> Path:

@@ -546,15 +546,32 @@ def view_sql(sheet: Sheet) -> str:
 
 def refresh_views(conn: sqlite3.Connection) -> list[str]:
     """(Re)create the `<table>_sheet` views whose SQL changed; returns the names rewritten."""
+    return replace_views(conn, {s.view_name: view_sql(s) for s in sheets(conn).values()})
+
+
+def replace_views(conn: sqlite3.Connection, wanted: dict[str, str]) -> list[str]:
+    """Give each named view its `CREATE VIEW` SQL where it differs; returns the names rewritten.
+
+    The drops and creates are one transaction, so that no other process (a reader, a
+    backup's VACUUM INTO) ever sees a view missing between its drop and its create.
+    """
     current = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'"))
-    changed = []
-    for sheet in sheets(conn).values():
-        sql = view_sql(sheet)
-        if current.get(sheet.view_name) == sql:
-            continue
-        conn.execute(f"DROP VIEW IF EXISTS {sheet.view_name}")
-        conn.execute(sql)
-        changed.append(sheet.view_name)
+    changed = [name for name, sql in wanted.items() if current.get(name) != sql]
+    if not changed:
+        return []
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN IMMEDIATE")
+    try:
+        for name in changed:
+            conn.execute(f"DROP VIEW IF EXISTS {name}")
+            conn.execute(wanted[name])
+    except BaseException:
+        if own:
+            conn.rollback()
+        raise
+    if own:
+        conn.commit()
     return changed
 
 
@@ -565,5 +582,5 @@ def install(conn: sqlite3.Connection) -> None:
         "CREATE INDEX IF NOT EXISTS sheet_customer_fields_field ON customer_fields (field_id)"
     )
     refresh_views(conn)
-    datasette_meta.refresh_fts_views(conn)
+    replace_views(conn, datasette_meta.fts_views(conn))
     datasette_meta.write_metadata(conn)

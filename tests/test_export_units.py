@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 
@@ -156,3 +157,30 @@ def test_a_mirror_that_is_not_a_database_is_a_one_line_error_naming_it(
     err = capsys.readouterr().err.strip()
     said = "Error: cannot open the mirror notes.db: it is not a SQLite database"
     assert err == f"{said} (is it the right file?)"
+
+
+def test_a_stale_view_is_replaced_without_a_moment_where_other_readers_miss_it(tmp_path):
+    path = tmp_path / "m.db"
+    db = mirror.open_mirror(path)
+    db.conn.execute("DROP VIEW conversations_sheet")
+    db.conn.execute("CREATE VIEW conversations_sheet AS SELECT 1 AS stale")
+    seen_by_reader = []
+
+    def look_from_elsewhere(statement: str) -> None:
+        # Runs just before each statement: before the CREATE, the DROP has executed.
+        if statement.startswith("CREATE VIEW conversations_sheet"):
+            other = sqlite3.connect(path)
+            names = {r[0] for r in other.execute("SELECT name FROM sqlite_master")}
+            seen_by_reader.append("conversations_sheet" in names)
+            other.close()
+
+    db.conn.set_trace_callback(look_from_elsewhere)
+    assert views.refresh_views(db.conn) == ["conversations_sheet"]
+    db.conn.set_trace_callback(None)
+    assert seen_by_reader == [True]
+    assert (
+        "stale"
+        not in db.conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'conversations_sheet'"
+        ).fetchone()[0]
+    )
