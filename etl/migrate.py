@@ -45,7 +45,7 @@ from etl.load.send import Sender, run_workers
 from etl.load.target import Target, mailboxes_with_conversations
 from etl.progress import Progress, silent
 from etl.redact import redact_url
-from etl.stage import SOURCES, Source, StageResult
+from etl.stage import Source, StageResult
 from etl.staging import Staging
 
 
@@ -277,11 +277,6 @@ def migrate(
     report.rows = staging.count(source.kind)
     report.missing_files = missing
     return send(client, conn, convs, row_rejects, chosen.system, report, options, progress, target)
-
-
-def migrate_zendesk(reader, client, conn, files, mapping_name, options, progress=silent):
-    """`migrate` from Zendesk (the demo and the benchmark call it so)."""
-    return migrate(SOURCES["zendesk"], reader, client, conn, files, mapping_name, options, progress)
 
 
 def _check_settings(target: Target, options: SendOptions, report: MigrationReport) -> int | None:
