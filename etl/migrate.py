@@ -34,6 +34,7 @@ from etl.load import (
     LoadFailed,
     Report,
     UsageError,
+    fallback_user_id,
     fetch_target,
     plan_conversation,
     write_rejects,
@@ -288,18 +289,4 @@ def _check_settings(target: Target, options: SendOptions, report: MigrationRepor
         if options.mailbox_id is None:
             raise UsageError(f"say which target mailbox to migrate into: --mailbox ID ({names})")
         raise UsageError(f"no mailbox {options.mailbox_id} on the target; mailboxes: {names}")
-    return _fallback_id(target, options.fallback_user, report)
-
-
-def _fallback_id(target, email: str | None, report: MigrationReport) -> int | None:
-    """The user for agents the target lacks: --fallback-user, else the first administrator,
-    as `etl load` chooses."""
-    if not email:
-        if target.admin is None:
-            return None
-        report.fallback_user = f"{target.admin}, the first administrator; --fallback-user to choose"
-        return target.users.get(target.admin.casefold())
-    found = target.users.get(email.strip().casefold())
-    if found is None:
-        raise UsageError(f"--fallback-user {email} is not a user on the target")
-    return found
+    return fallback_user_id(target, options.fallback_user, report)

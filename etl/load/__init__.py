@@ -164,7 +164,7 @@ def load(
             names = ", ".join(f"{b['id']} ({b.get('name')})" for b in target.mailboxes)
             raise UsageError(f"no mailbox {options.mailbox_id} on the target; mailboxes: {names}")
         report.mailbox_id = options.mailbox_id
-        fallback_id = _fallback_id(target, options.fallback_user, report)
+        fallback_id = fallback_user_id(target, options.fallback_user, report)
         items, problems = _plan_conversations(
             records, row_rejects, target, options, fallback_id, report, entries
         )
@@ -271,9 +271,9 @@ def load(
     return report
 
 
-def _fallback_id(target: Target, email: str | None, report: Report) -> int | None:
+def fallback_user_id(target: Target, email: str | None, report: Report) -> int | None:
     """The user for agents the target lacks: --fallback-user, else the first administrator
-    (an agent the target lacks never rejects a conversation)."""
+    (an agent the target lacks never rejects a conversation). `etl migrate` chooses so too."""
     if not email:
         if target.admin is None:
             return None
