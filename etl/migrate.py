@@ -34,6 +34,7 @@ from etl.load import (
     LoadFailed,
     Report,
     UsageError,
+    counted,
     fallback_user_id,
     fetch_target,
     plan_conversation,
@@ -176,13 +177,8 @@ def _plan(convs, target, ledger, run_id, fallback_id, report, options):
     entries = ledger.entries()
     to_send: list[tuple[Item, Entry | None]] = []
     for conv in convs:
-        if conv.skip_reason:
-            report.skipped_records[conv.skip_reason] += 1
-            report.note(conv.file, conv.row, conv.source_id, f"skipped: {conv.skip_reason}")
+        if not counted(conv, report):
             continue
-        report.records += 1
-        report.threads += len(conv.threads)
-        report.skipped_threads += conv.skipped_threads
         for what in split_attachments(conv, options.max_request):
             report.fitted.append(f"{conv.source_id}: {what}")
         item, problems = plan_conversation(

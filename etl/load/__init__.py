@@ -285,6 +285,19 @@ def fallback_user_id(target: Target, email: str | None, report: Report) -> int |
     return found
 
 
+def counted(conv: m.SourceConversation, report: Report) -> bool:
+    """Count a conversation in the summary, with its threads; False, and noted as skipped,
+    when the mapping skips it. `etl migrate` counts so too."""
+    if conv.skip_reason:
+        report.skipped_records[conv.skip_reason] += 1
+        report.note(conv.file, conv.row, conv.source_id, f"skipped: {conv.skip_reason}")
+        return False
+    report.records += 1
+    report.threads += len(conv.threads)
+    report.skipped_threads += conv.skipped_threads
+    return True
+
+
 def _plan_conversations(convs, row_rejects, target, options, fallback_id, report, entries):
     if (
         options.mailbox_id is None
@@ -302,13 +315,8 @@ def _plan_conversations(convs, row_rejects, target, options, fallback_id, report
     items: list[Item] = []
     problems: dict[str, tuple[str, int, list[m.Problem]]] = {}
     for conv in convs:
-        if conv.skip_reason:
-            report.skipped_records[conv.skip_reason] += 1
-            report.note(conv.file, conv.row, conv.source_id, f"skipped: {conv.skip_reason}")
+        if not counted(conv, report):
             continue
-        report.records += 1
-        report.threads += len(conv.threads)
-        report.skipped_threads += conv.skipped_threads
         item, found = plan_conversation(
             conv, target, options.mailbox_id, fallback_id, report.unmapped_agents
         )
