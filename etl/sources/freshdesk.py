@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import requests
 
 from etl.client import insecure_url_warning
-from etl.errors import ApiError, AuthError, ConfigError, PagingError
+from etl.errors import ApiError, ConfigError, PagingError
 from etl.mapping import one_second_before
 from etl.sources.http import (
     Counted,
@@ -31,6 +31,7 @@ from etl.sources.http import (
     Retrying,
     api_base,
     download,
+    json_body,
     server_time,
     session,
 )
@@ -147,19 +148,8 @@ class FreshdeskReader(Counted):
     def _get(self, path: str, params: dict):
         response = self.http.send(self.session, "GET", f"{self.url}/{path}", f"/{path}",
                                   params=params)  # fmt: skip
-        if response.status_code in (401, 403):
-            raise AuthError(
-                response.status_code,
-                "GET",
-                f"/{path}",
-                "Freshdesk refused the API key (check --source-api-key)",
-            )
-        if response.status_code >= 400:
-            raise ApiError(response.status_code, "GET", f"/{path}", _detail(response))
-        try:
-            return response.json(), response
-        except ValueError:
-            raise ApiError(response.status_code, "GET", f"/{path}", "not JSON") from None
+        refused = "Freshdesk refused the API key (check --source-api-key)"
+        return json_body(response, path, refused, _detail), response
 
 
 def _has_next(response: requests.Response) -> bool:

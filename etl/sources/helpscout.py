@@ -24,7 +24,7 @@ import requests
 from etl.client import insecure_url_warning
 from etl.errors import ApiError, AuthError, ConfigError, PagingError
 from etl.mapping import one_second_before
-from etl.sources.http import Counted, Retrying, api_base, display, server_time, session
+from etl.sources.http import Counted, Retrying, api_base, display, json_body, server_time, session
 
 DEFAULT_URL = "https://api.helpscout.net"
 MAX_PAGES = 100_000
@@ -131,14 +131,7 @@ class HelpScoutReader(Counted):
                 self._token = None  # expired: ask for a new one, once
                 continue
             break
-        if response.status_code in (401, 403):
-            raise AuthError(response.status_code, "GET", f"/{path}", "Help Scout refused the token")
-        if response.status_code >= 400:
-            raise ApiError(response.status_code, "GET", f"/{path}", _detail(response))
-        try:
-            body = response.json()
-        except ValueError:
-            raise ApiError(response.status_code, "GET", f"/{path}", "not JSON") from None
+        body = json_body(response, path, "Help Scout refused the token", _detail)
         return (body if isinstance(body, dict) else {}), response
 
     def token(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 import requests
 
 from etl.client import RetryPolicy, parse_retry_after, server_name
-from etl.errors import ApiError, ConfigError
+from etl.errors import ApiError, AuthError, ConfigError
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = "smarticks-etl (migration)"
@@ -68,6 +69,24 @@ def download(http: Retrying, files: requests.Session, url: str) -> Download | No
         return None
     kind = (response.headers.get("Content-Type") or "").split(";")[0].strip()
     return Download(response.content, kind)
+
+
+def json_body(
+    response: requests.Response,
+    path: str,
+    refused: str,
+    detail: Callable[[requests.Response], str],
+):
+    """A GET's JSON body. 401/403: an AuthError saying `refused`; another error: an ApiError
+    with the source's own `detail` of it; a body that is not JSON: an ApiError."""
+    if response.status_code in (401, 403):
+        raise AuthError(response.status_code, "GET", f"/{path}", refused)
+    if response.status_code >= 400:
+        raise ApiError(response.status_code, "GET", f"/{path}", detail(response))
+    try:
+        return response.json()
+    except ValueError:
+        raise ApiError(response.status_code, "GET", f"/{path}", "not JSON") from None
 
 
 class Counted:

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import requests
 
 from etl.client import insecure_url_warning
-from etl.errors import ApiError, AuthError, ConfigError, PagingError
-from etl.sources.http import Counted, Download, Retrying, api_base, download, session
+from etl.errors import ApiError, ConfigError, PagingError
+from etl.sources.http import Counted, Download, Retrying, api_base, download, json_body, session
 
 EXPORT_PATH = "api/v2/incremental/tickets/cursor.json"
 EXPORT_PAGE = 1000  # the export's largest page
@@ -151,19 +151,8 @@ class ZendeskReader(Counted):
     def _get_json(self, path: str, params: dict) -> dict:
         url = f"{self.url}/{path}"
         response = self.http.send(self.session, "GET", url, f"/{path}", params=params)
-        if response.status_code in (401, 403):
-            raise AuthError(
-                response.status_code,
-                "GET",
-                f"/{path}",
-                "Zendesk refused the email and API token (check --source-email/--source-token)",
-            )
-        if response.status_code >= 400:
-            raise ApiError(response.status_code, "GET", f"/{path}", _detail(response))
-        try:
-            body = response.json()
-        except ValueError:
-            raise ApiError(response.status_code, "GET", f"/{path}", "not JSON") from None
+        refused = "Zendesk refused the email and API token (check --source-email/--source-token)"
+        body = json_body(response, path, refused, _detail)
         if not isinstance(body, dict):
             raise ApiError(response.status_code, "GET", f"/{path}", "not a JSON object")
         return body
