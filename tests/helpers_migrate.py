@@ -78,6 +78,14 @@ def figure(output: str, label: str) -> int:
     return int(found.group(1))
 
 
+def images_named(body: str, images: list[tuple[str, str]]) -> str:
+    """The body as the target should hold it: each inline image of an attachment, given as
+    (its link at the source, its file name), named in place of its dead link."""
+    for url, name in images:
+        body = re.sub(r'<img src="' + re.escape(url) + r'"[^>]*>', f"[image: {name}]", body)
+    return body
+
+
 def target_ids(db, source) -> dict[int, int]:
     """Source id -> target conversation id, from the ledger."""
     with sqlite3.connect(db) as conn:

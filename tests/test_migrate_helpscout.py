@@ -14,6 +14,7 @@ from helpers_migrate import (
     ON_TARGET,
     environment,
     figure,
+    images_named,
     kill_halfway_then_rerun,
     migrate,
     target_ids,
@@ -39,14 +40,8 @@ def live(helpscout):
 
 
 def expected_body(thread, helpscout) -> str:
-    body = thread.body.replace(FILES, helpscout.files_url)
-    for item in thread.files:
-        body = re.sub(
-            r'<img src="' + re.escape(helpscout.store.web_url(item)) + r'"[^>]*>',
-            f"[image: {item.name}]",
-            body,
-        )
-    return body
+    images = [(helpscout.store.web_url(f), f.name) for f in thread.files]
+    return images_named(thread.body.replace(FILES, helpscout.files_url), images)
 
 
 def test_a_full_migration_matches_the_source_field_by_field(helpscout, target, tmp_path):

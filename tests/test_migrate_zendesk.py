@@ -20,6 +20,7 @@ from helpers_migrate import (
     FALLBACK,
     environment,
     figure,
+    images_named,
     kill_halfway_then_rerun,
     migrate,
     target_ids,
@@ -49,14 +50,8 @@ def live_tickets(zendesk):
 
 def expected_body(comment, zendesk) -> str:
     """The comment's HTML with each inline image on the account named by its file."""
-    body = comment.html_body.replace("{account}", zendesk.url)
-    for item in comment.attachments:
-        body = re.sub(
-            r'<img src="' + re.escape(zendesk.store.content_url(item)) + r'"[^>]*>',
-            f"[image: {item.file_name}]",
-            body,
-        )
-    return body
+    images = [(zendesk.store.content_url(a), a.file_name) for a in comment.attachments]
+    return images_named(comment.html_body.replace("{account}", zendesk.url), images)
 
 
 def test_a_full_migration_matches_the_source_field_by_field(zendesk, target, tmp_path):
