@@ -34,6 +34,8 @@ from etl.load import (
     LoadFailed,
     Report,
     UsageError,
+    counted,
+    fallback_user_id,
     fetch_target,
     plan_conversation,
     write_rejects,
@@ -45,7 +47,7 @@ from etl.load.send import Sender, run_workers
 from etl.load.target import Target, mailboxes_with_conversations
 from etl.progress import Progress, silent
 from etl.redact import redact_url
-from etl.stage import SOURCES, Source, StageResult
+from etl.stage import Source, StageResult
 from etl.staging import Staging
 
 
@@ -175,13 +177,8 @@ def _plan(convs, target, ledger, run_id, fallback_id, report, options):
     entries = ledger.entries()
     to_send: list[tuple[Item, Entry | None]] = []
     for conv in convs:
-        if conv.skip_reason:
-            report.skipped_records[conv.skip_reason] += 1
-            report.note(conv.file, conv.row, conv.source_id, f"skipped: {conv.skip_reason}")
+        if not counted(conv, report):
             continue
-        report.records += 1
-        report.threads += len(conv.threads)
-        report.skipped_threads += conv.skipped_threads
         for what in split_attachments(conv, options.max_request):
             report.fitted.append(f"{conv.source_id}: {what}")
         item, problems = plan_conversation(
@@ -279,11 +276,6 @@ def migrate(
     return send(client, conn, convs, row_rejects, chosen.system, report, options, progress, target)
 
 
-def migrate_zendesk(reader, client, conn, files, mapping_name, options, progress=silent):
-    """`migrate` from Zendesk (the demo and the benchmark call it so)."""
-    return migrate(SOURCES["zendesk"], reader, client, conn, files, mapping_name, options, progress)
-
-
 def _check_settings(target: Target, options: SendOptions, report: MigrationReport) -> int | None:
     """A usage error for a mailbox or fallback user the target lacks; the fallback user's id."""
     if options.mailbox_id is None or not any(
@@ -293,18 +285,4 @@ def _check_settings(target: Target, options: SendOptions, report: MigrationRepor
         if options.mailbox_id is None:
             raise UsageError(f"say which target mailbox to migrate into: --mailbox ID ({names})")
         raise UsageError(f"no mailbox {options.mailbox_id} on the target; mailboxes: {names}")
-    return _fallback_id(target, options.fallback_user, report)
-
-
-def _fallback_id(target, email: str | None, report: MigrationReport) -> int | None:
-    """The user for agents the target lacks: --fallback-user, else the first administrator,
-    as `etl load` chooses."""
-    if not email:
-        if target.admin is None:
-            return None
-        report.fallback_user = f"{target.admin}, the first administrator; --fallback-user to choose"
-        return target.users.get(target.admin.casefold())
-    found = target.users.get(email.strip().casefold())
-    if found is None:
-        raise UsageError(f"--fallback-user {email} is not a user on the target")
-    return found
+    return fallback_user_id(target, options.fallback_user, report)

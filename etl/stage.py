@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +46,88 @@ class StageResult:
     rate_limited: int = 0
 
 
+Record = tuple[str, str, str | None, Any]  # (kind, id, updated at, the record) as staged
+
+
+@dataclass
+class _Walk:
+    """One read of a source under way: what it did so far, its progress bar, and the threads
+    that make the per-ticket requests and the downloads."""
+
+    staging: Staging
+    result: StageResult
+    bar: Any
+    pool: ThreadPoolExecutor
+
+    def each(self, items: list[dict], call: Callable[[dict], Any]) -> dict[str, Any]:
+        """`call(item)` for every item, on the threads; by the item's id as text."""
+        return dict(zip([str(i["id"]) for i in items], self.pool.map(call, items), strict=True))
+
+    def save_page(
+        self,
+        records: list[Record],
+        urls: Iterable[str],
+        keep: Callable[[str], StagedFile],
+        cursor: tuple[str, str],
+        read: int,
+    ) -> None:
+        """Download each URL once (on the threads), then save the page's records, its files and
+        the cursor after it in one transaction; `read`: the tickets or conversations it held."""
+        unique = list(dict.fromkeys(urls))
+        files = list(self.pool.map(lambda url: (url, keep(url)), unique))
+        self.result.files_downloaded += sum(1 for _, f in files if f.sha256)
+        self.result.files_missing += sum(1 for _, f in files if not f.sha256)
+        self.staging.save_page(records, files, cursor)
+        self.result.pages += 1
+        self.result.records += read
+        self.bar.update(read)
+
+
+@contextmanager
+def _walking(
+    reader: ZendeskReader | HelpScoutReader | FreshdeskReader,
+    staging: Staging,
+    progress: Progress,
+    label: str,
+    workers: int,
+) -> Iterator[_Walk]:
+    """A `_Walk` with `workers` threads; when it ends, however it ends, the threads and the bar
+    are closed and the requests it made are counted."""
+    before = reader.requests_made
+    bar = progress(label, None)
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="source")
+    walk = _Walk(staging, StageResult(), bar, pool)
+    try:
+        yield walk
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+        walk.result.requests = reader.requests_made - before
+        walk.result.rate_limited = reader.rate_limited
+
+
+def _conversations(
+    staging: Staging,
+    mapping: m.Mapping,
+    staged: Iterable[dict],
+    created: str,
+    record_of: Callable[[dict, Callable], tuple[dict, Iterable[str]]],
+) -> tuple[list[m.SourceConversation], list[m.RowReject], Counter]:
+    """The staged tickets or conversations, oldest first (by their `created` field), each ->
+    `record_of(item, local_file)`: its self-contained record and the names of its files gone ->
+    the mapping. Returns the conversations, the row rejects and the files gone by name."""
+    local_file = _local_files(staging)
+    rows = []
+    missing: Counter = Counter()
+    ordered = sorted(staged, key=lambda item: (item.get(created) or "", item["id"]))
+    for number, item in enumerate(ordered, start=1):
+        record, gone = record_of(item, local_file)
+        missing.update(gone)
+        rows.append(SourceRow(staging.url, number, record))
+    convs, rejects = m.conversations(mapping, rows, staging.files)
+    return convs, rejects, missing
+
+
 # -- Zendesk -------------------------------------------------------------------------------------
 
 
@@ -52,11 +136,8 @@ def stage_zendesk(
 ) -> StageResult:
     """Read the export from the saved cursor; save each page with its comments, users, metric
     sets and files, and the cursor after it, in one transaction."""
-    result = StageResult()
-    before = reader.requests_made
-    bar = progress("source tickets", None)
-    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="source")
-    try:
+    with _walking(reader, staging, progress, "source tickets", workers) as walk:
+        result = walk.result
         fields = reader.ticket_fields()
         staging.save_page(
             [("ticket_field", str(f["id"]), f.get("updated_at"), f) for f in fields], [], None
@@ -69,16 +150,10 @@ def stage_zendesk(
                 for t in page.tickets
                 if t.get("status") != "deleted" and stamps.get(str(t["id"])) != t.get("updated_at")
             ]
-            fetched = dict(
-                zip(
-                    [str(t["id"]) for t in wanted],
-                    pool.map(lambda t: reader.comments(t["id"]), wanted),
-                    strict=True,
-                )
-            )
-            records: list[tuple[str, str, str | None, Any]] = []
+            fetched = walk.each(wanted, lambda t: reader.comments(t["id"]))
+            records: list[Record] = []
             user_ids: set = set()
-            downloads: list[tuple[str, str]] = []
+            urls: list[str] = []
             for ticket in page.tickets:
                 key = str(ticket["id"])
                 records.append(("ticket", key, ticket.get("updated_at"), ticket))
@@ -91,27 +166,21 @@ def stage_zendesk(
                         user_ids.add(comment.get("author_id"))
                         for url, _, _ in attachment_urls(comment, reader.url):
                             if staging.file(url) is None:
-                                downloads.append((url, key))
+                                urls.append(url)
             for metric in page.metric_sets:
                 records.append(
                     ("metric", str(metric.get("ticket_id")), metric.get("updated_at"), metric)
                 )
             users = reader.users(i for i in user_ids if i is not None)
             records.extend(("user", str(u["id"]), u.get("updated_at"), u) for u in users)
-            unique = list(dict.fromkeys(url for url, _ in downloads))
-            files = list(pool.map(lambda url: (url, _keep(reader, staging, url)), unique))
-            result.files_downloaded += sum(1 for _, f in files if f.sha256)
-            result.files_missing += sum(1 for _, f in files if not f.sha256)
-            staging.save_page(records, files, ("tickets", page.after_cursor))
-            result.pages += 1
-            result.records += len(page.tickets)
             result.users += len(users)
-            bar.update(len(page.tickets))
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        bar.close()
-        result.requests = reader.requests_made - before
-        result.rate_limited = reader.rate_limited
+            walk.save_page(
+                records,
+                urls,
+                lambda url: _keep(reader, staging, url),
+                ("tickets", page.after_cursor),
+                len(page.tickets),
+            )
     return result
 
 
@@ -140,30 +209,25 @@ def zendesk_conversations(
     staging: Staging, mapping: m.Mapping
 ) -> tuple[list[m.SourceConversation], list[m.RowReject], Counter]:
     """Staged tickets -> source conversations through the mapping; and the files gone."""
-    tickets = staging.records("ticket")
     comments = staging.records("comments")
     users = staging.records("user")
     metrics = staging.records("metric")
     ticket_fields = staging.records("ticket_field")
-    local_file = _local_files(staging)
-    rows = []
-    missing: Counter = Counter()
-    ordered = sorted(tickets.values(), key=lambda t: (t.get("created_at") or "", t["id"]))
-    for number, ticket in enumerate(ordered, start=1):
-        record, gone = ticket_record(
+
+    def record_of(ticket: dict, local_file: Callable) -> tuple[dict, Iterable[str]]:
+        key = str(ticket["id"])
+        return ticket_record(
             ticket,
-            comments.get(str(ticket["id"]), []),
+            comments.get(key, []),
             users,
-            metrics.get(str(ticket["id"])),
+            metrics.get(key),
             ticket_fields,
             staging.url,
             local_file,
         )
-        for name in gone:
-            missing[name] += 1
-        rows.append(SourceRow(staging.url, number, record))
-    convs, rejects = m.conversations(mapping, rows, staging.files)
-    return convs, rejects, missing
+
+    tickets = staging.records("ticket").values()
+    return _conversations(staging, mapping, tickets, "created_at", record_of)
 
 
 # -- Help Scout ----------------------------------------------------------------------------------
@@ -174,17 +238,14 @@ def stage_helpscout(
 ) -> StageResult:
     """Read the conversations changed since the last walk (with their threads), the users and
     every attachment's data; save each page with the cursor after it."""
-    result = StageResult()
-    before = reader.requests_made
-    bar = progress("source convs", None)
-    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="source")
-    try:
+    with _walking(reader, staging, progress, "source convs", workers) as walk:
+        result = walk.result
         users = reader.users()
         staging.save_page([("user", str(u["id"]), u.get("updatedAt"), u) for u in users], [], None)
         result.users = len(users)
         saved = staging.cursor("conversations")
         for page in reader.conversation_pages(json.loads(saved) if saved else None):
-            records: list[tuple[str, str, str | None, Any]] = []
+            records: list[Record] = []
             wanted: list[str] = []
             for conv in page.conversations:
                 records.append(("conversation", str(conv["id"]), conv.get("userUpdatedAt"), conv))
@@ -194,19 +255,13 @@ def stage_helpscout(
                     for url, _, _, _ in attachment_links(thread):
                         if staging.file(url) is None:
                             wanted.append(url)
-            unique = list(dict.fromkeys(wanted))
-            files = list(pool.map(lambda url: (url, _keep_data(reader, staging, url)), unique))
-            result.files_downloaded += sum(1 for _, f in files if f.sha256)
-            result.files_missing += sum(1 for _, f in files if not f.sha256)
-            staging.save_page(records, files, ("conversations", json.dumps(page.cursor)))
-            result.pages += 1
-            result.records += len(page.conversations)
-            bar.update(len(page.conversations))
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        bar.close()
-        result.requests = reader.requests_made - before
-        result.rate_limited = reader.rate_limited
+            walk.save_page(
+                records,
+                wanted,
+                lambda url: _keep_data(reader, staging, url),
+                ("conversations", json.dumps(page.cursor)),
+                len(page.conversations),
+            )
     return result
 
 
@@ -222,19 +277,13 @@ def helpscout_conversations(
 ) -> tuple[list[m.SourceConversation], list[m.RowReject], Counter]:
     """Staged conversations -> source conversations through the mapping; and the files gone."""
     users = staging.records("user")
-    local_file = _local_files(staging)
-    rows = []
-    missing: Counter = Counter()
-    ordered = sorted(
+    return _conversations(
+        staging,
+        mapping,
         staging.records("conversation").values(),
-        key=lambda c: (c.get("createdAt") or "", c["id"]),
+        "createdAt",
+        lambda conv, local_file: conversation_record(conv, users, local_file),
     )
-    for number, conv in enumerate(ordered, start=1):
-        record, gone = conversation_record(conv, users, local_file)
-        missing.update(gone)
-        rows.append(SourceRow(staging.url, number, record))
-    convs, rejects = m.conversations(mapping, rows, staging.files)
-    return convs, rejects, missing
 
 
 # -- Freshdesk -----------------------------------------------------------------------------------
@@ -246,11 +295,8 @@ def stage_freshdesk(
     """Read the agents, the spam and deleted tickets (to count them), then the tickets changed
     since the last walk with their conversations, contacts and files; save each page with the
     cursor after it."""
-    result = StageResult()
-    before = reader.requests_made
-    bar = progress("source tickets", None)
-    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="source")
-    try:
+    with _walking(reader, staging, progress, "source tickets", workers) as walk:
+        result = walk.result
         agents = reader.agents()
         flagged = [dict(t, spam=True) for t in reader.flagged("spam")]
         flagged += [dict(t, deleted=True) for t in reader.flagged("deleted")]
@@ -267,14 +313,8 @@ def stage_freshdesk(
             ids = [str(t["id"]) for t in page.tickets]
             stamps = staging.updated_at("conversations", ids)
             wanted = [t for t in page.tickets if stamps.get(str(t["id"])) != t.get("updated_at")]
-            fetched = dict(
-                zip(
-                    [str(t["id"]) for t in wanted],
-                    pool.map(lambda t: reader.conversations(t["id"]), wanted),
-                    strict=True,
-                )
-            )
-            records: list[tuple[str, str, str | None, Any]] = []
+            fetched = walk.each(wanted, lambda t: reader.conversations(t["id"]))
+            records: list[Record] = []
             people: set[str] = set()
             urls: list[str] = []
             for ticket in page.tickets:
@@ -298,19 +338,13 @@ def stage_freshdesk(
             contacts = reader.contacts(people - known)
             known.update(str(c["id"]) for c in contacts)
             records += [("contact", str(c["id"]), c.get("updated_at"), c) for c in contacts]
-            unique = list(dict.fromkeys(urls))
-            files = list(pool.map(lambda url: (url, _keep(reader, staging, url)), unique))
-            result.files_downloaded += sum(1 for _, f in files if f.sha256)
-            result.files_missing += sum(1 for _, f in files if not f.sha256)
-            staging.save_page(records, files, ("tickets", json.dumps(page.cursor)))
-            result.pages += 1
-            result.records += len(page.tickets)
-            bar.update(len(page.tickets))
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        bar.close()
-        result.requests = reader.requests_made - before
-        result.rate_limited = reader.rate_limited
+            walk.save_page(
+                records,
+                urls,
+                lambda url: _keep(reader, staging, url),
+                ("tickets", json.dumps(page.cursor)),
+                len(page.tickets),
+            )
     return result
 
 
@@ -321,21 +355,17 @@ def freshdesk_conversations(
     notes = staging.records("conversations")
     agents = staging.records("agent")
     contacts = staging.records("contact")
-    local_file = _local_files(staging)
-    rows = []
-    missing: Counter = Counter()
-    ordered = sorted(
-        staging.records("ticket").values(), key=lambda t: (t.get("created_at") or "", t["id"])
-    )
-    for number, ticket in enumerate(ordered, start=1):
+
+    def record_of(ticket: dict, local_file: Callable) -> tuple[dict, Iterable[str]]:
         record, gone = fd_ticket_record(
             ticket, notes.get(str(ticket["id"]), []), agents, contacts, staging.url, local_file
         )
-        if not (ticket.get("spam") or ticket.get("deleted")):  # left out: files not fetched
-            missing.update(gone)
-        rows.append(SourceRow(staging.url, number, record))
-    convs, rejects = m.conversations(mapping, rows, staging.files)
-    return convs, rejects, missing
+        if ticket.get("spam") or ticket.get("deleted"):  # left out: their files not fetched
+            return record, ()
+        return record, gone
+
+    tickets = staging.records("ticket").values()
+    return _conversations(staging, mapping, tickets, "created_at", record_of)
 
 
 @dataclass(frozen=True)

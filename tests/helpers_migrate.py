@@ -1,5 +1,8 @@
-"""What the `etl migrate` tests share: running the command against a source emulation and a
-Smarticks sandbox, reading its figures and ledger, and the kill -9 halfway."""
+"""What the `etl migrate` tests share: an empty Smarticks sandbox to migrate into, running the
+command against a source emulation, reading its figures and ledger, and the kill -9 halfway.
+
+A test module takes the fixtures `target` and `in_tmp` (autouse) by importing their functions.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +18,27 @@ import pytest
 from click.testing import CliRunner
 
 from etl.cli import cli
+from etl.sandbox import Sandbox
 
 FALLBACK = "admin@support.example.org"
 ON_TARGET = {"agent2@support.example.org", "agent3@support.example.org"}  # the rest: FALLBACK
+
+
+@pytest.fixture(name="target")
+def empty_target():
+    """An empty Smarticks sandbox (mailboxes, users, fields): where the migration goes."""
+    with Sandbox(empty=True) as server:
+        yield server
+
+
+@pytest.fixture(name="in_tmp", autouse=True)
+def working_in_tmp(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # the rejects and report files land here
+
+
+def system(source) -> str:
+    """The source emulation's name in `etl migrate NAME` and in the ledger."""
+    return type(source).__name__.removesuffix("Sandbox").lower()  # HelpScoutSandbox: helpscout
 
 
 def credentials(source) -> dict:
@@ -40,13 +61,15 @@ def environment(source, target, db) -> dict:
     }
 
 
-def command(name: str, source, *extra) -> list[str]:
-    return ["migrate", name, "--source-url", source.url, "--mailbox", "1", *map(str, extra)]
+def command(source, *extra) -> list[str]:
+    return ["migrate", system(source), "--source-url", source.url, "--mailbox", "1",
+            *map(str, extra)]  # fmt: skip
 
 
-def run(name: str, source, target, db, *extra):
+def migrate(source, target, db, *extra):
+    """`etl migrate` from the source emulation into the target sandbox, in this process."""
     env = environment(source, target, db)
-    return CliRunner().invoke(cli, command(name, source, *extra), env=env)
+    return CliRunner().invoke(cli, command(source, *extra), env=env)
 
 
 def figure(output: str, label: str) -> int:
@@ -55,22 +78,30 @@ def figure(output: str, label: str) -> int:
     return int(found.group(1))
 
 
-def target_ids(db, system: str) -> dict[int, int]:
+def images_named(body: str, images: list[tuple[str, str]]) -> str:
+    """The body as the target should hold it: each inline image of an attachment, given as
+    (its link at the source, its file name), named in place of its dead link."""
+    for url, name in images:
+        body = re.sub(r'<img src="' + re.escape(url) + r'"[^>]*>', f"[image: {name}]", body)
+    return body
+
+
+def target_ids(db, source) -> dict[int, int]:
     """Source id -> target conversation id, from the ledger."""
     with sqlite3.connect(db) as conn:
         rows = conn.execute(
             "SELECT source_id, target_id FROM etl_load_items WHERE system = ? "
             "AND kind = 'conversations' AND state = 'done'",
-            (system,),
+            (system(source),),
         ).fetchall()
     return {int(s): t for s, t in rows}
 
 
-def kill_halfway_then_rerun(name, source, target, tmp_path, at_least: int, total: int):
+def kill_halfway_then_rerun(source, target, tmp_path, at_least: int, total: int):
     """`etl migrate` in a child process, killed with SIGKILL once the target holds `at_least`
     conversations (of `total`), then run again to its end; returns the rerun."""
     env = dict(os.environ, **environment(source, target, tmp_path / "m.db"))
-    args = [sys.executable, "-m", "etl", *command(name, source, "--fallback-user", FALLBACK,
+    args = [sys.executable, "-m", "etl", *command(source, "--fallback-user", FALLBACK,
                                                     "--workers", 4)]  # fmt: skip
     first = subprocess.Popen(args, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)  # fmt: skip

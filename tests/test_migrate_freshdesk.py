@@ -15,9 +15,11 @@ from helpers_migrate import (
     environment,
     figure,
     kill_halfway_then_rerun,
-    run,
+    migrate,
+    target_ids,
 )
-from helpers_migrate import target_ids as ledger_ids
+from helpers_migrate import empty_target as empty_target  # the fixture `target`
+from helpers_migrate import working_in_tmp as working_in_tmp  # `in_tmp`, autouse
 
 from etl.cli import cli
 from etl.sandbox import Sandbox
@@ -27,25 +29,6 @@ from etl.sandbox.zendesk.store import PNG
 
 STATUS = {2: "active", 3: "pending", 4: "closed", 5: "closed"}
 TYPE = {3: "phone", 7: "chat"}
-
-
-@pytest.fixture
-def target():
-    with Sandbox(empty=True) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _in_tmp(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)  # the rejects and report files land here
-
-
-def migrate(source, target, db, *extra):
-    return run("freshdesk", source, target, db, *extra)
-
-
-def target_ids(db) -> dict[int, int]:
-    return ledger_ids(db, "freshdesk")
 
 
 @pytest.fixture
@@ -76,7 +59,7 @@ def test_a_full_migration_matches_the_source_field_by_field(freshdesk, target, t
     assert re.search(r"skipped\s+1\s+\(spam in Freshdesk\)", result.output)
     assert re.search(r"skipped\s+1\s+\(deleted in Freshdesk\)", result.output)
     assert "attachments gone" not in result.output
-    store, ids, checked = freshdesk.store, target_ids(db), 0
+    store, ids, checked = freshdesk.store, target_ids(db, freshdesk), 0
     for ticket in tickets:
         got = target.store.get_conversation(ids[ticket.id], embed=("threads", "tags"))
         assert got["subject"] == ticket.subject
@@ -129,7 +112,7 @@ def test_a_full_migration_matches_the_source_field_by_field(freshdesk, target, t
 def test_new_replies_and_statuses_after_cut_over_arrive_once(freshdesk, target, tmp_path):
     db = tmp_path / "m.db"
     assert migrate(freshdesk, target, db, "--fallback-user", FALLBACK).exit_code == 0
-    ids = target_ids(db)
+    ids = target_ids(db, freshdesk)
     store = freshdesk.store
     opened = next(t for t in live(freshdesk) if t.status == 2)
     pending = next(t for t in live(freshdesk) if t.status == 3)
@@ -159,9 +142,7 @@ def test_kill_9_halfway_then_rerun_creates_nothing_twice(tmp_path):
         FreshdeskSandbox(seed=2, tickets=40, page_limit=10, latency=0.01) as freshdesk,
         Sandbox(empty=True, latency=0.03) as target,
     ):
-        rerun = kill_halfway_then_rerun(
-            "freshdesk", freshdesk, target, tmp_path, 10, len(live(freshdesk))
-        )
+        rerun = kill_halfway_then_rerun(freshdesk, target, tmp_path, 10, len(live(freshdesk)))
         tickets = live(freshdesk)
         made = [target.store.get_conversation(c) for c in target.store.conversation_ids()]
         assert sorted(c["createdAt"] for c in made) == sorted(iso(t.created_at) for t in tickets)

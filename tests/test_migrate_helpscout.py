@@ -14,35 +14,19 @@ from helpers_migrate import (
     ON_TARGET,
     environment,
     figure,
+    images_named,
     kill_halfway_then_rerun,
-    run,
+    migrate,
+    target_ids,
 )
-from helpers_migrate import target_ids as ledger_ids
+from helpers_migrate import empty_target as empty_target  # the fixture `target`
+from helpers_migrate import working_in_tmp as working_in_tmp  # `in_tmp`, autouse
 
 from etl.cli import cli
 from etl.sandbox import Sandbox
 from etl.sandbox.helpscout import HelpScoutSandbox
 from etl.sandbox.helpscout.store import FILES, iso
 from etl.sandbox.zendesk.store import PNG
-
-
-@pytest.fixture
-def target():
-    with Sandbox(empty=True) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _in_tmp(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)  # the rejects and report files land here
-
-
-def migrate(source, target, db, *extra):
-    return run("helpscout", source, target, db, *extra)
-
-
-def target_ids(db) -> dict[int, int]:
-    return ledger_ids(db, "helpscout")
 
 
 @pytest.fixture
@@ -56,14 +40,8 @@ def live(helpscout):
 
 
 def expected_body(thread, helpscout) -> str:
-    body = thread.body.replace(FILES, helpscout.files_url)
-    for item in thread.files:
-        body = re.sub(
-            r'<img src="' + re.escape(helpscout.store.web_url(item)) + r'"[^>]*>',
-            f"[image: {item.name}]",
-            body,
-        )
-    return body
+    images = [(helpscout.store.web_url(f), f.name) for f in thread.files]
+    return images_named(thread.body.replace(FILES, helpscout.files_url), images)
 
 
 def test_a_full_migration_matches_the_source_field_by_field(helpscout, target, tmp_path):
@@ -76,7 +54,7 @@ def test_a_full_migration_matches_the_source_field_by_field(helpscout, target, t
     assert re.search(r"threads\s+\d+\s+\(\d+ system threads skipped\)", result.output)
     plans = sum(1 for c in convs if c.plan)
     assert f"custom field Plan (not in the target mailbox)  ({plans} records)" in result.output
-    ids = target_ids(db)
+    ids = target_ids(db, helpscout)
     files_checked = 0
     for conv in convs:
         got = target.store.get_conversation(ids[conv.id], embed=("threads", "tags"))
@@ -125,7 +103,7 @@ def test_a_full_migration_matches_the_source_field_by_field(helpscout, target, t
 def test_new_threads_and_statuses_after_cut_over_arrive_once(helpscout, target, tmp_path):
     db = tmp_path / "m.db"
     assert migrate(helpscout, target, db, "--fallback-user", FALLBACK).exit_code == 0
-    ids = target_ids(db)
+    ids = target_ids(db, helpscout)
     store = helpscout.store
     active = next(c for c in live(helpscout) if c.status == "active")
     closed = next(c for c in live(helpscout) if c.status == "closed")
@@ -157,9 +135,7 @@ def test_kill_9_halfway_then_rerun_creates_nothing_twice(tmp_path):
         HelpScoutSandbox(seed=2, conversations=40, page_limit=10, latency=0.01) as helpscout,
         Sandbox(empty=True, latency=0.03) as target,
     ):
-        rerun = kill_halfway_then_rerun(
-            "helpscout", helpscout, target, tmp_path, 10, len(live(helpscout))
-        )
+        rerun = kill_halfway_then_rerun(helpscout, target, tmp_path, 10, len(live(helpscout)))
         convs = live(helpscout)
         made = [target.store.get_conversation(c) for c in target.store.conversation_ids()]
         assert sorted(c["createdAt"] for c in made) == sorted(iso(c.created_at) for c in convs)

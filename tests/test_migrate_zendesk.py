@@ -20,10 +20,13 @@ from helpers_migrate import (
     FALLBACK,
     environment,
     figure,
+    images_named,
     kill_halfway_then_rerun,
-    run,
+    migrate,
+    target_ids,
 )
-from helpers_migrate import target_ids as ledger_ids
+from helpers_migrate import empty_target as empty_target  # the fixture `target`
+from helpers_migrate import working_in_tmp as working_in_tmp  # `in_tmp`, autouse
 
 from etl.cli import cli
 from etl.sandbox import Sandbox
@@ -33,25 +36,6 @@ from etl.sandbox.zendesk.store import PNG, iso
 STATUS = {"new": "active", "open": "active", "pending": "pending", "hold": "pending"}
 STATUS |= {"solved": "closed", "closed": "closed"}
 CHANNEL = {"voice": "phone", "chat": "chat", "native_messaging": "chat"}
-
-
-@pytest.fixture
-def target():
-    with Sandbox(empty=True) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _in_tmp(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)  # the rejects and report files land here
-
-
-def migrate(source, target, db, *extra):
-    return run("zendesk", source, target, db, *extra)
-
-
-def target_ids(db) -> dict[int, int]:
-    return ledger_ids(db, "zendesk")
 
 
 @pytest.fixture
@@ -66,14 +50,8 @@ def live_tickets(zendesk):
 
 def expected_body(comment, zendesk) -> str:
     """The comment's HTML with each inline image on the account named by its file."""
-    body = comment.html_body.replace("{account}", zendesk.url)
-    for item in comment.attachments:
-        body = re.sub(
-            r'<img src="' + re.escape(zendesk.store.content_url(item)) + r'"[^>]*>',
-            f"[image: {item.file_name}]",
-            body,
-        )
-    return body
+    images = [(zendesk.store.content_url(a), a.file_name) for a in comment.attachments]
+    return images_named(comment.html_body.replace("{account}", zendesk.url), images)
 
 
 def test_a_full_migration_matches_the_source_field_by_field(zendesk, target, tmp_path):
@@ -89,7 +67,7 @@ def test_a_full_migration_matches_the_source_field_by_field(zendesk, target, tmp
     assert f"custom field Plan (not in the target mailbox)  ({plans} records)" in result.output
     users = {u.id: u for u in zendesk.store.users.values()}
     agents_on_target = {"agent2@support.example.org", "agent3@support.example.org"}
-    ids = target_ids(db)
+    ids = target_ids(db, zendesk)
     attachments_checked = 0
     for ticket in live:
         conv = target.store.get_conversation(ids[ticket.id], embed=("threads", "tags"))
@@ -144,7 +122,7 @@ def test_a_full_migration_matches_the_source_field_by_field(zendesk, target, tmp
 def test_inline_images_are_attached_and_named_in_place_of_the_dead_link(zendesk, target, tmp_path):
     db = tmp_path / "migration.db"
     assert migrate(zendesk, target, db, "--fallback-user", FALLBACK).exit_code == 0
-    ids = target_ids(db)
+    ids = target_ids(db, zendesk)
     seen = 0
     for ticket in live_tickets(zendesk):
         conv = target.store.get_conversation(ids[ticket.id], embed=("threads",))
@@ -163,7 +141,7 @@ def test_inline_images_are_attached_and_named_in_place_of_the_dead_link(zendesk,
 def test_new_messages_and_statuses_after_cut_over_arrive_once(zendesk, target, tmp_path):
     db = tmp_path / "migration.db"
     assert migrate(zendesk, target, db, "--fallback-user", FALLBACK).exit_code == 0
-    ids = target_ids(db)
+    ids = target_ids(db, zendesk)
     store = zendesk.store
     live = live_tickets(zendesk)
     open_one = next(t for t in live if t.status == "open")
@@ -186,7 +164,7 @@ def test_new_messages_and_statuses_after_cut_over_arrive_once(zendesk, target, t
     assert figure(delta.output, "tickets read") == 4
     assert figure(delta.output, "created") == 1
     assert figure(delta.output, "updated") == 3  # 2 with a new comment, 1 a status alone
-    after = target_ids(db)
+    after = target_ids(db, zendesk)
     assert len(target.store.conversation_ids()) == 38
     first = target.store.get_conversation(ids[open_one.id], embed=("threads",))
     assert first["status"] == "closed"
@@ -215,9 +193,7 @@ def test_kill_9_halfway_then_rerun_creates_nothing_twice(tmp_path):
         ZendeskSandbox(seed=2, tickets=40, page_limit=10, latency=0.01) as zendesk,
         Sandbox(empty=True, latency=0.03) as target,
     ):
-        rerun = kill_halfway_then_rerun(
-            "zendesk", zendesk, target, tmp_path, 12, len(live_tickets(zendesk))
-        )
+        rerun = kill_halfway_then_rerun(zendesk, target, tmp_path, 12, len(live_tickets(zendesk)))
         live = live_tickets(zendesk)
         created = [
             target.store.get_conversation(c)["createdAt"] for c in target.store.conversation_ids()
@@ -283,7 +259,7 @@ def test_a_mapping_file_changes_statuses_and_maps_custom_fields(zendesk, target,
     db = tmp_path / "m.db"
     result = migrate(zendesk, target, db, "--fallback-user", FALLBACK, "--mapping", custom)
     assert result.exit_code == 0, result.output
-    ids = target_ids(db)
+    ids = target_ids(db, zendesk)
     held = [t for t in live_tickets(zendesk) if t.status == "hold"]
     assert held and all(
         target.store.get_conversation(ids[t.id])["status"] == "active" for t in held
@@ -388,7 +364,7 @@ def test_attachments_over_the_request_limit_follow_in_notes_and_appends(tmp_path
         assert figure(result.output, "split to fit") == 2
         assert "1 note(s) after the thread of" in result.output
         assert "created with" in result.output
-        conv = small.store.get_conversation(target_ids(db)[ticket.id], embed=("threads",))
+        conv = small.store.get_conversation(target_ids(db, zendesk)[ticket.id], embed=("threads",))
         threads = list(reversed(conv["_embedded"]["threads"]))
         sent = {a["fileName"]: a["fileUrl"] for t in threads for a in t["_embedded"]["attachments"]}
         for name, _, data in [*files, *last]:
@@ -402,9 +378,9 @@ def test_attachments_over_the_request_limit_follow_in_notes_and_appends(tmp_path
         assert [a["fileName"] for a in note["_embedded"]["attachments"]] == ["scan-2.bin"]
         again = migrate(zendesk, small, db, *args)
         assert (figure(again.output, "created"), figure(again.output, "updated")) == (0, 0)
-        assert small.store.get_conversation(target_ids(db)[ticket.id])["threadsCount"] == len(
-            threads
-        )
+        assert small.store.get_conversation(target_ids(db, zendesk)[ticket.id])[
+            "threadsCount"
+        ] == len(threads)
 
 
 def test_no_or_a_wrong_mailbox_is_one_line_and_exit_2_before_anything_is_sent(

@@ -81,12 +81,30 @@ def migrate_options(func):
     return wrapper
 
 
-def run_migration(name: str, reader, settings: dict) -> None:
-    """Lock the database, migrate, print the summary; exit 3 when anything was rejected."""
+def _migrate_locked(name: str, reader, client, db: str, mapping, options, quiet: bool):
+    """Migrate under the database's writer lock; the reader, client and database are closed
+    after, however it ends. Returns the migration's report."""
     from etl import migrate
     from etl.progress import bars
     from etl.stage import SOURCES
     from etl.staging import files_folder
+
+    with lock.writer_lock(db):
+        database = mirror.open_mirror(db)
+        try:
+            return migrate.migrate(
+                SOURCES[name], reader, client, database.conn, files_folder(db), mapping, options,
+                bars(quiet),
+            )  # fmt: skip
+        finally:
+            database.conn.close()
+            reader.close()
+            client.close()
+
+
+def run_migration(name: str, reader, settings: dict) -> None:
+    """Lock the database, migrate, print the summary; exit 3 when anything was rejected."""
+    from etl import migrate
 
     quiet, db = settings["quiet"], settings["db"]
     if reader.warning and not quiet:
@@ -101,21 +119,12 @@ def run_migration(name: str, reader, settings: dict) -> None:
         settings["rejects"],
         int(settings["max_request_mb"] * 1_000_000),
     )
-    with lock.writer_lock(db):
-        database = mirror.open_mirror(db)
-        try:
-            report = migrate.migrate(
-                SOURCES[name], reader, client, database.conn, files_folder(db),
-                settings["mapping"], options, bars(quiet),
-            )  # fmt: skip
-        except LoadFailed as exc:
-            for line in exc.report.lines():
-                say(quiet, line)
-            raise
-        finally:
-            database.conn.close()
-            reader.close()
-            client.close()
+    try:
+        report = _migrate_locked(name, reader, client, db, settings["mapping"], options, quiet)
+    except LoadFailed as exc:
+        for line in exc.report.lines():
+            say(quiet, line)
+        raise
     for line in report.lines():
         say(quiet, line)
     if report.rejected:
@@ -253,7 +262,6 @@ def migrate_freshdesk(source_url, source_api_key, **settings):
 def demo_migration(db: str, tickets: int, quiet: bool) -> None:
     """`etl demo --migrate`: a Zendesk sandbox into an empty Smarticks sandbox, then a delta."""
     from etl import migrate
-    from etl.progress import bars
     from etl.sandbox import Sandbox
     from etl.sandbox.zendesk import ZendeskSandbox
     from etl.sources.zendesk import ZendeskReader
@@ -272,17 +280,7 @@ def demo_migration(db: str, tickets: int, quiet: bool) -> None:
         def run() -> None:
             reader = ZendeskReader(zendesk.url, zendesk.email, zendesk.token)
             client = make_client(target.url, target.api_key)
-            with lock.writer_lock(db):
-                database = mirror.open_mirror(db)
-                try:
-                    report = migrate.migrate_zendesk(
-                        reader, client, database.conn, files_folder(db), None, options,
-                        bars(quiet),
-                    )  # fmt: skip
-                finally:
-                    database.conn.close()
-                    reader.close()
-                    client.close()
+            report = _migrate_locked("zendesk", reader, client, db, None, options, quiet)
             for line in report.lines():
                 say(quiet, line)
 

@@ -164,7 +164,7 @@ def load(
             names = ", ".join(f"{b['id']} ({b.get('name')})" for b in target.mailboxes)
             raise UsageError(f"no mailbox {options.mailbox_id} on the target; mailboxes: {names}")
         report.mailbox_id = options.mailbox_id
-        fallback_id = _fallback_id(target, options.fallback_user, report)
+        fallback_id = fallback_user_id(target, options.fallback_user, report)
         items, problems = _plan_conversations(
             records, row_rejects, target, options, fallback_id, report, entries
         )
@@ -271,9 +271,9 @@ def load(
     return report
 
 
-def _fallback_id(target: Target, email: str | None, report: Report) -> int | None:
+def fallback_user_id(target: Target, email: str | None, report: Report) -> int | None:
     """The user for agents the target lacks: --fallback-user, else the first administrator
-    (an agent the target lacks never rejects a conversation)."""
+    (an agent the target lacks never rejects a conversation). `etl migrate` chooses so too."""
     if not email:
         if target.admin is None:
             return None
@@ -283,6 +283,19 @@ def _fallback_id(target: Target, email: str | None, report: Report) -> int | Non
     if found is None:
         raise UsageError(f"--fallback-user {email} is not a user on the target")
     return found
+
+
+def counted(conv: m.SourceConversation, report: Report) -> bool:
+    """Count a conversation in the summary, with its threads; False, and noted as skipped,
+    when the mapping skips it. `etl migrate` counts so too."""
+    if conv.skip_reason:
+        report.skipped_records[conv.skip_reason] += 1
+        report.note(conv.file, conv.row, conv.source_id, f"skipped: {conv.skip_reason}")
+        return False
+    report.records += 1
+    report.threads += len(conv.threads)
+    report.skipped_threads += conv.skipped_threads
+    return True
 
 
 def _plan_conversations(convs, row_rejects, target, options, fallback_id, report, entries):
@@ -302,13 +315,8 @@ def _plan_conversations(convs, row_rejects, target, options, fallback_id, report
     items: list[Item] = []
     problems: dict[str, tuple[str, int, list[m.Problem]]] = {}
     for conv in convs:
-        if conv.skip_reason:
-            report.skipped_records[conv.skip_reason] += 1
-            report.note(conv.file, conv.row, conv.source_id, f"skipped: {conv.skip_reason}")
+        if not counted(conv, report):
             continue
-        report.records += 1
-        report.threads += len(conv.threads)
-        report.skipped_threads += conv.skipped_threads
         item, found = plan_conversation(
             conv, target, options.mailbox_id, fallback_id, report.unmapped_agents
         )

@@ -19,14 +19,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import requests
 
 from etl.client import insecure_url_warning
-from etl.errors import ApiError, AuthError, ConfigError, PagingError
+from etl.errors import ApiError, ConfigError, PagingError
 from etl.mapping import one_second_before
-from etl.sources.http import Retrying, display, server_time, session
+from etl.sources.http import (
+    Counted,
+    Download,
+    Retrying,
+    api_base,
+    download,
+    json_body,
+    server_time,
+    session,
+)
 
 PER_PAGE = 100
 MAX_PAGES = 300  # Freshdesk's List All Tickets stops at page 300 (the keyset walk stays far below)
@@ -40,13 +48,7 @@ class TicketPage:
 
 
 @dataclass
-class Download:
-    data: bytes
-    content_type: str
-
-
-@dataclass
-class FreshdeskReader:
+class FreshdeskReader(Counted):
     """GETs against one Freshdesk account; `requests_made` counts every request sent."""
 
     url: str
@@ -62,22 +64,10 @@ class FreshdeskReader:
             raise ConfigError(
                 "no Freshdesk API key: pass --source-api-key (or set FRESHDESK_API_KEY)"
             )
-        self.url = self.url.rstrip("/")
-        if self.url.endswith("/api/v2"):
-            self.url = self.url[: -len("/api/v2")]
-        if urlsplit(self.url).scheme not in ("http", "https"):
-            raise ConfigError(f"--source-url must start with https://, got {self.url!r}")
+        self.url = api_base(self.url, "/api/v2")
         self.session = session()
         self.session.auth = (self.api_key, "X")
         self.files = session()  # signed attachment links: never any credentials
-
-    @property
-    def requests_made(self) -> int:
-        return self.http.requests_made
-
-    @property
-    def rate_limited(self) -> int:
-        return self.http.rate_limited
 
     @property
     def warning(self) -> str | None:
@@ -142,11 +132,7 @@ class FreshdeskReader:
 
     def download(self, url: str) -> Download | None:
         """A signed attachment link's bytes, without credentials; None when gone or expired."""
-        response = self.http.send(self.files, "GET", url, display(url))
-        if response.status_code in (403, 404, 410):
-            return None
-        kind = (response.headers.get("Content-Type") or "").split(";")[0].strip()
-        return Download(response.content, kind)
+        return download(self.http, self.files, url)
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -162,19 +148,8 @@ class FreshdeskReader:
     def _get(self, path: str, params: dict):
         response = self.http.send(self.session, "GET", f"{self.url}/{path}", f"/{path}",
                                   params=params)  # fmt: skip
-        if response.status_code in (401, 403):
-            raise AuthError(
-                response.status_code,
-                "GET",
-                f"/{path}",
-                "Freshdesk refused the API key (check --source-api-key)",
-            )
-        if response.status_code >= 400:
-            raise ApiError(response.status_code, "GET", f"/{path}", _detail(response))
-        try:
-            return response.json(), response
-        except ValueError:
-            raise ApiError(response.status_code, "GET", f"/{path}", "not JSON") from None
+        refused = "Freshdesk refused the API key (check --source-api-key)"
+        return json_body(response, path, refused, _detail), response
 
 
 def _has_next(response: requests.Response) -> bool:

@@ -24,7 +24,7 @@ import requests
 from etl.client import insecure_url_warning
 from etl.errors import ApiError, AuthError, ConfigError, PagingError
 from etl.mapping import one_second_before
-from etl.sources.http import Retrying, display, server_time, session
+from etl.sources.http import Counted, Retrying, api_base, display, json_body, server_time, session
 
 DEFAULT_URL = "https://api.helpscout.net"
 MAX_PAGES = 100_000
@@ -37,7 +37,7 @@ class ConversationPage:
 
 
 @dataclass
-class HelpScoutReader:
+class HelpScoutReader(Counted):
     """GETs against one Help Scout account; `requests_made` counts every request sent."""
 
     url: str
@@ -50,11 +50,7 @@ class HelpScoutReader:
     )
 
     def __post_init__(self) -> None:
-        self.url = (self.url or DEFAULT_URL).rstrip("/")
-        if self.url.endswith("/v2"):
-            self.url = self.url[: -len("/v2")]
-        if urlsplit(self.url).scheme not in ("http", "https"):
-            raise ConfigError(f"--source-url must start with https://, got {self.url!r}")
+        self.url = api_base(self.url or DEFAULT_URL, "/v2")
         if not self.client_id or not self.client_secret:
             raise ConfigError(
                 "no Help Scout app credentials: pass --source-client-id and "
@@ -62,14 +58,6 @@ class HelpScoutReader:
             )
         self.session = session()
         self._token: str | None = None
-
-    @property
-    def requests_made(self) -> int:
-        return self.http.requests_made
-
-    @property
-    def rate_limited(self) -> int:
-        return self.http.rate_limited
 
     @property
     def warning(self) -> str | None:
@@ -143,14 +131,7 @@ class HelpScoutReader:
                 self._token = None  # expired: ask for a new one, once
                 continue
             break
-        if response.status_code in (401, 403):
-            raise AuthError(response.status_code, "GET", f"/{path}", "Help Scout refused the token")
-        if response.status_code >= 400:
-            raise ApiError(response.status_code, "GET", f"/{path}", _detail(response))
-        try:
-            body = response.json()
-        except ValueError:
-            raise ApiError(response.status_code, "GET", f"/{path}", "not JSON") from None
+        body = json_body(response, path, "Help Scout refused the token", _detail)
         return (body if isinstance(body, dict) else {}), response
 
     def token(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 import requests
 
 from etl.client import RetryPolicy, parse_retry_after, server_name
-from etl.errors import ApiError
+from etl.errors import ApiError, AuthError, ConfigError
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = "smarticks-etl (migration)"
@@ -41,6 +42,65 @@ def server_time(response: requests.Response) -> str:
     except (KeyError, TypeError, ValueError):
         when = datetime.now(UTC)
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def api_base(url: str, api_path: str) -> str:
+    """The account's address as given, without a trailing slash or the API's path (`/api/v2`);
+    a ConfigError unless it is http(s)."""
+    url = url.rstrip("/")
+    if url.endswith(api_path):
+        url = url[: -len(api_path)]
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ConfigError(f"--source-url must start with https://, got {url!r}")
+    return url
+
+
+@dataclass
+class Download:
+    data: bytes
+    content_type: str
+
+
+def download(http: Retrying, files: requests.Session, url: str) -> Download | None:
+    """A file's bytes and type, by a session that carries no credentials (the link is enough);
+    None when the file is gone (403, 404, 410)."""
+    response = http.send(files, "GET", url, display(url))
+    if response.status_code in (403, 404, 410):
+        return None
+    kind = (response.headers.get("Content-Type") or "").split(";")[0].strip()
+    return Download(response.content, kind)
+
+
+def json_body(
+    response: requests.Response,
+    path: str,
+    refused: str,
+    detail: Callable[[requests.Response], str],
+):
+    """A GET's JSON body. 401/403: an AuthError saying `refused`; another error: an ApiError
+    with the source's own `detail` of it; a body that is not JSON: an ApiError."""
+    if response.status_code in (401, 403):
+        raise AuthError(response.status_code, "GET", f"/{path}", refused)
+    if response.status_code >= 400:
+        raise ApiError(response.status_code, "GET", f"/{path}", detail(response))
+    try:
+        return response.json()
+    except ValueError:
+        raise ApiError(response.status_code, "GET", f"/{path}", "not JSON") from None
+
+
+class Counted:
+    """A reader's `requests_made` and `rate_limited`, as its `http` counts them."""
+
+    http: Retrying
+
+    @property
+    def requests_made(self) -> int:
+        return self.http.requests_made
+
+    @property
+    def rate_limited(self) -> int:
+        return self.http.rate_limited
 
 
 def display(url: str) -> str:

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import requests
 
 from etl.client import insecure_url_warning
-from etl.errors import ApiError, AuthError, ConfigError, PagingError
-from etl.sources.http import Retrying, display, session
+from etl.errors import ApiError, ConfigError, PagingError
+from etl.sources.http import Counted, Download, Retrying, api_base, download, json_body, session
 
 EXPORT_PATH = "api/v2/incremental/tickets/cursor.json"
 EXPORT_PAGE = 1000  # the export's largest page
@@ -43,13 +42,7 @@ class TicketPage:
 
 
 @dataclass
-class Download:
-    data: bytes
-    content_type: str
-
-
-@dataclass
-class ZendeskReader:
+class ZendeskReader(Counted):
     """GETs against one Zendesk account; `requests_made` counts every request sent."""
 
     url: str
@@ -68,22 +61,10 @@ class ZendeskReader:
                 "no Zendesk credentials: pass --source-email and --source-token "
                 "(or set ZENDESK_EMAIL and ZENDESK_TOKEN)"
             )
-        self.url = self.url.rstrip("/")
-        if self.url.endswith("/api/v2"):
-            self.url = self.url[: -len("/api/v2")]
-        if urlsplit(self.url).scheme not in ("http", "https"):
-            raise ConfigError(f"--source-url must start with https://, got {self.url!r}")
+        self.url = api_base(self.url, "/api/v2")
         self.session = session()
         self.session.auth = (f"{self.email}/token", self.token)
         self.files = session()  # attachment downloads: never any credentials
-
-    @property
-    def requests_made(self) -> int:
-        return self.http.requests_made
-
-    @property
-    def rate_limited(self) -> int:
-        return self.http.rate_limited
 
     def close(self) -> None:
         self.session.close()
@@ -163,30 +144,15 @@ class ZendeskReader:
 
     def download(self, url: str) -> Download | None:
         """An attachment's bytes, following redirects, without credentials; None when gone."""
-        response = self.http.send(self.files, "GET", url, display(url))
-        if response.status_code in (403, 404, 410):
-            return None
-        kind = (response.headers.get("Content-Type") or "").split(";")[0].strip()
-        return Download(response.content, kind)
+        return download(self.http, self.files, url)
 
     # -- requests ----------------------------------------------------------------------------
 
     def _get_json(self, path: str, params: dict) -> dict:
         url = f"{self.url}/{path}"
         response = self.http.send(self.session, "GET", url, f"/{path}", params=params)
-        if response.status_code in (401, 403):
-            raise AuthError(
-                response.status_code,
-                "GET",
-                f"/{path}",
-                "Zendesk refused the email and API token (check --source-email/--source-token)",
-            )
-        if response.status_code >= 400:
-            raise ApiError(response.status_code, "GET", f"/{path}", _detail(response))
-        try:
-            body = response.json()
-        except ValueError:
-            raise ApiError(response.status_code, "GET", f"/{path}", "not JSON") from None
+        refused = "Zendesk refused the email and API token (check --source-email/--source-token)"
+        body = json_body(response, path, refused, _detail)
         if not isinstance(body, dict):
             raise ApiError(response.status_code, "GET", f"/{path}", "not a JSON object")
         return body

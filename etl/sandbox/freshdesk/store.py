@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from etl.sandbox import corpus
+from etl.sandbox.timefmt import fmt_time as iso  # the vendors' APIs write UTC times so too
 from etl.sandbox.zendesk.store import PNG
 
 BASE = int(datetime(2025, 5, 5, 7, 0, tzinfo=UTC).timestamp())
@@ -28,10 +29,6 @@ AGENTS = (
 )
 STATUSES = (2, 2, 3, 4, 4, 5, 5)  # Open, Pending, Resolved, Closed
 SOURCES = (1, 1, 2, 3, 7, 9, 10)  # Email, Portal, Phone, Chat, Feedback widget, Outbound email
-
-
-def iso(when: int) -> str:
-    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from etl.sandbox import corpus
+from etl.sandbox.timefmt import fmt_time as iso  # the vendors' APIs write UTC times so too
 from etl.sandbox.zendesk.store import PNG
 
 BASE = int(datetime(2025, 4, 7, 8, 0, tzinfo=UTC).timestamp())
@@ -31,10 +32,6 @@ STATUSES = ("active", "active", "pending", "closed", "closed", "closed", "spam")
 TYPES = ("email", "email", "email", "chat", "phone")
 PRIORITIES = ("Low", "Medium", None)
 FIELDS = {"Priority": (7001, {"Low": "1", "Medium": "2"}), "Plan": (7002, {"Pro": "1"})}
-
-
-def iso(when: int) -> str:
-    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass

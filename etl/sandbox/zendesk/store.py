@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from etl.sandbox import corpus
+from etl.sandbox.timefmt import fmt_time as iso  # the vendors' APIs write UTC times so too
 
 BASE = int(datetime(2025, 3, 3, 9, 0, tzinfo=UTC).timestamp())
 HOUR = 3600
@@ -41,10 +42,6 @@ PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360000002000100e221bc330000000049454e44ae426082"
 )
-
-
-def iso(when: int) -> str:
-    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
