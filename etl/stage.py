@@ -41,7 +41,6 @@ class StageResult:
     comments: int = 0  # comments or threads among them
     users: int = 0
     files_downloaded: int = 0
-    files_missing: int = 0
     requests: int = 0
     rate_limited: int = 0
 
@@ -76,7 +75,6 @@ class _Walk:
         unique = list(dict.fromkeys(urls))
         files = list(self.pool.map(lambda url: (url, keep(url)), unique))
         self.result.files_downloaded += sum(1 for _, f in files if f.sha256)
-        self.result.files_missing += sum(1 for _, f in files if not f.sha256)
         self.staging.save_page(records, files, cursor)
         self.result.pages += 1
         self.result.records += read

@@ -86,13 +86,3 @@ def interleave(
                 yield index, item
     finally:
         halt.set()
-
-
-def run_all(calls: list[Callable[[], Any]], workers: int) -> list[Any]:
-    """Each call's result, in order, with up to `workers` of them running at once."""
-    results: list[Any] = [None] * len(calls)
-    sources = [lambda call=call: [(call(),)] for call in calls]  # a 1-tuple is never None
-    for index, item in interleave(sources, workers):
-        if item is not None:
-            results[index] = item[0]
-    return results
