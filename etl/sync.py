@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from etl import mirror, records, search, timeutil
+from etl import mirror, records, search, timeutil, views
 from etl.client import Client
 from etl.errors import EtlError
 from etl.interrupt import StopFlag, deferred_interrupt
@@ -93,6 +93,8 @@ def sync(
             _read_small_and_plan(client, conn, small, reads, options, progress, result, stop)
             if reads:
                 _sync_lists(client, conn, reads, options, progress, result, stop)
+            # Custom fields met in this sync become sheet columns now, not at the next open.
+            views.refresh_views(conn)
         result.status = "completed"
     except KeyboardInterrupt:
         result.status = "interrupted"

@@ -7,7 +7,7 @@ import time
 
 import click
 
-from etl import backfill, binding, files, lock, mirror, views
+from etl import backfill, binding, files, lock, mirror
 from etl.cli.common import (
     attachments_option,
     connection_options,
@@ -48,9 +48,6 @@ def run_sync(
                 )
                 result.counts["timelogs"] = result.counts.get("timelogs", 0) + done.timelogs
                 result.requests += done.requests
-            # Custom fields met in this sync become sheet columns now, not at the next open.
-            views.refresh_views(db.conn)
-            db.conn.commit()
             if attachments:
                 result.files = files.fetch_files(
                     client, db.conn, db_path, options.workers, bars(quiet)
