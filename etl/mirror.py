@@ -24,9 +24,9 @@ from etl.schema import SCHEMA, TABLES, Table, ensure_schema
 
 CACHE_KIB = 32 * 1024
 # A thread row (HTML body, its text and the raw JSON) is often larger than a 4 KiB page and
-# spilled into overflow pages. With 8 KiB pages a first sync's writes took a fifth less CPU
-# (replaying its pages: 5.4-5.8 s against 6.9-7.3 s) and the file is 7% smaller. SQLite sets
-# the page size when a database is created: an existing mirror keeps its own.
+# spilled into overflow pages; 8 KiB pages spill less, so writes cost less CPU and the file is
+# smaller (docs/storage.md). SQLite sets the page size when a database is created: an existing
+# mirror keeps its own.
 PAGE_BYTES = 8192
 BUSY_SECONDS = 30  # how long a connection waits for another's lock before giving up
 

@@ -2,8 +2,8 @@
 
 Each `Table` names its columns with their types, its key, foreign keys and indexes. A mirror
 made by an older version gains the tables, columns and indexes added since; creating them is
-sqlite-utils' job, imported only then (with pandas installed it imports pandas: 0.4 s that
-an incremental sync never pays). The search index and the sheet views come last.
+sqlite-utils' job, imported only then (with pandas installed it imports pandas, which an
+incremental sync need not load). The search index and the sheet views come last.
 """
 
 from __future__ import annotations
@@ -322,7 +322,7 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
     """Create what the schema lacks (with sqlite-utils, imported only then), the search index
     and the sheet views."""
     if not schema_is_current(conn):
-        import sqlite_utils  # here: with pandas installed it imports pandas, 0.4 s
+        import sqlite_utils  # here: with pandas installed it imports pandas too
 
         db = sqlite_utils.Database(conn)
         existing = set(db.table_names())

@@ -32,7 +32,7 @@ class CommandFailed(click.ClickException):
 
 
 # Each command's module, imported only when the command runs (or help lists it): a nightly
-# `etl sync` does not pay for loading the export and load code, 40 ms of a 0.65 s run.
+# `etl sync` does not pay for loading the export and load code.
 COMMAND_MODULES = {
     "sync": "sync_cmd",
     "status": "sync_cmd",
