@@ -8,6 +8,12 @@ no request goes out before its Retry-After has passed, and a Retry-After longer 
 patience (`--max-wait`) fails at once. A POST is repeated only when it surely did not reach
 the server; otherwise its outcome is unknown (`OutcomeUnknown`) and the caller looks first.
 
+Every exchange also has a deadline (`--timeout`, 300 s by default, as aiohttp's total
+timeout): the socket timeouts bound each wait for a byte, not a server that trickles a few
+bytes just inside them forever. Bodies are read in the pieces that have arrived
+(`read_pieces`), and the deadline is checked between them; an answer still arriving when it
+passes is dropped like a broken connection (`DeadlineExceeded`) and retried as one.
+
 The key travels only in the `X-Smarticks-API-Key` header, never in a URL, so it cannot leak
 into error messages, logs or progress output, all of which name the path alone. It is added
 per request, and only to requests for the API's own origin (scheme, host and port): no
@@ -24,7 +30,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -52,6 +58,7 @@ USER_AGENT = "smarticks-etl"
 KEY_HEADER = "X-Smarticks-API-Key"
 MAX_REDIRECTS = 5
 DOWNLOAD_CHUNK = 256 * 1024
+DEFAULT_DEADLINE = 300.0  # seconds one exchange may take in all (--timeout)
 
 
 @dataclass(frozen=True)
@@ -142,7 +149,7 @@ def server_name(url: str) -> str:
 
 @dataclass
 class Reply:
-    """A response with its whole body, read once (see `_read`)."""
+    """A response with its whole body, read once (see `read_body`)."""
 
     response: requests.Response
     body: bytes
@@ -252,7 +259,8 @@ class Client:
 
     url: str
     api_key: str = field(repr=False)
-    timeout: tuple[float, float] = (10.0, 60.0)
+    timeout: tuple[float, float] = (10.0, 60.0)  # connect, and each wait for a byte
+    deadline: float = DEFAULT_DEADLINE  # one exchange in all, redirects and body included
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     pool_size: int = 16
     # Page-number walks (the small resources) stop with an error past this many pages.
@@ -343,17 +351,18 @@ class Client:
 
         def attempt() -> Reply:
             nonlocal written
+            deadline = Deadline.start(self.deadline)
             response = self._exchange("GET", shown, absolute, follow_elsewhere=True)
             if response.status_code >= 300:
                 try:  # the error's body, for its message
-                    return Reply(response, _read(response))
+                    return Reply(response, read_body(response, deadline))
                 except AnswerTooLarge as exc:
                     raise ApiError(response.status_code, "GET", shown, str(exc)) from None
             out.seek(0)
             out.truncate()
             written = 0
             try:
-                for chunk in response.iter_content(DOWNLOAD_CHUNK):
+                for chunk in read_pieces(response, DOWNLOAD_CHUNK, deadline):
                     out.write(chunk)
                     written += len(chunk)
             finally:
@@ -377,9 +386,10 @@ class Client:
         headers = {"Content-Type": "application/json; charset=utf-8"} if data else None
 
         def attempt() -> Reply:
+            deadline = Deadline.start(self.deadline)
             response = self._exchange(method, path, url, params=params, data=data, headers=headers)
-            try:  # a body cut short fails here, inside the retries
-                return Reply(response, _read(response))
+            try:  # a body cut short or past the deadline fails here, inside the retries
+                return Reply(response, read_body(response, deadline))
             except AnswerTooLarge as exc:
                 raise ApiError(response.status_code, method, path, str(exc)) from None
 
@@ -396,7 +406,8 @@ class Client:
         headers: Mapping[str, str] | None = None,
         follow_elsewhere: bool = False,
     ) -> requests.Response:
-        """Send one request and follow a GET's redirects; a GET's response is left streamed.
+        """Send one request and follow a GET's redirects; the response is left streamed, for
+        the caller to read under its deadline.
 
         requests would follow any redirect with the session's headers, so the key would reach
         whatever host a 302 names, and a POST redirected by 302 would go again as a GET
@@ -416,7 +427,7 @@ class Client:
                 data=data,
                 headers=sent,
                 timeout=self.timeout,
-                stream=method == "GET",
+                stream=True,
                 allow_redirects=False,
             )
             if not 300 <= response.status_code < 400:
@@ -470,7 +481,7 @@ class Client:
                 reply = attempt()
             except requests.RequestException as exc:
                 if not idempotent and not _not_sent(exc):
-                    raise OutcomeUnknown(method, path, _describe(exc, server)) from exc
+                    raise OutcomeUnknown(method, path, describe(exc, server)) from exc
                 if not idempotent or _retried_by_urllib3(exc):
                     raise _give_up(method, path, exc, self._tries.count, server) from exc
                 failure: Exception = exc
@@ -558,9 +569,11 @@ def _not_sent(exc: requests.RequestException) -> bool:
 _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
 
 
-def _describe(exc: Exception, url: str) -> str:
+def describe(exc: Exception, url: str) -> str:
     """What went wrong on the wire, naming the server and the system's reason when it gave one."""
     server = server_name(url)
+    if isinstance(exc, DeadlineExceeded):
+        return f"{server} {exc}"
     if isinstance(exc, requests.Timeout):
         return f"{server} did not answer in time"
     if isinstance(exc, requests.exceptions.SSLError):
@@ -576,23 +589,80 @@ def _describe(exc: Exception, url: str) -> str:
 
 # The largest answer read: a page of 1,000 conversations with their threads is about 10 MB.
 MAX_ANSWER_BYTES = 256 * 1024 * 1024
-READ_BYTES = 1 << 20  # a page of 100 conversations is read in one piece
+READ_BYTES = 1 << 20  # the most taken at once: a page of 100 conversations in a few pieces
 
 
 class AnswerTooLarge(Exception):
     """A body over MAX_ANSWER_BYTES: a broken or hostile server, not something to retry."""
 
 
-def _read(response: requests.Response) -> bytes:
-    """A response's whole body, in pieces of a megabyte, up to MAX_ANSWER_BYTES.
+class DeadlineExceeded(requests.exceptions.Timeout):
+    """An answer still arriving when its exchange's deadline passed (a trickling server).
 
-    requests' own `content` reads 10 KB pieces, and with several threads each piece waits
-    for the interpreter lock behind whichever thread holds it. Errors are the ones requests
-    raises (ChunkedEncodingError, ConnectionError...), as for `content`; a body without end
-    is AnswerTooLarge instead of filling the memory.
+    A Timeout, so it is handled as a connection that broke mid-answer: a GET is retried,
+    a POST's outcome is unknown.
+    """
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When one exchange must be over: `seconds` (--timeout) after it started, monotonic."""
+
+    seconds: float
+    ends: float
+
+    @classmethod
+    def start(cls, seconds: float) -> Deadline:
+        return cls(seconds, time.monotonic() + seconds)
+
+    def check(self, response: requests.Response) -> None:
+        """Hang up and raise DeadlineExceeded once the deadline has passed."""
+        if time.monotonic() > self.ends:
+            response.close()
+            raise DeadlineExceeded(
+                f"was still sending its answer after {self.seconds:g} s (--timeout)"
+            )
+
+
+def read_pieces(response: requests.Response, size: int, deadline: Deadline) -> Iterator[bytes]:
+    """A streamed response's body in the pieces that have arrived, each at most `size` bytes,
+    while `deadline` allows; past it, DeadlineExceeded.
+
+    urllib3's `read1` returns as soon as some bytes are there (one read of the socket),
+    where `read(size)`, `stream` and `iter_content` wait for `size` bytes however slowly
+    they come. So the deadline is checked after every wait for a byte, and an exchange ends
+    at most one read timeout past it. urllib3's errors become requests' as `iter_content`
+    turns them.
+    """
+    raw = response.raw
+    while True:
+        deadline.check(response)
+        try:
+            piece = raw.read1(size, decode_content=True)
+        except urllib3.exceptions.ProtocolError as exc:
+            raise requests.exceptions.ChunkedEncodingError(exc) from exc
+        except urllib3.exceptions.DecodeError as exc:
+            raise requests.exceptions.ContentDecodingError(exc) from exc
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            raise requests.exceptions.ConnectionError(exc) from exc
+        except urllib3.exceptions.SSLError as exc:
+            raise requests.exceptions.SSLError(exc) from exc
+        if not piece:
+            return
+        yield piece
+
+
+def read_body(response: requests.Response, deadline: Deadline) -> bytes:
+    """A response's whole body, up to MAX_ANSWER_BYTES, read while `deadline` allows.
+
+    Pieces of up to a megabyte: requests' own `content` reads 10 KB pieces, and with several
+    threads each piece waits for the interpreter lock behind whichever thread holds it.
+    Errors are the ones requests raises (ChunkedEncodingError, ConnectionError...), as for
+    `content`; a body without end is AnswerTooLarge instead of filling the memory, and one
+    that trickles past the deadline is DeadlineExceeded.
     """
     pieces, size = [], 0
-    for piece in response.iter_content(chunk_size=READ_BYTES):
+    for piece in read_pieces(response, READ_BYTES, deadline):
         size += len(piece)
         if size > MAX_ANSWER_BYTES:
             response.close()
@@ -619,4 +689,4 @@ def _status_error(method: str, path: str, reply: Reply) -> ApiError:
 def _give_up(method: str, path: str, failure: Exception, attempts: int, url: str) -> ApiError:
     if isinstance(failure, ApiError):
         return ApiError(failure.status, method, path, f"{failure.detail} (after {attempts} tries)")
-    return ApiError(None, method, path, f"{_describe(failure, url)} (after {attempts} tries)")
+    return ApiError(None, method, path, f"{describe(failure, url)} (after {attempts} tries)")

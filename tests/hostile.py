@@ -11,6 +11,7 @@ import http.client
 import http.server
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -35,6 +36,10 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     cut_short: bool = False  # send half the body announced, then hang up
+    # Send the body `trickle` bytes at a time, `pause` seconds apart (a server that stays
+    # just inside the client's read timeout), until it is sent or the client hangs up.
+    trickle: int = 0
+    pause: float = 0.0
 
 
 @dataclass
@@ -74,6 +79,14 @@ def serve(handle: Handler) -> Iterator[Server]:
             if answer.cut_short:
                 self.wfile.write(answer.body[: len(answer.body) // 2])
                 self.close_connection = True
+                return
+            if answer.trickle:
+                try:
+                    for start in range(0, len(answer.body), answer.trickle):
+                        self.wfile.write(answer.body[start : start + answer.trickle])
+                        time.sleep(answer.pause)
+                except OSError:  # the client hung up
+                    self.close_connection = True
                 return
             self.wfile.write(answer.body)
 
@@ -126,6 +139,13 @@ def proxy(
     """A proxy in front of `upstream` that answers with `rule(request)` where that is not None."""
     passing = forward(upstream)
     return serve(lambda request: rule(request) or passing(request))
+
+
+def trickling(answer: Answer, size: int = 1 << 20, pause: float = 0.05) -> Answer:
+    """`answer` sent a byte at a time, `pause` apart, padded with spaces to `size` bytes
+    (still valid JSON): a megabyte takes half a day, every byte well inside a read timeout."""
+    body = answer.body + b" " * max(0, size - len(answer.body))
+    return Answer(answer.status, answer.headers, body, trickle=1, pause=pause)
 
 
 def redirect(status: int, to: str) -> Answer:

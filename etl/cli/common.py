@@ -6,7 +6,7 @@ import functools
 
 import click
 
-from etl.client import Client, RetryPolicy, insecure_url_warning
+from etl.client import DEFAULT_DEADLINE, Client, RetryPolicy, insecure_url_warning
 from etl.progress import retry_notices
 
 DEFAULT_DB = "smarticks.db"
@@ -22,7 +22,8 @@ def _remember(ctx: click.Context, param: click.Parameter, value):
 
 def connection_options(func):
     """--url / --api-key with their SMARTICKS_* variables (a flag wins over the variable), and
-    the client's limits --max-wait / --max-pages, which `make_client` reads itself."""
+    the client's limits --max-wait / --max-pages / --timeout, which `make_client` reads
+    itself."""
 
     @click.option(
         "--url", envvar="SMARTICKS_URL", metavar="URL", help="API base URL [env SMARTICKS_URL]"
@@ -43,6 +44,17 @@ def connection_options(func):
         expose_value=False,
         callback=_remember,
         help="Patience with the server: a Retry-After (or retrying) longer than this fails.",
+    )
+    @click.option(
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        default=DEFAULT_DEADLINE,
+        show_default=True,
+        metavar="SECONDS",
+        expose_value=False,
+        callback=_remember,
+        help="Longest one request may take in all, its answer or file included; one still "
+        "arriving then is dropped and retried.",
     )
     @click.option(
         "--max-pages",
@@ -106,6 +118,7 @@ def make_client(url: str | None, api_key: str | None, quiet: bool = False, **kwa
         "retry", RetryPolicy(max_total_wait=meta.get("etl.max_wait", DEFAULT_MAX_WAIT))
     )
     kwargs.setdefault("max_pages", meta.get("etl.max_pages", DEFAULT_MAX_PAGES))
+    kwargs.setdefault("deadline", meta.get("etl.timeout", DEFAULT_DEADLINE))
     kwargs.setdefault("on_retry", retry_notices(quiet))
     client = Client(url or "", api_key or "", **kwargs)
     warning = insecure_url_warning(client.url)

@@ -111,6 +111,7 @@ def run_migration(name: str, reader, settings: dict) -> None:
         click.echo(f"warning: {reader.warning}", err=True)
     client = make_client(settings["url"], settings["api_key"], quiet)
     reader.http.retry = client.retry  # --max-wait holds for the source as for the target
+    reader.http.deadline = client.deadline  # and so does --timeout
     options = migrate.SendOptions(
         settings["mailbox"],
         settings["fallback_user"],

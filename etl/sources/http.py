@@ -3,11 +3,13 @@
 429: wait what the source says (`Retry-After`, or its own header such as Help Scout's
 `X-RateLimit-Retry-After`), never less; a wait longer than the patience
 (`RetryPolicy.max_total_wait`) fails at once. 5xx and dropped connections: backoff with
-jitter. Messages name the path, never a query string or a credential.
+jitter, and so is an answer still arriving at the exchange's deadline (`--timeout`, read as
+the Smarticks client reads). Messages name the path, never a query string or a credential.
 """
 
 from __future__ import annotations
 
+import io
 import random
 import threading
 import time
@@ -19,7 +21,16 @@ from urllib.parse import urlsplit
 
 import requests
 
-from etl.client import RetryPolicy, parse_retry_after, server_name
+from etl.client import (
+    DEFAULT_DEADLINE,
+    AnswerTooLarge,
+    Deadline,
+    RetryPolicy,
+    describe,
+    parse_retry_after,
+    read_body,
+    server_name,
+)
 from etl.errors import ApiError, AuthError, ConfigError
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -114,6 +125,7 @@ class Retrying:
 
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: tuple[float, float] = (10.0, 60.0)
+    deadline: float = DEFAULT_DEADLINE  # one exchange in all (--timeout)
     retry_after_headers: tuple[str, ...] = ("Retry-After",)
     requests_made: int = 0
     rate_limited: int = 0
@@ -132,9 +144,9 @@ class Retrying:
             with self._lock:
                 self.requests_made += 1
             try:
-                response = http.request(method, url, timeout=self.timeout, **kwargs)
+                response = self._exchange(http, method, url, what, **kwargs)
             except requests.RequestException as exc:
-                response, failure = None, f"{server_name(url)}: {type(exc).__name__}"
+                response, failure = None, describe(exc, url)
             else:
                 if response.status_code not in RETRY_STATUSES:
                     return response
@@ -157,6 +169,22 @@ class Retrying:
                 raise ApiError(None, method, what, f"{failure} (after {attempt} tries)")
             waited += delay
             time.sleep(delay)
+
+    def _exchange(
+        self, http: requests.Session, method: str, url: str, what: str, **kwargs
+    ) -> requests.Response:
+        """One request, its body read within the deadline. The body read is what the
+        response's `content` and `json()` give from then on (its `raw`)."""
+        deadline = Deadline.start(self.deadline)
+        response = http.request(method, url, timeout=self.timeout, stream=True, **kwargs)
+        try:
+            body = read_body(response, deadline)
+        except AnswerTooLarge as exc:
+            raise ApiError(response.status_code, method, what, str(exc)) from None
+        finally:
+            response.close()
+        response.raw = io.BytesIO(body)
+        return response
 
     def _retry_after(self, response: requests.Response) -> float | None:
         for name in self.retry_after_headers:

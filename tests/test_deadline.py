@@ -1,0 +1,171 @@
+"""No request without end: a server that trickles its answer, each byte well inside the read
+timeout, is dropped at the exchange's deadline (`--timeout`) and handled like a connection
+that broke mid-answer.
+
+Every test drives real HTTP against a server in `tests/hostile.py` that sends a megabyte a
+byte at a time (half a day); the deadlines are a second or less, and nothing asserts how
+long anything took. A subprocess's own timeout is the guard against a hang.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from etl.client import Client, RetryPolicy
+from etl.errors import ApiError, OutcomeUnknown
+from etl.sources.http import Retrying, session
+from tests.hostile import Answer, proxy, serve, trickling
+
+TAGS = json.dumps(
+    {
+        "_embedded": {"tags": [{"id": 1, "name": "vip"}]},
+        "page": {"size": 100, "totalElements": 1, "totalPages": 1, "number": 1},
+    }
+).encode()
+JSON = {"Content-Type": "application/json"}
+FAST = RetryPolicy(attempts=3, base_delay=0.0)
+
+
+def answers(*given: Answer, then: Answer):
+    """A handler answering with `given` in turn, then `then` for good."""
+    queue = iter(given)
+    return lambda request: next(queue, then)
+
+
+def test_a_get_whose_answer_trickles_past_the_deadline_is_retried_then_fails():
+    with serve(answers(then=trickling(Answer(200, JSON, TAGS)))) as slow:
+        client = Client(slow.url, "k", retry=FAST, deadline=0.5)
+        with pytest.raises(ApiError) as failed:
+            client.get("api/tags")
+    port = slow.url.rpartition(":")[2]
+    assert str(failed.value) == (
+        f"GET api/tags: no response: 127.0.0.1:{port} was still sending its answer after"
+        " 0.5 s (--timeout) (after 3 tries)"
+    )
+    assert len(slow.seen) == 3 and client.requests_made == 3
+
+
+def test_a_get_that_trickled_once_is_answered_on_its_retry():
+    first = trickling(Answer(200, JSON, TAGS))
+    with serve(answers(first, then=Answer(200, JSON, TAGS))) as flaky:
+        client = Client(flaky.url, "k", retry=FAST, deadline=0.5)
+        assert client.get("api/tags")["_embedded"]["tags"] == [{"id": 1, "name": "vip"}]
+    assert client.requests_made == 2 and client.retries_made == 1
+
+
+def test_an_answer_trickled_within_the_deadline_arrives_whole():
+    body = json.dumps({"text": "x" * 300}).encode()
+    slow_but_done = Answer(200, JSON, body, trickle=7, pause=0.001)
+    with serve(answers(then=slow_but_done)) as slow:
+        client = Client(slow.url, "k", retry=FAST, deadline=120)
+        assert client.get("api/x") == {"text": "x" * 300}
+        out = io.BytesIO()
+        assert client.download("f", out) == len(body)
+    assert out.getvalue() == body and client.requests_made == 2
+
+
+def test_a_trickling_download_starts_over_and_then_fails_naming_its_host():
+    with serve(answers(then=trickling(Answer(200, {}, b"%PDF")))) as slow:
+        client = Client("http://api.example.test", "k", retry=FAST, deadline=0.3)
+        out = io.BytesIO()
+        with pytest.raises(ApiError, match=r"was still sending its answer after 0.3 s"):
+            client.download(f"{slow.url}/f.pdf?token=SECRET", out)
+    assert len(slow.seen) == 3
+    assert out.getvalue().strip() in (b"", b"%PDF", b"%PD", b"%P", b"%")  # a part, never more
+
+
+def test_a_write_whose_answer_trickles_has_an_unknown_outcome_and_is_not_resent():
+    with serve(answers(then=trickling(Answer(201, {"Resource-ID": "9"}, b"{}")))) as slow:
+        client = Client(slow.url, "k", retry=FAST, deadline=0.3)
+        with pytest.raises(OutcomeUnknown, match=r"--timeout"):
+            client.create("api/customers", {"firstName": "A"})
+    assert [r.method for r in slow.seen] == ["POST"]
+
+
+def test_a_source_reader_drops_a_trickling_answer_and_retries():
+    first = trickling(Answer(200, JSON, b'{"tickets": []}'))
+    with serve(answers(first, then=Answer(200, JSON, b'{"tickets": [1]}'))) as source:
+        http = Retrying(retry=FAST, deadline=0.3)
+        response = http.send(session(), "GET", f"{source.url}/api/v2/tickets", "/tickets")
+        assert response.json() == {"tickets": [1]} and response.content == b'{"tickets": [1]}'
+    assert http.requests_made == 2
+    with serve(answers(then=first)) as source:
+        with pytest.raises(ApiError, match=r"still sending its answer after 0.3 s.*3 tries"):
+            Retrying(retry=FAST, deadline=0.3).send(session(), "GET", source.url, "/tickets")
+
+
+def etl_process(url: str, key: str, *args):
+    """`etl` in its own process, as cron runs it; its timeout fails a hang instead of the suite."""
+    env = {**os.environ, "SMARTICKS_URL": url, "SMARTICKS_API_KEY": key}
+    command = [sys.executable, "-m", "etl", *map(str, args)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+
+def with_password(url: str) -> str:
+    return url.replace("http://", "http://admin:PASSWORD@")
+
+
+def test_a_sync_held_by_a_trickling_list_fails_with_one_line_and_can_run_again(sandbox, tmp_path):
+    def trickle_tags(request):
+        if request.path.startswith("/api/tags"):
+            return trickling(Answer(200, JSON, TAGS))
+        return None
+
+    db = tmp_path / "m.db"
+    with proxy(sandbox.url, trickle_tags) as front:
+        args = ("sync", "--db", db, "--timeout", 1, "--max-wait", 1)
+        failed = etl_process(with_password(front.url), sandbox.api_key, *args)
+    assert failed.returncode == 1, failed.stderr
+    server = front.url.removeprefix("http://")
+    line = failed.stderr.strip()
+    assert len(failed.stderr.splitlines()) == 1, failed.stderr
+    found = re.fullmatch(
+        rf"Error: GET api/tags: no response: {re.escape(server)} was still sending its answer"
+        r" after 1 s \(--timeout\) \(after (\d+) tries\)",
+        line,
+    )
+    assert found, line
+    assert "PASSWORD" not in failed.stderr + failed.stdout
+    tags_asked = sum(r.path.startswith("/api/tags") for r in front.seen)
+    assert tags_asked == int(found[1]) >= 2  # retried like a dropped connection
+    # The run is recorded as failed with the same line; nothing stays locked.
+    with sqlite3.connect(db) as conn:
+        status, errors = conn.execute(
+            "SELECT status, errors FROM etl_runs ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        tags = conn.execute("SELECT count(*) FROM tags").fetchone()[0]
+        cursors = [r[0] for r in conn.execute("SELECT resource FROM etl_cursors")]
+    assert status == "failed" and line.removeprefix("Error: ") in errors
+    assert tags == 0 and "conversations" not in cursors  # nothing past the failure committed
+    again = etl_process(sandbox.url, sandbox.api_key, "sync", "--db", db, "--quiet")
+    assert again.returncode == 0 and again.stderr == ""
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM tags").fetchone()[0] > 0
+
+
+def test_a_sync_whose_list_trickled_once_completes_on_the_retry(sandbox, tmp_path):
+    trickled = []
+
+    def trickle_first_tags(request):
+        if request.path.startswith("/api/tags") and not trickled:
+            trickled.append(request.path)
+            return trickling(Answer(200, JSON, TAGS))
+        return None
+
+    db = tmp_path / "m.db"
+    with proxy(sandbox.url, trickle_first_tags) as front:
+        done = etl_process(front.url, sandbox.api_key, "sync", "--db", db, "--timeout", 1)
+    assert done.returncode == 0, done.stderr
+    assert len(trickled) == 1
+    with sqlite3.connect(db) as conn:
+        status = conn.execute("SELECT status FROM etl_runs ORDER BY id DESC LIMIT 1").fetchone()
+        tags = conn.execute("SELECT count(*) FROM tags").fetchone()[0]
+    assert status == ("completed",) and tags == len(sandbox.store.tags)
