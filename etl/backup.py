@@ -8,6 +8,11 @@ exclusively (mode 0600), so two backups started in the same second never write t
 it is checked (`PRAGMA integrity_check`, and every table and view of the mirror opens) before
 it is linked to its final name, which never replaces another snapshot; and whatever fails,
 Ctrl-C included, removes what it wrote.
+
+A kill -9 (or a power cut) leaves its `.part` files behind. While it runs, a backup holds an
+OS lock on `<name>.part.lock`, which the kernel releases when the process dies however it
+dies; the next backup (`clear_leftovers`) removes the `.part` files and folders of each name
+whose lock it can take, and leaves those of backups still running alone.
 """
 
 from __future__ import annotations
@@ -17,11 +22,13 @@ import os
 import re
 import shutil
 import sqlite3
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from etl import files
 from etl.errors import ConfigError, EtlError
+from etl.lock import let_go, try_hold
 from etl.mirror import create_private
 
 STAMP = "%Y%m%dT%H%M%SZ"
@@ -33,6 +40,13 @@ class BackupError(EtlError):
 
 def _pattern(stem: str) -> re.Pattern:
     return re.compile(rf"^{re.escape(stem)}-(\d{{8}}T\d{{6}}Z)(?:-(\d+))?\.db$")
+
+
+def _leftover_pattern(stem: str) -> re.Pattern:
+    """What a backup writes before its snapshot has its name: the `.part` (and the -wal,
+    -shm or -journal SQLite may put beside it), its files folder's `.part`, its lock."""
+    name = rf"{re.escape(stem)}-\d{{8}}T\d{{6}}Z(?:-\d+)?"
+    return re.compile(rf"^({name})(?:\.db\.part(?:-wal|-shm|-journal|\.lock)?|-files\.part)$")
 
 
 def snapshots(directory: str | os.PathLike, stem: str = "smarticks") -> list[Path]:
@@ -67,7 +81,7 @@ def snapshot(
     except OSError as exc:
         raise ConfigError(f"cannot write to {folder}: {exc.strerror or exc}") from None
     stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime(STAMP)
-    target, part = _claim(folder, source.stem, stamp)
+    target, part, running = _claim(folder, source.stem, stamp)
     folder_part = None
     try:
         create_private(part)  # VACUUM INTO writes into an empty file, keeping its mode
@@ -92,16 +106,20 @@ def snapshot(
         if isinstance(exc, OSError):
             raise BackupError(f"cannot write to {folder}: {exc.strerror or exc}") from None
         raise
+    finally:
+        let_go(running)
     return target
 
 
-def _claim(folder: Path, stem: str, stamp: str) -> tuple[Path, Path]:
-    """The first free snapshot name for this second, and its `.part` file, created as the claim.
+def _claim(folder: Path, stem: str, stamp: str):
+    """The first free snapshot name for this second, its `.part` file, created as the claim,
+    and the lock that says the backup writing it runs (`<name>.part.lock`, see `try_hold`).
 
-    The `.part` file is created exclusively, so of two backups in one second only one gets a
-    name; the other numbers its own. A name is free while neither the snapshot nor its files
-    folder exists: checked again after the claim, since a backup that just finished has
-    removed its `.part` only after its snapshot was in place.
+    The lock comes first and goes last (`snapshot`), so a `.part` whose lock can be taken
+    belongs to nobody alive. The `.part` file is created exclusively, so of two backups in one
+    second only one gets a name; the other numbers its own. A name is free while neither the
+    snapshot nor its files folder exists: checked again after the claim, since a backup that
+    just finished has removed its `.part` only after its snapshot was in place.
     """
     for sequence in itertools.count():
         name = f"{stem}-{stamp}.db" if sequence == 0 else f"{stem}-{stamp}-{sequence}.db"
@@ -109,15 +127,63 @@ def _claim(folder: Path, stem: str, stamp: str) -> tuple[Path, Path]:
         if _taken(target):
             continue
         part = folder / f"{name}.part"
+        running = try_hold(folder / f"{name}.part.lock")
+        if running is None:  # another backup is writing this name
+            continue
         try:
             os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        except FileExistsError:
+        except FileExistsError:  # a dead backup's: the next one clears it
+            let_go(running)
             continue
+        except BaseException:
+            let_go(running)
+            raise
         if _taken(target):
             part.unlink()
+            let_go(running)
             continue
-        return target, part
+        return target, part, running
     raise AssertionError("unreachable")
+
+
+def clear_leftovers(directory: str | os.PathLike, stem: str = "smarticks") -> list[Path]:
+    """Remove the `.part` files and folders that backups of this mirror killed mid-way left.
+
+    A name's leftovers go only when its lock (`<name>.part.lock`) can be taken: its backup is
+    dead; those of backups still running stay. The files folder of a backup killed between
+    naming its folder and its snapshot (`<name>-files` beside no `<name>.db`) goes with them.
+    Other files are never touched. Returns what was removed.
+    """
+    folder = Path(directory)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    pattern = _leftover_pattern(stem)
+    names: dict[str, list[Path]] = {}
+    for path in folder.iterdir():
+        match = pattern.match(path.name)
+        if match:
+            names.setdefault(match[1], []).append(path)
+    for name, paths in sorted(names.items()):
+        lock = folder / f"{name}.db.part.lock"
+        held = try_hold(lock)
+        if held is None:  # its backup is running
+            continue
+        try:
+            orphan = folder / f"{name}-files"
+            if orphan.is_dir() and not (folder / f"{name}.db").exists():
+                paths.append(orphan)
+            for path in sorted(paths):
+                if path == lock:
+                    continue
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
+                removed.append(path)
+        finally:
+            let_go(held)
+    return removed
 
 
 def _taken(target: Path) -> bool:
@@ -174,15 +240,27 @@ def prune(directory: str | os.PathLike, keep: int, stem: str = "smarticks") -> l
     return old
 
 
+@dataclass
+class Backup:
+    """What `backup` did: the new snapshot, the old ones pruned, dead backups' leftovers."""
+
+    path: Path
+    pruned: list[Path]
+    leftovers: list[Path]
+
+
 def backup(
     db_path: str | os.PathLike,
     directory: str | os.PathLike,
     keep: int | None = None,
     now: datetime | None = None,
-) -> tuple[Path, list[Path]]:
-    """Snapshot the mirror, then keep only the newest `keep` (all when None)."""
+) -> Backup:
+    """Clear what killed backups left, snapshot the mirror, then keep only the newest `keep`
+    (all when None)."""
     if keep is not None and keep < 1:
         raise ConfigError("--keep must be at least 1")
+    stem = Path(db_path).stem
+    leftovers = clear_leftovers(directory, stem)
     path = snapshot(db_path, directory, now)
-    removed = prune(directory, keep, Path(db_path).stem) if keep else []
-    return path, removed
+    pruned = prune(directory, keep, stem) if keep else []
+    return Backup(path, pruned, leftovers)

@@ -1,7 +1,9 @@
-"""One writer per mirror: an OS lock on a file beside it, which dies with its process."""
+"""OS locks on files, which die with their process: one writer per mirror (`writer_lock`),
+and a mark that a named piece of work is in progress (`try_hold`)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,3 +68,41 @@ def writer_lock(db_path: str | os.PathLike) -> Iterator[None]:
         yield
     finally:
         handle.close()
+
+
+def try_hold(path: str | os.PathLike):
+    """An open file `path` (created if missing, mode 0600) exclusively locked by this process,
+    or None when another process holds it.
+
+    The lock dies with its holder, even on kill -9: a file that can be locked belongs to no
+    running process. When the file was replaced or removed while this waited for it (by the
+    holder letting go, see `let_go`), the lock is on a name nobody sees: None too.
+    """
+    import portalocker
+
+    path = Path(path)
+    handle = open(path, "a+b", opener=_private)  # noqa: SIM115 - held until let_go
+    try:
+        portalocker.lock(handle, portalocker.LOCK_EX | portalocker.LOCK_NB)
+        if os.fstat(handle.fileno()).st_ino != os.stat(path).st_ino:
+            raise FileNotFoundError(path)
+    except (portalocker.exceptions.LockException, FileNotFoundError):
+        handle.close()
+        return None
+    return handle
+
+
+def _private(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
+
+
+def let_go(handle) -> None:
+    """Remove a file held with `try_hold` and release it (in that order where the OS allows:
+    nobody locks the name in between)."""
+    try:
+        os.unlink(handle.name)
+    except OSError:  # Windows removes no open file: release first
+        handle.close()
+        with contextlib.suppress(OSError):
+            os.unlink(handle.name)
+    handle.close()

@@ -85,7 +85,8 @@ def test_snapshots_are_named_by_utc_time_and_pruning_touches_nothing_else(tmp_pa
     moment = datetime(2024, 5, 1, 3, 15, 0, tzinfo=UTC)
     first = backup.snapshot(db, folder, now=moment)
     second = backup.snapshot(db, folder, now=moment)  # same second: numbered, still ordered
-    later, removed = backup.backup(db, folder, keep=2, now=datetime(2024, 5, 2, tzinfo=UTC))
+    done = backup.backup(db, folder, keep=2, now=datetime(2024, 5, 2, tzinfo=UTC))
+    later, removed = done.path, done.pruned
     assert first.name == "smarticks-20240501T031500Z.db"
     assert second.name == "smarticks-20240501T031500Z-1.db"
     assert later.name == "smarticks-20240502T000000Z.db"

@@ -71,12 +71,15 @@ def backup_command(url, api_key, db, directory, keep, full, no_sync, attachments
         raise click.ClickException(f"no mirror at {db}: run `etl sync` first")
     # Opening runs the schema hooks (a mirror made by an older version gains what it lacks).
     mirror.open_mirror(db).conn.close()
-    path, removed = backup.backup(db, directory, keep)
+    done = backup.backup(db, directory, keep)
+    path = done.path
     held = files.count_files(files.folder_for(path))
     with_files = f", {held} attachment files" if held else ""
     say(quiet, f"Snapshot {path} ({path.stat().st_size / 1e6:.1f} MB{with_files})")
-    for old in removed:
+    for old in done.pruned:
         say(quiet, f"  removed {old}")
+    for left in done.leftovers:
+        say(quiet, f"  removed {left}, left by a backup that did not finish")
 
 
 @click.command("restore")
