@@ -66,13 +66,16 @@ def backfill_timelogs(
     gap: Gap | None,
     workers: int = 4,
     progress: Progress = silent,
+    done: Backfilled | None = None,
 ) -> Backfilled:
     """Read the timelogs of the conversations in `gap`, then record timelogs as current.
 
     Call it after a sync with timelogs has completed: every conversation it read came with its
     timelogs, so once the gap is filled they are current up to the conversations cursor.
+    `done`, when given, is filled as chunks commit, so a caller still knows what was done
+    when this stops early.
     """
-    done = Backfilled()
+    done = done if done is not None else Backfilled()
     if gap is not None:
         _fill(client, conn, gap, workers, progress, done)
     with conn:

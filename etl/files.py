@@ -130,6 +130,17 @@ class Fetched:
     gone: list[int] = field(default_factory=list)  # attachment ids the server no longer has
     failed: list[str] = field(default_factory=list)  # one line per file that kept failing
 
+    def counts(self) -> dict[str, int]:
+        """What a run record keeps of it (`etl status`)."""
+        return {
+            "files_downloaded": self.files,
+            "files_bytes": self.bytes,
+            "files_duplicates": self.duplicates,
+            "files_held": self.held,
+            "files_gone": len(self.gone),
+            "files_failed": len(self.failed),
+        }
+
 
 class FilesFailed(EtlError):
     """Some attachment files could not be downloaded, after retries."""
@@ -141,6 +152,7 @@ def fetch_files(
     db_path: str | os.PathLike,
     workers: int = 4,
     progress: Progress = silent,
+    done: Fetched | None = None,
 ) -> Fetched:
     """Download every attachment file the mirror lacks into its files folder.
 
@@ -148,10 +160,11 @@ def fetch_files(
     a private temporary file (flat memory), is hashed, and is moved to `ab/abcd…`, or dropped
     when that content is held already; its row gets `sha256` and `path` in the same step.
     Files the server no longer has (404, 410) are listed in `gone`; the others that kept
-    failing raise FilesFailed once every other file is in.
+    failing raise FilesFailed once every other file is in. `done`, when given, is filled as
+    files come in, so a caller still knows what was done when this stops early.
     """
     folder = folder_for(db_path)
-    done = Fetched()
+    done = done if done is not None else Fetched()
     todo = _missing(conn, db_path, done)
     if not todo:
         return done

@@ -331,6 +331,40 @@ def finish_run(
         )
 
 
+def reopen_run(conn: sqlite3.Connection, run_id: int) -> None:
+    """Mark a recorded run as running again: work for it follows its sync (files, timelogs),
+    and a process killed during that work leaves it to be marked abandoned."""
+    with conn:
+        conn.execute(
+            "UPDATE etl_runs SET status = 'running', ended_at = NULL WHERE id = ?", (run_id,)
+        )
+
+
+def extend_run(
+    conn: sqlite3.Connection,
+    run_id: int,
+    status: str,
+    counts: dict[str, int],
+    requests: int,
+    errors: list[str],
+) -> None:
+    """Record the end of work that followed a run's sync: its counts are added to the run's,
+    as are its requests and errors, and its status becomes the run's."""
+    with conn:
+        had_counts, had_errors = conn.execute(
+            "SELECT counts, errors FROM etl_runs WHERE id = ?", (run_id,)
+        ).fetchone()
+        merged = json.loads(had_counts or "{}")
+        for name, count in counts.items():
+            merged[name] = merged.get(name, 0) + count
+        shown = json.loads(had_errors or "[]") + [redact_text(error) for error in errors]
+        conn.execute(
+            "UPDATE etl_runs SET ended_at = ?, status = ?, counts = ?, requests = requests + ?, "
+            "errors = ? WHERE id = ?",
+            (timeutil.now(), status, json.dumps(merged), requests, json.dumps(shown), run_id),
+        )
+
+
 def recent_runs(conn: sqlite3.Connection, limit: int = 10) -> list[dict[str, Any]]:
     cursor = conn.execute("SELECT * FROM etl_runs ORDER BY id DESC LIMIT ?", (limit,))
     names = [d[0] for d in cursor.description]

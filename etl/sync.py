@@ -14,6 +14,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -96,17 +97,9 @@ def sync(
             # Custom fields met in this sync become sheet columns now, not at the next open.
             views.refresh_views(conn)
         result.status = "completed"
-    except KeyboardInterrupt:
-        result.status = "interrupted"
-        errors.append("interrupted")
-        raise
-    except EtlError as exc:
-        result.status = "failed"
-        errors.append(str(exc))
-        raise
-    except Exception as exc:
-        result.status = "failed"
-        errors.append(f"{type(exc).__name__}: {exc}")
+    except BaseException as exc:
+        result.status, error = outcome(exc)
+        errors.append(error)
         raise
     finally:
         if result.status != "interrupted":
@@ -119,6 +112,41 @@ def sync(
         counts.update({f"{k}_deleted": v for k, v in result.deleted.items()})
         mirror.finish_run(conn, result.run_id, result.status, counts, result.requests, errors)
     return result
+
+
+def outcome(exc: BaseException) -> tuple[str, str]:
+    """A run's status and the error it records, for the exception that ended it."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", "interrupted"
+    if isinstance(exc, EtlError):
+        return "failed", str(exc)
+    return "failed", f"{type(exc).__name__}: {exc}"
+
+
+@contextmanager
+def continued(
+    conn: sqlite3.Connection,
+    result: SyncResult,
+    counts: Callable[[], dict[str, int]],
+    requests: Callable[[], int],
+) -> Iterator[None]:
+    """Work for a run after its sync (timelogs backfill, attachment files), recorded with it.
+
+    The run is marked running again while it lasts (a kill -9 leaves it to be marked
+    abandoned); at its end, however it ends, `counts()` and `requests()` are added to the
+    run's, and its status and error become the run's.
+    """
+    mirror.reopen_run(conn, result.run_id)
+    status, errors = "completed", []
+    try:
+        yield
+    except BaseException as exc:
+        status, error = outcome(exc)
+        errors.append(error)
+        raise
+    finally:
+        result.status = status
+        mirror.extend_run(conn, result.run_id, status, counts(), requests(), errors)
 
 
 def rows_for(resource: Resource, record: dict, mailbox_id: int | None = None) -> records.Rows:

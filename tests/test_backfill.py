@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
@@ -46,6 +47,16 @@ def test_timelogs_enabled_later_are_backfilled_without_full_and_only_once(
     assert count(db, "SELECT count(*) FROM timelogs") == len(sandbox.store.timelogs)
     assert timelog_requests(sandbox) == 119  # one per conversation mirrored before
     assert f"{'timelogs':<16}{len(sandbox.store.timelogs):>9}" in out
+    # The run's record counts them too, and the backfill's requests.
+    conn = sqlite3.connect(db)
+    try:
+        counts, requests, status = conn.execute(
+            "SELECT counts, requests, status FROM etl_runs ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    finally:
+        conn.close()
+    assert json.loads(counts)["timelogs"] == len(sandbox.store.timelogs)
+    assert requests > timelog_requests(sandbox) and status == "completed"
 
     sandbox.request_log.clear()
     cli_sync(sandbox, db, capsys, "--timelogs")  # nothing left to backfill

@@ -20,7 +20,7 @@ from etl.cli.common import (
 from etl.progress import bars
 from etl.redact import redact_url
 from etl.resources import BY_NAME
-from etl.sync import SyncOptions, sync
+from etl.sync import SyncOptions, continued, sync
 
 
 def run_sync(
@@ -43,16 +43,22 @@ def run_sync(
             gap = backfill.timelogs_gap(db.conn) if timelogs and not options.full else None
             result = sync(client, db.conn, options, progress=bars(quiet), command=command)
             if timelogs:  # what syncs without --timelogs left out
-                done = backfill.backfill_timelogs(
-                    client, db.conn, gap, options.workers, bars(quiet)
-                )
+                done = backfill.Backfilled()
+                with continued(
+                    db.conn, result, lambda: {"timelogs": done.timelogs}, lambda: done.requests
+                ):
+                    backfill.backfill_timelogs(
+                        client, db.conn, gap, options.workers, bars(quiet), done
+                    )
                 result.counts["timelogs"] = result.counts.get("timelogs", 0) + done.timelogs
                 result.requests += done.requests
             if attachments:
-                result.files = files.fetch_files(
-                    client, db.conn, db_path, options.workers, bars(quiet)
-                )
-                result.requests += result.files.requests
+                fetched = result.files = files.Fetched()
+                with continued(db.conn, result, fetched.counts, lambda: fetched.requests):
+                    files.fetch_files(
+                        client, db.conn, db_path, options.workers, bars(quiet), fetched
+                    )
+                result.requests += fetched.requests
             return result
         finally:
             db.conn.close()
@@ -65,6 +71,20 @@ def files_line(fetched) -> str:
     if fetched.gone:
         ids = ", ".join(map(str, fetched.gone[:5])) + (" ..." if len(fetched.gone) > 5 else "")
         line += f", {len(fetched.gone)} gone at the source (attachments {ids})"
+    return line
+
+
+def run_files_line(counts: dict[str, int]) -> str:
+    """A run's attachment files, from its recorded counts (see `files.Fetched.counts`)."""
+    line = (
+        f"files: {counts['files_downloaded']} downloaded "
+        f"({counts.get('files_bytes', 0) / 1e6:.1f} MB), {counts.get('files_held', 0)} held"
+    )
+    for key, said in (("duplicates", "the same as one held"), ("gone", "gone at the source")):
+        if counts.get(f"files_{key}"):
+            line += f", {counts[f'files_{key}']} {said}"
+    if counts.get("files_failed"):
+        line += f", {counts['files_failed']} failed"
     return line
 
 
@@ -167,13 +187,17 @@ def status_command(db, runs, as_json):
     click.echo(f"Mirror {db} of {report['source'] or '(no source yet)'}")
     click.echo("Recent runs:")
     for run in report["runs"]:
-        total = sum(v for k, v in run["counts"].items() if not k.endswith("_deleted"))
+        counts = run["counts"]
+        records = [v for k, v in counts.items() if not k.endswith("_deleted") and k[:6] != "files_"]
+        total = sum(records)
         kind = "full" if run["full"] else "incremental"
         click.echo(
             f"  #{run['id']} {run['command']} {kind} {run['started_at']} -> "
             f"{run['ended_at'] or '-'} {run['status']}: {total} records, "
             f"{run['requests']} requests"
         )
+        if "files_downloaded" in counts:
+            click.echo(f"      {run_files_line(counts)}")
         for error in run["errors"]:
             click.echo(f"      error: {error}")
     if report["load_runs"]:
