@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from helpers_load import figure, run
 
+from etl import files
 from etl.load import attachments
 from etl.sandbox.handlers import seeded_file
 
@@ -109,6 +110,13 @@ def test_a_restored_backup_rebuilds_every_attachment_with_the_source_stopped(
     refs = [a for r in records for t in r["threads"] for a in t["attachments"]]
     assert [a["fileName"] for a in refs if a["file"] is None] == [lost.file_name]
 
+    bare = tmp_path / "bare"
+    without = run(target, "export", "--format", "json", "--out", bare, "--no-files", db=restored_db)
+    assert without.exit_code == 0, without.output
+    assert not (bare / "files").exists() and "attachment files" not in without.output
+    records = json.loads((bare / "conversations.json").read_text(encoding="utf-8"))
+    assert not any("file" in a for r in records for t in r["threads"] for a in t["attachments"])
+
     ledger_db = tmp_path / "rebuild.db"
     customers = run(
         target,
@@ -149,3 +157,50 @@ def test_a_restored_backup_rebuilds_every_attachment_with_the_source_stopped(
     lost_conv = store.threads[lost.thread_id].conversation_id
     assert f"attachment {lost.file_name} (not downloaded" in report[str(lost_conv)]["left_out"]
     assert report[str(lost_conv)]["outcome"] == "created"
+
+
+# -- units: the files put beside an export ----------------------------------------------------
+
+
+def stored_file(folder: Path, content: bytes) -> tuple[str, str]:
+    """A file as a mirror in `folder` holds it: (sha256, path relative to `folder`)."""
+    digest = sha(content)
+    path = files.relative_path("m-files", digest)
+    (folder / path).parent.mkdir(parents=True, exist_ok=True)
+    (folder / path).write_bytes(content)
+    return digest, path
+
+
+def test_an_export_gets_each_held_file_once_and_counts_the_attachments_without_one(tmp_path):
+    mirror_dir, out = tmp_path / "mirror", tmp_path / "out"
+    mirror_dir.mkdir()
+    out.mkdir()
+    digest, path = stored_file(mirror_dir, b"logo" * 100)
+    gone_digest, gone_path = stored_file(mirror_dir, b"deleted since")
+    (mirror_dir / gone_path).unlink()
+    beside = files.ExportFiles(mirror_dir, out)
+
+    first = beside.place(digest, path)
+    assert first == f"files/{digest[:2]}/{digest}"
+    assert beside.place(digest, path) == first  # attached twice: one file
+    assert (out / first).read_bytes() == b"logo" * 100
+    assert beside.place(None, None) is None  # never downloaded
+    assert beside.place(gone_digest, gone_path) is None  # named, but gone from disk
+    assert (beside.placed, beside.bytes, beside.without_file) == ({digest}, 400, 2)
+    assert [p for p in out.rglob("*") if p.is_file()] == [out / first]
+
+
+def test_where_links_cannot_be_made_a_file_is_copied_whole_and_private(tmp_path, monkeypatch):
+    mirror_dir, out = tmp_path / "mirror", tmp_path / "out"
+    mirror_dir.mkdir()
+    out.mkdir()
+    digest, path = stored_file(mirror_dir, b"x" * 5000)
+
+    def no_links(source, target):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(files.os, "link", no_links)
+    placed = out / files.ExportFiles(mirror_dir, out).place(digest, path)
+    assert placed.read_bytes() == b"x" * 5000
+    assert placed.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in placed.parent.iterdir()) == [digest]  # no .partial left
