@@ -150,8 +150,7 @@ class ExportFiles:
         self.without_file = 0  # attachments whose file the mirror does not hold
 
     def place(self, sha256: str | None, path: str | None) -> str | None:
-        relative = f"{EXPORT_FOLDER}/{sha256[:2]}/{sha256}" if sha256 else None
-        if relative is None or not path:
+        if not path or not _is_digest(sha256):  # never downloaded, or not a name of ours
             self.without_file += 1
             return None
         if sha256 not in self.placed:
@@ -164,7 +163,12 @@ class ExportFiles:
             link_or_copy(source, self.folder / sha256[:2] / sha256)
             self.placed.add(sha256)
             self.bytes += source.stat().st_size
-        return relative
+        return f"{EXPORT_FOLDER}/{sha256[:2]}/{sha256}"
+
+
+def _is_digest(text: str | None) -> bool:
+    """A sha256 in lowercase hex: the only names a files folder holds."""
+    return bool(text) and len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
 @dataclass

@@ -186,7 +186,8 @@ def test_an_export_gets_each_held_file_once_and_counts_the_attachments_without_o
     assert (out / first).read_bytes() == b"logo" * 100
     assert beside.place(None, None) is None  # never downloaded
     assert beside.place(gone_digest, gone_path) is None  # named, but gone from disk
-    assert (beside.placed, beside.bytes, beside.without_file) == ({digest}, 400, 2)
+    assert beside.place("../" * 8 + "etc/passwd", path) is None  # a row's digest names no path
+    assert (beside.placed, beside.bytes, beside.without_file) == ({digest}, 400, 3)
     assert [p for p in out.rglob("*") if p.is_file()] == [out / first]
 
 
