@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from etl import timeutil
 from etl.client import (
     DEFAULT_DEADLINE,
     AnswerTooLarge,
@@ -52,7 +53,7 @@ def server_time(response: requests.Response) -> str:
         when = parsedate_to_datetime(response.headers["Date"])
     except (KeyError, TypeError, ValueError):
         when = datetime.now(UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return timeutil.format(when)
 
 
 def api_base(url: str, api_path: str) -> str:
