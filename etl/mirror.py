@@ -350,19 +350,14 @@ def extend_run(
 ) -> None:
     """Record the end of work that followed a run's sync: its counts are added to the run's,
     as are its requests and errors, and its status becomes the run's."""
-    with conn:
-        had_counts, had_errors = conn.execute(
-            "SELECT counts, errors FROM etl_runs WHERE id = ?", (run_id,)
-        ).fetchone()
-        merged = json.loads(had_counts or "{}")
-        for name, count in counts.items():
-            merged[name] = merged.get(name, 0) + count
-        shown = json.loads(had_errors or "[]") + [redact_text(error) for error in errors]
-        conn.execute(
-            "UPDATE etl_runs SET ended_at = ?, status = ?, counts = ?, requests = requests + ?, "
-            "errors = ? WHERE id = ?",
-            (timeutil.now(), status, json.dumps(merged), requests, json.dumps(shown), run_id),
-        )
+    had_counts, had_requests, had_errors = conn.execute(
+        "SELECT counts, requests, errors FROM etl_runs WHERE id = ?", (run_id,)
+    ).fetchone()
+    merged = json.loads(had_counts or "{}")
+    for name, count in counts.items():
+        merged[name] = merged.get(name, 0) + count
+    all_errors = json.loads(had_errors or "[]") + errors
+    finish_run(conn, run_id, status, merged, (had_requests or 0) + requests, all_errors)
 
 
 def recent_runs(conn: sqlite3.Connection, limit: int = 10) -> list[dict[str, Any]]:
