@@ -21,6 +21,8 @@ import pytest
 
 from etl.client import Client, RetryPolicy
 from etl.errors import ApiError, OutcomeUnknown
+from etl.sandbox import Sandbox
+from etl.sandbox.zendesk import ZendeskSandbox
 from etl.sources.http import Retrying, session
 from tests.hostile import Answer, proxy, serve, trickling
 
@@ -102,9 +104,9 @@ def test_a_source_reader_drops_a_trickling_answer_and_retries():
             Retrying(retry=FAST, deadline=0.3).send(session(), "GET", source.url, "/tickets")
 
 
-def etl_process(url: str, key: str, *args):
+def etl_process(url: str, key: str, *args, extra_env: dict | None = None):
     """`etl` in its own process, as cron runs it; its timeout fails a hang instead of the suite."""
-    env = {**os.environ, "SMARTICKS_URL": url, "SMARTICKS_API_KEY": key}
+    env = {**os.environ, "SMARTICKS_URL": url, "SMARTICKS_API_KEY": key, **(extra_env or {})}
     command = [sys.executable, "-m", "etl", *map(str, args)]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
 
@@ -169,3 +171,29 @@ def test_a_sync_whose_list_trickled_once_completes_on_the_retry(sandbox, tmp_pat
         status = conn.execute("SELECT status FROM etl_runs ORDER BY id DESC LIMIT 1").fetchone()
         tags = conn.execute("SELECT count(*) FROM tags").fetchone()[0]
     assert status == ("completed",) and tags == len(sandbox.store.tags)
+
+
+def test_timeout_holds_for_the_source_of_a_migration(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the rejects and report files land here
+
+    def trickle_tickets(request):
+        if "/api/v2/incremental/tickets" in request.path:
+            return trickling(Answer(200, JSON, b'{"tickets": []}'))
+        return None
+
+    with (
+        ZendeskSandbox(seed=1, tickets=5) as zendesk,
+        Sandbox(empty=True) as target,
+        proxy(zendesk.url, trickle_tickets) as front,
+    ):
+        env = {"ZENDESK_EMAIL": zendesk.email, "ZENDESK_TOKEN": zendesk.token}
+        args = ["migrate", "zendesk", "--source-url", front.url, "--mailbox", 1]
+        failed = etl_process(
+            target.url, target.api_key, *args, "--db", tmp_path / "m.db", "--timeout", 0.5,
+            "--max-wait", 0.5, extra_env=env,
+        )  # fmt: skip
+    assert failed.returncode == 1, failed.stderr
+    assert len(failed.stderr.splitlines()) == 1, failed.stderr
+    server = front.url.removeprefix("http://")
+    assert f"{server} was still sending its answer after 0.5 s (--timeout)" in failed.stderr
+    assert any("/api/v2/incremental/tickets" in r.path for r in front.seen)

@@ -28,6 +28,7 @@ def downloader(client: Client) -> Callable[[str], bytes]:
         client.url,
         client.api_key,
         timeout=client.timeout,
+        deadline=client.deadline,
         retry=RetryPolicy(attempts=DOWNLOAD_ATTEMPTS, max_total_wait=60.0),
         gate=client.gate,
     )
