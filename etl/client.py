@@ -303,6 +303,8 @@ class Client:
         # The key is no session header: `_exchange` adds it to requests for the API's origin.
         self.session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
         self._origin = origin(self.url)
+        # No single wait (to connect, for the next bytes) is longer than a whole exchange.
+        self._waits = tuple(min(seconds, self.deadline) for seconds in self.timeout)
 
     def close(self) -> None:
         self.session.close()
@@ -426,7 +428,7 @@ class Client:
                 params=params,
                 data=data,
                 headers=sent,
-                timeout=self.timeout,
+                timeout=self._waits,
                 stream=True,
                 allow_redirects=False,
             )

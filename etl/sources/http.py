@@ -177,7 +177,8 @@ class Retrying:
         """One request, its body read within the deadline. The body read is what the
         response's `content` and `json()` give from then on (its `raw`)."""
         deadline = Deadline.start(self.deadline)
-        response = http.request(method, url, timeout=self.timeout, stream=True, **kwargs)
+        waits = tuple(min(seconds, self.deadline) for seconds in self.timeout)
+        response = http.request(method, url, timeout=waits, stream=True, **kwargs)
         try:
             body = read_body(response, deadline)
         except AnswerTooLarge as exc:
