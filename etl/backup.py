@@ -25,6 +25,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 from etl import files
 from etl.errors import ConfigError, EtlError
@@ -111,7 +112,7 @@ def snapshot(
     return target
 
 
-def _claim(folder: Path, stem: str, stamp: str):
+def _claim(folder: Path, stem: str, stamp: str) -> tuple[Path, Path, IO]:
     """The first free snapshot name for this second, its `.part` file, created as the claim,
     and the lock that says the backup writing it runs (`<name>.part.lock`, see `try_hold`).
 

@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from etl.errors import ConfigError, LockedError
 
@@ -70,7 +71,7 @@ def writer_lock(db_path: str | os.PathLike) -> Iterator[None]:
         handle.close()
 
 
-def try_hold(path: str | os.PathLike):
+def try_hold(path: str | os.PathLike) -> IO | None:
     """An open file `path` (created if missing, mode 0600) exclusively locked by this process,
     or None when another process holds it.
 
@@ -96,7 +97,7 @@ def _private(path: str, flags: int) -> int:
     return os.open(path, flags, 0o600)
 
 
-def let_go(handle) -> None:
+def let_go(handle: IO) -> None:
     """Remove a file held with `try_hold` and release it (in that order where the OS allows:
     nobody locks the name in between)."""
     try:

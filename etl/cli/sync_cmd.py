@@ -74,6 +74,15 @@ def files_line(fetched) -> str:
     return line
 
 
+def records_written(counts: dict[str, int]) -> int:
+    """A run's records, from its recorded counts: neither deletions nor attachment files."""
+    return sum(
+        count
+        for name, count in counts.items()
+        if not name.endswith("_deleted") and not name.startswith("files_")
+    )
+
+
 def run_files_line(counts: dict[str, int]) -> str:
     """A run's attachment files, from its recorded counts (see `files.Fetched.counts`)."""
     line = (
@@ -188,8 +197,7 @@ def status_command(db, runs, as_json):
     click.echo("Recent runs:")
     for run in report["runs"]:
         counts = run["counts"]
-        records = [v for k, v in counts.items() if not k.endswith("_deleted") and k[:6] != "files_"]
-        total = sum(records)
+        total = records_written(counts)
         kind = "full" if run["full"] else "incremental"
         click.echo(
             f"  #{run['id']} {run['command']} {kind} {run['started_at']} -> "
