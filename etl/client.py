@@ -236,6 +236,7 @@ class _Retry(Retry):
         reason = f"HTTP {last.status}" if last and last.status else _short(last and last.error)
         if self.client is not None:
             self.client._pause(self.get_backoff_time(), reason)
+            self.client._restart_deadline()  # the try that follows is a new exchange
         else:
             super().sleep(response)
 
@@ -353,7 +354,7 @@ class Client:
 
         def attempt() -> Reply:
             nonlocal written
-            deadline = Deadline.start(self.deadline)
+            deadline = self._start_deadline()
             response = self._exchange("GET", shown, absolute, follow_elsewhere=True)
             if response.status_code >= 300:
                 try:  # the error's body, for its message
@@ -388,7 +389,7 @@ class Client:
         headers = {"Content-Type": "application/json; charset=utf-8"} if data else None
 
         def attempt() -> Reply:
-            deadline = Deadline.start(self.deadline)
+            deadline = self._start_deadline()
             response = self._exchange(method, path, url, params=params, data=data, headers=headers)
             try:  # a body cut short or past the deadline fails here, inside the retries
                 return Reply(response, read_body(response, deadline))
@@ -535,6 +536,16 @@ class Client:
         time.sleep(seconds)
         self.gate.wait()
 
+    def _start_deadline(self) -> Deadline:
+        """The deadline of the exchange this thread begins; urllib3's retries restart it."""
+        self._tries.deadline = Deadline.start(self.deadline)
+        return self._tries.deadline
+
+    def _restart_deadline(self) -> None:
+        deadline = getattr(self._tries, "deadline", None)
+        if deadline is not None:
+            deadline.restart()
+
     def _count(self) -> None:
         """Count a request about to go out, in all and among this thread's tries."""
         with self._count_lock:
@@ -606,7 +617,7 @@ class DeadlineExceeded(requests.exceptions.Timeout):
     """
 
 
-@dataclass(frozen=True)
+@dataclass
 class Deadline:
     """When one exchange must be over: `seconds` (--timeout) after it started, monotonic."""
 
@@ -616,6 +627,10 @@ class Deadline:
     @classmethod
     def start(cls, seconds: float) -> Deadline:
         return cls(seconds, time.monotonic() + seconds)
+
+    def restart(self) -> None:
+        """A new exchange begins (urllib3 sends the request again): its own `seconds`."""
+        self.ends = time.monotonic() + self.seconds
 
     def check(self, response: requests.Response) -> None:
         """Hang up and raise DeadlineExceeded once the deadline has passed."""

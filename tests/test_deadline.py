@@ -63,6 +63,16 @@ def test_a_get_that_trickled_once_is_answered_on_its_retry():
     assert client.requests_made == 2 and client.retries_made == 1
 
 
+def test_each_try_urllib3_makes_after_a_5xx_has_a_deadline_of_its_own():
+    # urllib3 waits base_delay * 2 (2 s, at least twice the deadline) before the third try;
+    # that wait is no part of the exchange that follows.
+    first, second = Answer(503), Answer(503)
+    with serve(answers(first, second, then=Answer(200, JSON, TAGS))) as flaky:
+        client = Client(flaky.url, "k", retry=RetryPolicy(base_delay=1.0), deadline=1.0)
+        assert client.get("api/tags")["_embedded"]["tags"] == [{"id": 1, "name": "vip"}]
+    assert client.requests_made == 3
+
+
 def test_an_answer_trickled_within_the_deadline_arrives_whole():
     body = json.dumps({"text": "x" * 300}).encode()
     slow_but_done = Answer(200, JSON, body, trickle=7, pause=0.001)
