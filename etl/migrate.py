@@ -32,12 +32,14 @@ from etl.load import (
     CUSTOMERS,
     Item,
     LoadFailed,
+    LoadOptions,
     Report,
     UsageError,
     counted,
     fallback_user_id,
     fetch_target,
     plan_conversation,
+    send_records,
     write_rejects,
 )
 from etl.load.attachments import downloader
@@ -62,6 +64,13 @@ class MigrationReport(Report):
     would_update: int = 0
     fitted: list[str] = field(default_factory=list)  # what was split to fit the request limit
     missing_files: Counter = field(default_factory=Counter)
+    customers: Report | None = None  # every customer of the source, sent before the tickets
+    customers_read: StageResult | None = None
+
+    @property
+    def rejected(self) -> int:
+        """Conversations and customers rejected."""
+        return super().rejected + (self.customers.rejected if self.customers else 0)
 
     def lines(self) -> list[str]:
         out = super().lines()
@@ -92,6 +101,31 @@ class MigrationReport(Report):
             gone = sum(self.missing_files.values())
             extra.append(line("attachments gone", gone, "(the source no longer has them)"))
         out[at + 1 : at + 1] = extra
+        if self.customers is not None:
+            out[-1:-1] = self._customer_lines(line)
+        return out
+
+    def _customer_lines(self, line) -> list[str]:
+        """The customers' part of the summary (every label starts with "customers")."""
+        c, read = self.customers, self.customers_read
+        skipped = ", ".join(f"{n} {why}" for why, n in sorted(c.skipped_records.items()))
+        now = f"{read.records} read now, {read.requests} requests" if read is not None else ""
+        note = "; ".join(p for p in (now, f"skipped: {skipped}" if skipped else "") if p)
+        out = [line("customers staged", c.rows, f"({note})" if note else "")]
+        if c.dry_run:
+            out.append(line("customers would be sent", c.to_send))
+            if c.customers_new is not None:
+                out.append(line("customers new", c.customers_new))
+                out.append(line("customers on the target", c.customers_existing))
+        else:
+            out.append(line("customers created", c.created + c.recovered))
+            out.append(line("customers filled in", c.updated, "(on the target: what it lacked)"))
+            out.append(line("customers on the target", c.reused, "(nothing to add)"))
+        out.append(line("customers loaded before", c.already_loaded))
+        target = f"-> {c.rejects_path}" if c.rejects else ""
+        out.append(line("customers rejected", c.rejected, target))
+        for what, count in sorted(c.left_out.items()):
+            out.append(f"    left out: {what}  ({count} customer{'s' if count != 1 else ''})")
         return out
 
 
@@ -106,6 +140,7 @@ class SendOptions:
     workers: int = 1
     rejects_path: Path | None = None
     max_request: int = 20 * MB  # the target's request limit, with room to spare
+    customer_fields: dict[str, int] = field(default_factory=dict)  # --customer-field NAME=ID
 
 
 def send(
@@ -269,11 +304,42 @@ def migrate(
     _check_settings(target, options, report)  # before hours of reading the source
     staging = Staging(conn, chosen.system, reader.url, files)
     staging.bind()
+    if source.stage_customers is not None and chosen.customer:
+        report.customers_read = source.stage_customers(reader, staging, progress, options.workers)
+        people, people_rejects = source.customers(staging, chosen)
+        report.customers = _customers_report(report, options, len(people) + len(people_rejects))
+        try:
+            send_records(
+                client, conn, chosen.system, people, people_rejects, report.customers,
+                _customer_options(chosen, options), progress, (shown, str(chosen.path)),
+            )  # fmt: skip
+        except LoadFailed as exc:
+            raise LoadFailed(exc, report) from exc
     report.stage = source.stage(reader, staging, progress, options.workers)
     convs, row_rejects, missing = source.transform(staging, chosen)
     report.rows = staging.count(source.kind)
     report.missing_files = missing
     return send(client, conn, convs, row_rejects, chosen.system, report, options, progress, target)
+
+
+def _customers_report(report: MigrationReport, options: SendOptions, rows: int) -> Report:
+    """The customers' own load report; its rejects and report files are named
+    `SYSTEM-customers.*.csv`, beside the tickets' ones."""
+    stem = f"{report.file}-customers"
+    found = Report(CUSTOMERS, stem, report.mapping, report.target, options.dry_run)
+    found.rejects_path = (options.rejects_path or Path("x")).parent / f"{stem}.rejects.csv"
+    found.rows = rows
+    return found
+
+
+def _customer_options(chosen: m.Mapping, options: SendOptions) -> LoadOptions:
+    return LoadOptions(
+        kind=CUSTOMERS,
+        mapping=chosen.name,
+        dry_run=options.dry_run,
+        workers=options.workers,
+        customer_fields=dict(options.customer_fields),
+    )
 
 
 def _check_settings(target: Target, options: SendOptions, report: MigrationReport) -> int | None:

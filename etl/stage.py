@@ -28,7 +28,7 @@ from etl.sources.freshdesk_records import ticket_record as fd_ticket_record
 from etl.sources.helpscout import HelpScoutReader
 from etl.sources.helpscout_records import attachment_links, conversation_record
 from etl.sources.zendesk import ZendeskReader
-from etl.sources.zendesk_records import attachment_urls, ticket_record
+from etl.sources.zendesk_records import attachment_urls, customer_record, ticket_record
 from etl.staging import StagedFile, Staging
 
 
@@ -169,7 +169,7 @@ def stage_zendesk(
                 records.append(
                     ("metric", str(metric.get("ticket_id")), metric.get("updated_at"), metric)
                 )
-            users = reader.users(i for i in user_ids if i is not None)
+            users = reader.users(i for i in user_ids if i is not None)["users"]
             records.extend(("user", str(u["id"]), u.get("updated_at"), u) for u in users)
             result.users += len(users)
             walk.save_page(
@@ -226,6 +226,53 @@ def zendesk_conversations(
 
     tickets = staging.records("ticket").values()
     return _conversations(staging, mapping, tickets, "created_at", record_of)
+
+
+def stage_zendesk_customers(
+    reader: ZendeskReader, staging: Staging, progress: Progress = silent, workers: int = 4
+) -> StageResult:
+    """Read the user fields, then the incremental user export from the saved cursor; save each
+    page's users, their identities and organizations with the cursor after it."""
+    with _walking(reader, staging, progress, "source users", workers) as walk:
+        fields = reader.user_fields()
+        staging.save_page(
+            [("user_field", str(f["id"]), f.get("updated_at"), f) for f in fields], [], None
+        )
+        for page in reader.user_pages(staging.cursor("users")):
+            records: list[Record] = [
+                ("user", str(u["id"]), u.get("updated_at"), u) for u in page.users
+            ]
+            mine: dict[str, list[dict]] = {str(u["id"]): [] for u in page.users
+                                           if u.get("role") == "end-user"}  # fmt: skip
+            for identity in page.identities:
+                mine.setdefault(str(identity.get("user_id")), []).append(identity)
+            records += [("identities", key, None, found) for key, found in mine.items()]
+            records += [("organization", str(o["id"]), o.get("updated_at"), o)
+                        for o in page.organizations]  # fmt: skip
+            walk.save_page(records, [], _no_file, ("users", page.after_cursor), len(page.users))
+    return walk.result
+
+
+def _no_file(url: str) -> StagedFile:
+    raise AssertionError(f"no file expected: {url}")
+
+
+def zendesk_customers(
+    staging: Staging, mapping: m.Mapping
+) -> tuple[list[m.SourceCustomer], list[m.RowReject]]:
+    """Staged users -> source customers through the mapping's [customer] section."""
+    identities = staging.records("identities")
+    organizations = staging.records("organization")
+    fields = staging.records("user_field")
+    users = sorted(
+        staging.records("user").values(), key=lambda u: (u.get("created_at") or "", u["id"])
+    )
+    rows = [
+        SourceRow(staging.url, number, customer_record(
+            user, identities.get(str(user["id"]), []), organizations, fields))
+        for number, user in enumerate(users, start=1)
+    ]  # fmt: skip
+    return m.customers(mapping, rows, staging.files)
 
 
 # -- Help Scout ----------------------------------------------------------------------------------
@@ -377,12 +424,14 @@ class Source:
     parts: str  # and their messages
     stage: object  # (reader, staging, progress, workers) -> StageResult
     transform: object  # (staging, mapping) -> (conversations, row rejects, files gone)
+    stage_customers: object = None  # (reader, staging, progress, workers) -> StageResult
+    customers: object = None  # (staging, mapping) -> (customers, row rejects)
 
 
 SOURCES = {
     "zendesk": Source(
         "zendesk", "zendesk-api", "ticket", "tickets", "comments",
-        stage_zendesk, zendesk_conversations,
+        stage_zendesk, zendesk_conversations, stage_zendesk_customers, zendesk_customers,
     ),
     "helpscout": Source(
         "helpscout", "helpscout-api", "conversation", "conversations", "threads",

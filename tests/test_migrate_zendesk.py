@@ -298,7 +298,7 @@ def test_a_wrong_token_is_one_line_and_exit_4(zendesk, target, tmp_path):
     result = CliRunner().invoke(cli, args, env=env)
     assert result.exit_code == 4
     assert result.output.strip().splitlines() == [
-        "Error: GET /api/v2/ticket_fields.json: HTTP 401: Zendesk refused the "
+        "Error: GET /api/v2/user_fields.json: HTTP 401: Zendesk refused the "
         "email and API token (check --source-email/--source-token)"
     ]
 
@@ -423,6 +423,6 @@ def test_a_retry_after_beyond_max_wait_fails_at_once_in_one_line(tmp_path, monke
     assert result.exit_code == 1, result.output
     assert waits == []  # no hour-long sleep
     assert result.output.strip().splitlines() == [
-        "Error: GET /api/v2/ticket_fields.json: HTTP 429: "
+        "Error: GET /api/v2/user_fields.json: HTTP 429: "
         "the source asks to wait 3600 s, more than --max-wait 60 s"
     ]

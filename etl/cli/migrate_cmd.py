@@ -10,6 +10,7 @@ import click
 
 from etl import lock, mirror
 from etl.cli.common import connection_options, db_option, make_client, quiet_option, say
+from etl.cli.load_cmd import field_ids
 from etl.load import LoadFailed
 
 EXIT_REJECTED = 3
@@ -66,6 +67,14 @@ def migrate_options(func):
         "notes, a long conversation's threads in appends (lower it if the target answers 413).",
     )
     @click.option(
+        "--customer-field",
+        "customer_fields",
+        multiple=True,
+        metavar="NAME=ID",
+        help="The target's id of a customer field (repeatable), for a field that no customer "
+        "on the target has a value for yet (the API lists no field definitions).",
+    )
+    @click.option(
         "--rejects",
         type=click.Path(dir_okay=False, path_type=Path),
         metavar="PATH",
@@ -118,6 +127,7 @@ def run_migration(name: str, reader, settings: dict) -> None:
         settings["workers"],
         settings["rejects"],
         int(settings["max_request_mb"] * 1_000_000),
+        field_ids(settings.get("customer_fields") or ()),
     )
     try:
         report = _migrate_locked(name, reader, client, db, settings["mapping"], options, quiet)

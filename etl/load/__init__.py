@@ -213,13 +213,10 @@ def send_records(
     for item in items:
         entry = entries.get(item.source_id)
         if entry is not None and entry.state == "done":
-            if (
-                options.kind == CONVERSATIONS
-                and entry.fingerprint
-                and entry.fingerprint != item.fingerprint
-                and entry.target_id
-            ):
-                item.update_of = entry.target_id  # changed since: append what is new
+            if entry.fingerprint and entry.fingerprint != item.fingerprint and entry.target_id:
+                # Changed since: a conversation gets what is new appended, a customer what
+                # the target's customer lacks filled in.
+                item.update_of = entry.target_id
                 to_send.append((item, entry))
                 continue
             report.already_loaded += 1

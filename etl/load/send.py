@@ -76,8 +76,12 @@ class Sender:
 
     def send(self, kind: str, item: Item, entry: Entry | None) -> None:
         """Send one item (created, found or rejected); raises on failures that stop the run."""
-        if item.update_of is not None:
+        if item.update_of is not None and kind == CONVERSATIONS:
             self.update(item, entry)
+        elif item.update_of is not None:  # a customer changed at the source since
+            if self.stop.is_set():
+                raise Stop
+            self._reuse(item, item.update_of, existing=bool(entry and entry.existing))
         else:
             (self.conversation if kind == CONVERSATIONS else self.customer)(item, entry)
         with self.counts_lock:
@@ -349,7 +353,7 @@ class Sender:
             self._count("created", item, target_id)
             return
 
-    def _reuse(self, item: Item, target_id: int) -> None:
+    def _reuse(self, item: Item, target_id: int, existing: bool = True) -> None:
         """A customer found on the target: fill in what it lacks (emails, phones, profiles,
         websites, empty values and address parts, unset customer fields), overwrite nothing.
         Counted "updated" when that changed it, else "already on the target"."""
@@ -375,7 +379,8 @@ class Sender:
         lacking = lacking_fields(have, item.customer_fields)
         if lacking and self.customer_fields is not None:
             changed = self._set_customer_fields(target_id, item, lacking) or changed
-        self.ledger.done(item.source_id, target_id, existing=True)
+        self.ledger.done(item.source_id, target_id, existing=existing)
+        self.ledger.refresh(item.source_id, item.fingerprint, item.expected)  # seen as it is
         self._count("updated" if changed else "reused", item, target_id)
 
     def _set_customer_fields(

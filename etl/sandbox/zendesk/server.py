@@ -110,6 +110,13 @@ def _route(sandbox: ZendeskSandbox, path: str, query: dict) -> tuple[int, dict]:
         return _comments(sandbox, int(found.group(1)), query, path)
     if path in ("/api/v2/users/show_many.json", "/api/v2/users/show_many"):
         return _show_many(sandbox, query)
+    if path == "/api/v2/incremental/users/cursor.json":
+        return _user_export(sandbox, query)
+    if path in ("/api/v2/user_fields.json", "/api/v2/user_fields"):
+        # https://developer.zendesk.com/api-reference/ticketing/users/user_fields/ (List)
+        fields = sandbox.store.render_user_fields()
+        return 200, {"user_fields": fields, "next_page": None, "previous_page": None,
+                     "count": len(fields)}  # fmt: skip
     if path in ("/api/v2/ticket_fields.json", "/api/v2/ticket_fields"):
         # https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_fields/
         fields = sandbox.store.render_ticket_fields()
@@ -178,6 +185,39 @@ def _ticket_export(sandbox: ZendeskSandbox, query: dict) -> tuple[int, dict]:
     return 200, body
 
 
+def _user_export(sandbox: ZendeskSandbox, query: dict) -> tuple[int, dict]:
+    # https://developer.zendesk.com/api-reference/ticketing/ticket-management/incremental_exports/
+    # (Incremental User Export, Cursor Based): start_time or cursor; per_page up to 1000;
+    # users, after_url, after_cursor, before_url, before_cursor, end_of_stream.
+    store = sandbox.store
+    if "cursor" in query:
+        after = _decode(query["cursor"])
+        if after is None:
+            return 400, {"error": "InvalidPaginationParameter", "description": "Invalid cursor"}
+        selected = [u for u in store.users.values() if u.seq > after]
+    elif "start_time" in query and query["start_time"].isdigit():
+        since = int(query["start_time"])
+        selected = [u for u in store.users.values() if u.updated_at >= since]
+        after = 0
+    else:
+        return 400, {"error": "InvalidValue", "description": "start_time or cursor is required"}
+    selected.sort(key=lambda u: u.seq)
+    size = min(int(query.get("per_page") or EXPORT_MAX), EXPORT_MAX, sandbox.page_limit or 10**9)
+    page = selected[:size]
+    last = page[-1].seq if page else max([after] + [u.seq for u in store.users.values()])
+    cursor = _encode(last)
+    base = f"{store.base_url}/api/v2/incremental/users/cursor.json"
+    keep = {k: v for k, v in query.items() if k not in ("cursor", "start_time")}
+    return 200, {
+        "users": [store.render_user(u) for u in page],
+        "after_url": f"{base}?{urlencode({**keep, 'cursor': cursor})}",
+        "after_cursor": cursor,
+        "before_url": None,
+        "before_cursor": None,
+        "end_of_stream": len(selected) <= size,
+    }
+
+
 def _comments(sandbox: ZendeskSandbox, ticket_id: int, query: dict, path: str):
     # https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_comments/
     # (List Comments), paged as in "Paginating through lists using cursor pagination":
@@ -222,5 +262,15 @@ def _show_many(sandbox: ZendeskSandbox, query: dict) -> tuple[int, dict]:
     raw = [part for part in query.get("ids", "").split(",") if part.strip()]
     if len(raw) > SHOW_MANY_MAX:
         return 400, {"error": "InvalidValue", "description": "Too many ids (max 100)"}
-    users = [sandbox.store.users.get(int(i)) for i in raw if i.strip().isdigit()]
-    return 200, {"users": [sandbox.store.render_user(u) for u in users if u is not None]}
+    # Side-loads (include=): identities and organizations, as the Users API offers them.
+    store = sandbox.store
+    found = [store.users.get(int(i)) for i in raw if i.strip().isdigit()]
+    users = [u for u in found if u is not None]
+    body: dict = {"users": [store.render_user(u) for u in users]}
+    includes = set(query.get("include", "").split(","))
+    if "identities" in includes:
+        body["identities"] = [i for u in users for i in store.render_identities(u)]
+    if "organizations" in includes:
+        orgs = sorted({u.organization_id for u in users} - {None})
+        body["organizations"] = [store.render_organization(o) for o in orgs]
+    return 200, body

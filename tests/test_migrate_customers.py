@@ -1,0 +1,129 @@
+"""`etl migrate` carries every customer of the source with their whole profile, over real HTTP:
+source emulation -> a Smarticks sandbox, through `etl load customers`' path (ledger, matching,
+filling in what a customer on the target lacks)."""
+
+import pytest
+from helpers_migrate import FALLBACK, figure, migrate
+from helpers_migrate import empty_target as empty_target  # the fixture `target`
+from helpers_migrate import working_in_tmp as working_in_tmp  # `in_tmp`, autouse
+
+from etl.sandbox.zendesk import ZendeskSandbox
+from etl.sandbox.zendesk.store import USER_FIELDS
+
+
+@pytest.fixture
+def zendesk():
+    with ZendeskSandbox(seed=1, tickets=40, page_limit=10) as server:
+        yield server
+
+
+def plan_field(target) -> str:
+    """`--customer-field Plan=ID`: the target's customer field named Plan."""
+    ident = next(d.id for d in target.store.customer_field_defs() if d.name == "Plan")
+    return f"Plan={ident}"
+
+
+def by_email(target) -> dict[str, dict]:
+    """Target customers by each of their emails, and the email-less ones by first phone."""
+    out = {}
+    for ident in target.store.customer_ids():
+        customer = target.store.get_customer(ident)
+        keys = [e["value"] for e in customer["_embedded"]["emails"]]
+        out.update({k: customer for k in keys or [customer["_embedded"]["phones"][0]["value"]]})
+    return out
+
+
+def zendesk_people(zendesk):
+    """The end users a migration carries: not agents, not suspended spammers."""
+    users = zendesk.store.users.values()
+    return [u for u in users if u.role == "end-user" and not u.suspended]
+
+
+def test_every_zendesk_end_user_arrives_with_the_whole_profile(zendesk, target, tmp_path):
+    db = tmp_path / "m.db"
+    result = migrate(zendesk, target, db, "--fallback-user", FALLBACK,
+                     "--customer-field", plan_field(target))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    people = zendesk_people(zendesk)
+    with_tickets = {t.requester_id for t in zendesk.store.tickets.values()}
+    assert len(people) == 30 and len([p for p in people if p.id not in with_tickets]) == 6
+    assert figure(result.output, "customers created") == 30
+    assert "skipped: 3 agents, 1 suspended (spam)" in result.output
+    found = by_email(target)
+    assert len(target.store.customer_ids()) == 30  # the tickets found them: none twice
+    titles = {key: title for key, _, title in USER_FIELDS}
+    store = zendesk.store
+    for user in people:
+        got = found[user.email or user.phone]
+        first, _, last = user.name.partition(" ")
+        assert (got["firstName"], got["lastName"]) == (first, last)
+        emails = [user.email] if user.email else []
+        emails += [v for kind, v in user.identities if kind == "email"]
+        assert [e["value"] for e in got["_embedded"]["emails"]] == emails
+        phones = [user.phone] if user.phone else []
+        phones += [v for kind, v in user.identities if kind == "phone_number"]
+        assert [p["value"] for p in got["_embedded"]["phones"]] == phones
+        twitter = [{"value": v, "type": "twitter"} for k, v in user.identities if k == "twitter"]
+        assert [
+            {k: s[k] for k in ("value", "type")} for s in got["_embedded"]["social_profiles"]
+        ] == twitter
+        company = store.organizations.get(user.organization_id)
+        assert got["company"] == company
+        notes = "\n\n".join(p for p in (user.notes, user.details) if p) or None
+        assert got["notes"] == notes
+        fields = {f["name"]: f["value"] for f in got["customerFields"]}
+        plan = user.user_fields.get("plan")
+        assert fields == ({titles["plan"]: plan} if plan else {})
+    # The conversations point at those customers, the phone-only ones included.
+    convs = [target.store.get_conversation(i) for i in target.store.conversation_ids()]
+    assert {c["customer"]["id"] for c in convs} <= set(target.store.customer_ids())
+    assert "customer field Account manager (no target customer has it" in result.output
+
+
+def test_a_lost_ledger_finds_every_customer_and_creates_none(zendesk, target, tmp_path):
+    first = migrate(zendesk, target, tmp_path / "a.db", "--fallback-user", FALLBACK)
+    assert first.exit_code == 0, first.output
+    before = len(target.store.customer_ids())
+    again = migrate(zendesk, target, tmp_path / "b.db", "--fallback-user", FALLBACK)
+    assert again.exit_code == 0, again.output
+    assert figure(again.output, "customers created") == 0
+    assert figure(again.output, "customers on the target") == 30  # by email, else by phone
+    assert len(target.store.customer_ids()) == before == 30
+    assert figure(again.output, "created") == 0  # and the conversations are found too
+
+
+def test_a_customer_on_the_target_is_filled_in_never_overwritten(zendesk, target, tmp_path):
+    people = zendesk_people(zendesk)
+    user = next(u for u in people if any(k == "email" for k, _ in u.identities))
+    mine = target.store.create_customer(
+        {
+            "firstName": "Kept",
+            "notes": "Our own note",
+            "emails": [{"value": user.email}],
+            "phones": [{"value": "+1 555 0100", "type": "home"}],
+        }  # fmt: skip
+    )
+    result = migrate(zendesk, target, tmp_path / "m.db", "--fallback-user", FALLBACK)
+    assert result.exit_code == 0, result.output
+    assert figure(result.output, "customers filled in") == 1
+    assert figure(result.output, "customers created") == 29
+    got = target.store.get_customer(mine)
+    assert (got["firstName"], got["notes"]) == ("Kept", "Our own note")
+    assert got["lastName"] == user.name.partition(" ")[2]  # it had none
+    second = [v for k, v in user.identities if k == "email"]
+    assert [e["value"] for e in got["_embedded"]["emails"]] == [user.email, *second]
+    assert [p["value"] for p in got["_embedded"]["phones"]][:2] == ["+1 555 0100", user.phone]
+
+
+def test_a_change_at_the_source_after_cut_over_is_filled_in(zendesk, target, tmp_path):
+    db = tmp_path / "m.db"
+    assert migrate(zendesk, target, db, "--fallback-user", FALLBACK).exit_code == 0
+    user = next(u for u in zendesk_people(zendesk) if not u.identities and u.email)
+    zendesk.store.update_user(user.id, identities=[("phone_number", "+4512345678")])
+    again = migrate(zendesk, target, db, "--fallback-user", FALLBACK)
+    assert again.exit_code == 0, again.output
+    assert "(1 read now" in again.output  # the user export's cursor: only the change
+    assert figure(again.output, "customers filled in") == 1
+    assert figure(again.output, "customers created") == 0
+    got = by_email(target)[user.email]
+    assert [p["value"] for p in got["_embedded"]["phones"]] == [user.phone, "+4512345678"]
