@@ -24,9 +24,11 @@ from etl.progress import Progress, silent
 from etl.readers import SourceRow
 from etl.sources.freshdesk import FreshdeskReader
 from etl.sources.freshdesk_records import attachment_urls as fd_attachment_urls
+from etl.sources.freshdesk_records import customer_record as fd_customer_record
 from etl.sources.freshdesk_records import ticket_record as fd_ticket_record
 from etl.sources.helpscout import HelpScoutReader
 from etl.sources.helpscout_records import attachment_links, conversation_record
+from etl.sources.helpscout_records import customer_record as hs_customer_record
 from etl.sources.zendesk import ZendeskReader
 from etl.sources.zendesk_records import attachment_urls, customer_record, ticket_record
 from etl.staging import StagedFile, Staging
@@ -264,15 +266,12 @@ def zendesk_customers(
     identities = staging.records("identities")
     organizations = staging.records("organization")
     fields = staging.records("user_field")
-    users = sorted(
-        staging.records("user").values(), key=lambda u: (u.get("created_at") or "", u["id"])
-    )
-    rows = [
-        SourceRow(staging.url, number, customer_record(
-            user, identities.get(str(user["id"]), []), organizations, fields))
-        for number, user in enumerate(users, start=1)
-    ]  # fmt: skip
-    return m.customers(mapping, rows, staging.files)
+
+    def record_of(user: dict) -> dict:
+        return customer_record(user, identities.get(str(user["id"]), []), organizations, fields)
+
+    return _customer_rows(staging, mapping, staging.records("user").values(), "created_at",
+                          record_of)  # fmt: skip
 
 
 # -- Help Scout ----------------------------------------------------------------------------------
@@ -329,6 +328,38 @@ def helpscout_conversations(
         "createdAt",
         lambda conv, local_file: conversation_record(conv, users, local_file),
     )
+
+
+def stage_helpscout_customers(
+    reader: HelpScoutReader, staging: Staging, progress: Progress = silent, workers: int = 4
+) -> StageResult:
+    """Read the customers changed since the last walk (every one the first time); save each
+    page with the cursor after it."""
+    with _walking(reader, staging, progress, "source customers", workers) as walk:
+        saved = staging.cursor("customers")
+        for page in reader.customer_pages(json.loads(saved) if saved else None):
+            records: list[Record] = [
+                ("customer", str(c["id"]), c.get("updatedAt"), c) for c in page.conversations
+            ]
+            cursor = ("customers", json.dumps(page.cursor))
+            walk.save_page(records, [], _no_file, cursor, len(records))
+    return walk.result
+
+
+def helpscout_customers(
+    staging: Staging, mapping: m.Mapping
+) -> tuple[list[m.SourceCustomer], list[m.RowReject]]:
+    """Staged customers -> source customers through the mapping's [customer] section."""
+    return _customer_rows(staging, mapping, staging.records("customer").values(), "createdAt",
+                          hs_customer_record)  # fmt: skip
+
+
+def _customer_rows(staging, mapping, staged, created, record_of):
+    """Staged people, oldest first (by their `created` field), each -> `record_of(person)` ->
+    the mapping's [customer] section: the customers and the row rejects."""
+    ordered = sorted(staged, key=lambda item: (item.get(created) or "", item["id"]))
+    rows = [SourceRow(staging.url, n, record_of(p)) for n, p in enumerate(ordered, start=1)]
+    return m.customers(mapping, rows, staging.files)
 
 
 # -- Freshdesk -----------------------------------------------------------------------------------
@@ -393,6 +424,38 @@ def stage_freshdesk(
     return result
 
 
+def stage_freshdesk_customers(
+    reader: FreshdeskReader, staging: Staging, progress: Progress = silent, workers: int = 4
+) -> StageResult:
+    """Read the companies and contact fields, then the contacts changed since the last walk
+    (every one the first time); save each page with the cursor after it."""
+    with _walking(reader, staging, progress, "source contacts", workers) as walk:
+        staging.save_page(
+            [("company", str(c["id"]), c.get("updated_at"), c) for c in reader.companies()]
+            + [("contact_field", str(f["id"]), f.get("updated_at"), f)
+               for f in reader.contact_fields()],
+            [], None,
+        )  # fmt: skip
+        saved = staging.cursor("contacts")
+        for page in reader.contact_pages(json.loads(saved) if saved else None):
+            # Kind `customer`: the whole contact (`contact` holds the tickets' requesters).
+            records: list[Record] = [("customer", str(c["id"]), c.get("updated_at"), c)
+                                     for c in page.tickets]  # fmt: skip
+            cursor = ("contacts", json.dumps(page.cursor))
+            walk.save_page(records, [], _no_file, cursor, len(records))
+    return walk.result
+
+
+def freshdesk_customers(
+    staging: Staging, mapping: m.Mapping
+) -> tuple[list[m.SourceCustomer], list[m.RowReject]]:
+    """Staged contacts -> source customers through the mapping's [customer] section."""
+    companies = staging.records("company")
+    fields = list(staging.records("contact_field").values())
+    return _customer_rows(staging, mapping, staging.records("customer").values(), "created_at",
+                          lambda c: fd_customer_record(c, companies, fields))  # fmt: skip
+
+
 def freshdesk_conversations(
     staging: Staging, mapping: m.Mapping
 ) -> tuple[list[m.SourceConversation], list[m.RowReject], Counter]:
@@ -435,10 +498,10 @@ SOURCES = {
     ),
     "helpscout": Source(
         "helpscout", "helpscout-api", "conversation", "conversations", "threads",
-        stage_helpscout, helpscout_conversations,
+        stage_helpscout, helpscout_conversations, stage_helpscout_customers, helpscout_customers,
     ),
     "freshdesk": Source(
         "freshdesk", "freshdesk-api", "ticket", "tickets", "conversations",
-        stage_freshdesk, freshdesk_conversations,
+        stage_freshdesk, freshdesk_conversations, stage_freshdesk_customers, freshdesk_customers,
     ),
 }  # fmt: skip

@@ -7,6 +7,9 @@ from helpers_migrate import FALLBACK, figure, migrate
 from helpers_migrate import empty_target as empty_target  # the fixture `target`
 from helpers_migrate import working_in_tmp as working_in_tmp  # `in_tmp`, autouse
 
+from etl.sandbox.freshdesk import FreshdeskSandbox
+from etl.sandbox.freshdesk.store import CONTACT_FIELDS
+from etl.sandbox.helpscout import HelpScoutSandbox
 from etl.sandbox.zendesk import ZendeskSandbox
 from etl.sandbox.zendesk.store import USER_FIELDS
 
@@ -127,3 +130,104 @@ def test_a_change_at_the_source_after_cut_over_is_filled_in(zendesk, target, tmp
     assert figure(again.output, "customers created") == 0
     got = by_email(target)[user.email]
     assert [p["value"] for p in got["_embedded"]["phones"]] == [user.phone, "+4512345678"]
+
+
+def profile(customer: dict) -> dict:
+    """What a target customer holds, in plain values (ids and dates left out)."""
+    embedded = customer["_embedded"]
+    address = {k: v for k, v in (embedded.get("address") or {}).items() if v}
+    return {
+        "name": (customer["firstName"], customer["lastName"]),
+        "emails": [e["value"] for e in embedded["emails"]],
+        "phones": [(p["value"], p["type"]) for p in embedded["phones"]],
+        "social": [(p["value"], p["type"]) for p in embedded["social_profiles"]],
+        "websites": [w["value"] for w in embedded["websites"]],
+        "company": customer["company"],
+        "jobTitle": customer["jobTitle"],
+        "notes": customer["notes"],
+        "address": address,
+        "fields": {f["name"]: f["value"] for f in customer["customerFields"]},
+    }
+
+
+def test_every_help_scout_customer_arrives_with_the_whole_profile(target, tmp_path):
+    with HelpScoutSandbox(seed=2, conversations=30, page_limit=7) as helpscout:
+        result = migrate(helpscout, target, tmp_path / "m.db", "--fallback-user", FALLBACK)
+        people = list(helpscout.store.customers.values())
+    assert result.exit_code == 0, result.output
+    assert figure(result.output, "customers created") == len(people) == 20
+    found = {}
+    for ident in target.store.customer_ids():
+        got = profile(target.store.get_customer(ident))
+        found[(got["emails"] or [got["phones"][0][0]])[0]] = got
+    assert len(found) == 20  # the conversations found them: none twice
+    for person in people:
+        address = dict(person.address or {})
+        lines = address.pop("lines", None)
+        if address:
+            address["zip"] = address.pop("postalCode")
+            address["address"] = ", ".join(lines)
+        assert found[person.email or person.phones[0][0]] == {
+            "name": (person.first, person.last),
+            "emails": ([person.email] if person.email else []) + [e for e, _ in person.emails],
+            "phones": person.phones,
+            "social": person.social,
+            "websites": person.websites,
+            "company": person.organization,
+            "jobTitle": person.job_title,
+            "notes": person.background,
+            "address": address,
+            "fields": {},
+        }
+
+
+def test_every_freshdesk_contact_arrives_with_the_whole_profile(target, tmp_path):
+    plan = next(d.id for d in target.store.customer_field_defs() if d.name == "Plan")
+    with FreshdeskSandbox(seed=2, tickets=30, page_limit=6) as freshdesk:
+        result = migrate(freshdesk, target, tmp_path / "m.db", "--fallback-user", FALLBACK,
+                         "--customer-field", f"Plan={plan}")  # fmt: skip
+        people = list(freshdesk.store.contacts.values())
+        companies = dict(freshdesk.store.companies)
+    assert result.exit_code == 0, result.output
+    assert figure(result.output, "customers created") == len(people) == 19
+    assert "customer field Region (no target customer has it" in result.output
+    found = {}
+    for ident in target.store.customer_ids():
+        got = profile(target.store.get_customer(ident))
+        found[(got["emails"] or [got["phones"][0][0]])[0]] = got
+    assert len(found) == 19
+    labels = {name: label for name, _, label in CONTACT_FIELDS}
+    for person in people:
+        first, _, last = person.name.partition(" ")
+        phones = [(person.phone, "work")] if person.phone else []
+        phones += [(person.mobile, "mobile")] if person.mobile else []
+        assert found[person.email or person.phone] == {
+            "name": (first, last),
+            "emails": ([person.email] if person.email else []) + person.other_emails,
+            "phones": phones,
+            "social": [(person.twitter_id, "twitter")] if person.twitter_id else [],
+            "websites": [],
+            "company": companies.get(person.company_id),
+            "jobTitle": person.job_title,
+            "notes": person.description,
+            "address": {"address": person.address} if person.address else {},
+            "fields": {labels["plan"]: person.custom_fields["plan"]}
+            if person.custom_fields.get("plan")
+            else {},
+        }
+
+
+@pytest.mark.parametrize("flavor", [HelpScoutSandbox, FreshdeskSandbox])
+def test_a_rerun_or_a_lost_ledger_creates_no_customer_twice(flavor, target, tmp_path):
+    with flavor(seed=4, page_limit=8) as source:
+        first = migrate(source, target, tmp_path / "a.db", "--fallback-user", FALLBACK)
+        assert first.exit_code == 0, first.output
+        count = len(target.store.customer_ids())
+        rerun = migrate(source, target, tmp_path / "a.db", "--fallback-user", FALLBACK)
+        lost = migrate(source, target, tmp_path / "b.db", "--fallback-user", FALLBACK)
+    assert rerun.exit_code == 0 and lost.exit_code == 0, rerun.output + lost.output
+    assert "(0 read now" in rerun.output
+    assert figure(rerun.output, "customers loaded before") == count
+    assert figure(lost.output, "customers created") == 0
+    assert figure(lost.output, "customers on the target") == count
+    assert len(target.store.customer_ids()) == count

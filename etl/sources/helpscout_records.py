@@ -78,3 +78,11 @@ def _author(created_by: dict, users: dict[str, dict]) -> dict:
             last=user.get("lastName"),
         )
     return created_by
+
+
+def customer_record(customer: dict) -> dict:
+    """A customer as one record for the mapping's [customer] section: as List Customers shows
+    it, with its address lines joined as `street`."""
+    address = (customer.get("_embedded") or {}).get("address") or {}
+    lines = [str(line).strip() for line in address.get("lines") or [] if str(line).strip()]
+    return dict(customer, street=", ".join(lines) or None)

@@ -98,6 +98,13 @@ class FreshdeskSandbox(Emulation):
         if path == "/api/v2/agents":
             items = [self.store.render_agent(a) for a in sorted(self.store.agents)]
             return self._page(path, items, query)
+        if path == "/api/v2/contacts":
+            return self._contacts(query)
+        if path == "/api/v2/companies":
+            items = [self.store.render_company(c) for c in sorted(self.store.companies)]
+            return self._page(path, items, query)
+        if path == "/api/v2/contact_fields":
+            return 200, self.store.render_contact_fields(), None
         found = re.fullmatch(r"/api/v2/contacts/(\d+)", path)
         if found:
             person = self.store.contacts.get(int(found[1]))
@@ -137,6 +144,23 @@ class FreshdeskSandbox(Emulation):
         include = set(query.get("include", "").split(","))
         items = [self.store.render_ticket(t, include) for t in tickets]
         return self._page("/api/v2/tickets", items, query)
+
+    def _contacts(self, query: dict) -> tuple[int, object, str | None]:
+        # https://developers.freshdesk.com/api/#list_all_contacts: filters email, mobile,
+        # phone, company_id, state, _updated_since; paged like every list.
+        people = sorted(self.store.contacts.values(), key=lambda p: p.id)
+        if query.get("_updated_since"):
+            since = _parse(query["_updated_since"])
+            if since is None:
+                return 400, {"description": "Validation failed", "errors": [
+                    {"field": "_updated_since", "message": "invalid date",
+                     "code": "invalid_value"}]}, None  # fmt: skip
+            people = [p for p in people if (p.updated_at or 0) >= since]
+        for key in ("email", "phone", "mobile"):
+            if query.get(key):
+                people = [p for p in people if getattr(p, key) == query[key]]
+        items = [self.store.render_contact(p) for p in people]
+        return self._page("/api/v2/contacts", items, query)
 
     def _page(self, path: str, items: list, query: dict) -> tuple[int, object, str | None]:
         # https://developers.freshdesk.com/api/#pagination: page, per_page (30, at most 100),
