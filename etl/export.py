@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from etl import search, views
+from etl import search, timeutil, views
 from etl.errors import ConfigError, EtlError
 from etl.progress import Progress, silent
 from etl.resources import ALL_STATUSES
@@ -95,7 +95,7 @@ def parse_since(text: str, zone: tzinfo = UTC) -> str:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return timeutil.format(moment)
 
 
 def check_tables(names: Iterable[str]) -> tuple[str, ...]:
@@ -372,10 +372,9 @@ def parse_time(text: Any) -> datetime | None:
     if not isinstance(text, str):
         return None
     try:
-        moment = datetime.fromisoformat(text)
+        return timeutil.parse(text)
     except ValueError:
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 _ISO_DATE = re.compile(r"\d{4}-\d\d-\d\d", re.ASCII)

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from etl import timeutil
 from etl.client import RetryPolicy, parse_retry_after, server_name
 from etl.errors import ApiError, AuthError, ConfigError
 
@@ -41,7 +42,7 @@ def server_time(response: requests.Response) -> str:
         when = parsedate_to_datetime(response.headers["Date"])
     except (KeyError, TypeError, ValueError):
         when = datetime.now(UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return timeutil.format(when)
 
 
 def api_base(url: str, api_path: str) -> str:
