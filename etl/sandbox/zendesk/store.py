@@ -21,6 +21,10 @@ BASE = int(datetime(2025, 3, 3, 9, 0, tzinfo=UTC).timestamp())
 HOUR = 3600
 ACCOUNT = "{account}"  # stands for the account's URL in stored bodies, until it is served
 DAY = 24 * HOUR
+# The incremental exports leave out what changed within the minute before the request
+# ("Using the Incremental Export API": "any items that were created or changed within the
+# minute prior to your request are excluded").
+HOLD_BACK = 60
 # Agents: the first two are users of the seeded Smarticks sandbox, the third is not (a former
 # agent), so a migration into it needs --fallback-user for that one's replies.
 AGENTS = (
@@ -115,12 +119,29 @@ class ZendeskStore:
         self.attachments: dict[str, Attachment] = {}  # by token
         self.organizations: dict[int, str] = {}  # id -> name
         self._user_seq = 0
+        self.offset = 0  # seconds the account's clock is ahead of the machine's (settle())
         self.base_url = "https://acme.zendesk.com"  # the account's host, set when serving
         self.files_url = "https://p1.zdusercontent.com"  # where attachment files live
         self._seq = 0
         self._ids = 1000
         _populate(self, random.Random(seed), tickets, end_users)
         _profiles(self, random.Random(seed + 7919))  # its own draws: the tickets stay as seeded
+
+    # -- the account's clock ---------------------------------------------------------------
+
+    def now(self) -> int:
+        """The account's time: the machine's, moved on by `settle()`."""
+        return int(time.time()) + self.offset
+
+    def settle(self) -> None:
+        """Let time pass at the account until every change so far is over a minute old, so
+        the incremental exports (which hold back the last minute) show all of them."""
+        with self.lock:
+            newest = max(
+                [t.updated_at for t in self.tickets.values()]
+                + [u.updated_at for u in self.users.values()]
+            )
+            self.offset += max(0, newest + HOLD_BACK + 1 - self.now())
 
     # -- ids and changes --------------------------------------------------------------------
 
@@ -132,13 +153,13 @@ class ZendeskStore:
         """Record a change: the ticket's updated_at moves, and so does its export position."""
         self._seq += 1
         ticket.seq = self._seq
-        ticket.updated_at = max(ticket.updated_at, when or int(time.time()))
+        ticket.updated_at = max(ticket.updated_at, when or self.now())
 
     def touch_user(self, user: User, when: int | None = None) -> None:
         """Record a change to a user: its updated_at and its place in the user export move."""
         self._user_seq += 1
         user.seq = self._user_seq
-        user.updated_at = max(user.updated_at, user.created_at, when or int(time.time()))
+        user.updated_at = max(user.updated_at, user.created_at, when or self.now())
 
     def update_user(self, user_id: int, **changes) -> None:
         """Change a user while the sandbox runs (a test's or the demo's edit at the source)."""
@@ -174,7 +195,7 @@ class ZendeskStore:
         with self.lock:
             ticket = self.tickets[ticket_id]
             last = max([c.created_at for c in ticket.comments] + [ticket.updated_at])
-            now = max(int(time.time()), last + 60)
+            now = max(self.now(), last + 60)
             comment = Comment(self.next_id(), author_id, f"<p>{text}</p>", text, public, now, "web")
             comment.attachments = [self.attachment(*spec) for spec in attachments]
             ticket.comments.append(comment)
@@ -186,7 +207,7 @@ class ZendeskStore:
     def set_status(self, ticket_id: int, status: str) -> None:
         with self.lock:
             ticket = self.tickets[ticket_id]
-            now = max(int(time.time()), ticket.updated_at + 60)
+            now = max(self.now(), ticket.updated_at + 60)
             self._set_status(ticket, status, now)
             self.touch(ticket, now)
 
@@ -196,11 +217,11 @@ class ZendeskStore:
             ticket = self.tickets[ticket_id]
             self.users[ticket.requester_id].suspended = True
             ticket.status = "deleted"
-            self.touch(ticket, max(int(time.time()), ticket.updated_at + 60))
+            self.touch(ticket, max(self.now(), ticket.updated_at + 60))
 
     def new_ticket(self, requester_id: int, subject: str, text: str) -> int:
         with self.lock:
-            now = int(time.time())
+            now = self.now()
             ticket = Ticket(
                 self.next_id(), subject, "new", "email", requester_id, None, now, now,
                 "normal", [], {ORDER_FIELD: None, PLAN_FIELD: None},
