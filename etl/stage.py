@@ -337,13 +337,16 @@ def stage_helpscout_customers(
     page with the cursor after it."""
     with _walking(reader, staging, progress, "source customers", workers) as walk:
         saved = staging.cursor("customers")
-        for page in reader.customer_pages(json.loads(saved) if saved else None):
-            records: list[Record] = [
-                ("customer", str(c["id"]), c.get("updatedAt"), c) for c in page.conversations
-            ]
-            cursor = ("customers", json.dumps(page.cursor))
-            walk.save_page(records, [], _no_file, cursor, len(records))
+        pages = reader.customer_pages(json.loads(saved) if saved else None)
+        _save_people(walk, ((p.conversations, p.cursor) for p in pages), "customers", "updatedAt")
     return walk.result
+
+
+def _save_people(walk: _Walk, pages: Iterable[tuple[list[dict], dict]], stream: str, updated: str):
+    """Each page of people (as kind `customer`) with the cursor after it, in one transaction."""
+    for people, cursor in pages:
+        records: list[Record] = [("customer", str(p["id"]), p.get(updated), p) for p in people]
+        walk.save_page(records, [], _no_file, (stream, json.dumps(cursor)), len(records))
 
 
 def helpscout_customers(
@@ -437,12 +440,9 @@ def stage_freshdesk_customers(
             [], None,
         )  # fmt: skip
         saved = staging.cursor("contacts")
-        for page in reader.contact_pages(json.loads(saved) if saved else None):
-            # Kind `customer`: the whole contact (`contact` holds the tickets' requesters).
-            records: list[Record] = [("customer", str(c["id"]), c.get("updated_at"), c)
-                                     for c in page.tickets]  # fmt: skip
-            cursor = ("contacts", json.dumps(page.cursor))
-            walk.save_page(records, [], _no_file, cursor, len(records))
+        pages = reader.contact_pages(json.loads(saved) if saved else None)
+        # Kind `customer`: the whole contact (`contact` holds the tickets' requesters).
+        _save_people(walk, ((p.tickets, p.cursor) for p in pages), "contacts", "updated_at")
     return walk.result
 
 

@@ -437,15 +437,12 @@ def test_existing_customers_are_reused_never_duplicated(empty_sandbox, tmp_path)
         "api/customers",
         {"firstName": "M", "emails": [{"value": "MARK@example.org"}], "notes": "VIP since 2019"},
     )
-    result = run(
-        empty_sandbox,
-        "load",
-        "customers",
-        SAMPLES / "smarticks" / "customers.jsonl",
-        "--mapping",
-        "smarticks",
-        db=tmp_path / "l.db",
-    )
+
+    def load_customers(db):
+        sample = SAMPLES / "smarticks" / "customers.jsonl"
+        return run(empty_sandbox, "load", "customers", sample, "--mapping", "smarticks", db=db)
+
+    result = load_customers(tmp_path / "l.db")
     assert result.exit_code == 0, result.output
     assert figure(result.output, "created") == 10
     assert figure(result.output, "updated") == 1
@@ -460,15 +457,7 @@ def test_existing_customers_are_reused_never_duplicated(empty_sandbox, tmp_path)
     assert [p["value"] for p in got["_embedded"]["phones"]] == ["777-777-777"]
     assert got["_embedded"]["address"]["country"] == "US"
     assert got["_embedded"]["address"]["city"] == "Los Angeles"
-    again = run(
-        empty_sandbox,
-        "load",
-        "customers",
-        SAMPLES / "smarticks" / "customers.jsonl",
-        "--mapping",
-        "smarticks",
-        db=tmp_path / "other.db",
-    )
+    again = load_customers(tmp_path / "other.db")
     assert again.exit_code == 0, again.output
     assert figure(again.output, "created") == 0  # a lost ledger: every one found, none changed
     assert figure(again.output, "existing, reused") == 11

@@ -2,14 +2,8 @@
 source emulation -> a Smarticks sandbox, through `etl load customers`' path (ledger, matching,
 filling in what a customer on the target lacks)."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
-
 import pytest
-from helpers_migrate import FALLBACK, command, environment, figure, migrate
+from helpers_migrate import FALLBACK, figure, kill_halfway_then_rerun, migrate
 from helpers_migrate import empty_target as empty_target  # the fixture `target`
 from helpers_migrate import working_in_tmp as working_in_tmp  # `in_tmp`, autouse
 
@@ -245,23 +239,8 @@ def test_customers_killed_halfway_are_created_once_on_the_rerun(zendesk, tmp_pat
     """kill -9 while customers are being created (the target answers slowly), then a rerun:
     every end user exactly once, and the conversations point at them."""
     with Sandbox(empty=True, latency=0.02) as target:
-        env = dict(os.environ, **environment(zendesk, target, tmp_path / "m.db"))
-        args = [sys.executable, "-m", "etl", *command(zendesk, "--fallback-user", FALLBACK,
-                                                        "--workers", 2)]  # fmt: skip
-        first = subprocess.Popen(args, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE)  # fmt: skip
-        deadline = time.monotonic() + 60
-        while len(target.store.customer_ids()) < 8 and time.monotonic() < deadline:
-            if first.poll() is not None:
-                pytest.fail(f"the migration ended before the kill: {first.communicate()}")
-            time.sleep(0.005)
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
-        assert 8 <= len(target.store.customer_ids()) < 30
-        assert not target.store.conversation_ids()
-        rerun = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True,
-                               timeout=120)  # fmt: skip
-        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        customers = lambda server: len(server.store.customer_ids())  # noqa: E731
+        kill_halfway_then_rerun(zendesk, target, tmp_path, 8, 30, customers, workers=2)
         people = [target.store.get_customer(i) for i in target.store.customer_ids()]
         keys = [(p["_embedded"]["emails"] or p["_embedded"]["phones"])[0]["value"] for p in people]
         assert len(keys) == len(set(keys)) == 30

@@ -128,9 +128,7 @@ class FreshdeskSandbox(Emulation):
             if query.get("updated_since"):
                 since = _parse(query["updated_since"])
                 if since is None:
-                    return 400, {"description": "Validation failed", "errors": [
-                        {"field": "updated_since", "message": "invalid date",
-                         "code": "invalid_value"}]}, None  # fmt: skip
+                    return _invalid_date("updated_since")
                 tickets = [t for t in tickets if t.updated_at >= since]
             else:
                 newest = max((t.updated_at for t in tickets), default=0)
@@ -152,9 +150,7 @@ class FreshdeskSandbox(Emulation):
         if query.get("_updated_since"):
             since = _parse(query["_updated_since"])
             if since is None:
-                return 400, {"description": "Validation failed", "errors": [
-                    {"field": "_updated_since", "message": "invalid date",
-                     "code": "invalid_value"}]}, None  # fmt: skip
+                return _invalid_date("_updated_since")
             people = [p for p in people if (p.updated_at or 0) >= since]
         for key in ("email", "phone", "mobile"):
             if query.get(key):
@@ -175,6 +171,12 @@ class FreshdeskSandbox(Emulation):
         if number * size < len(items):
             link = f"{self.store.base_url}{path}?" + urlencode({**query, "page": number + 1})
         return 200, chunk, link
+
+
+def _invalid_date(name: str) -> tuple[int, object, None]:
+    # https://developers.freshdesk.com/api/#error (a 400 lists each field's problem)
+    errors = [{"field": name, "message": "invalid date", "code": "invalid_value"}]
+    return 400, {"description": "Validation failed", "errors": errors}, None
 
 
 def _parse(value: str) -> int | None:

@@ -253,14 +253,6 @@ class FreshdeskStore:
                         "phone": None, "mobile": None, "language": "en"},
         }  # fmt: skip
 
-    def update_contact(self, contact_id: int, **changes) -> None:
-        """Change a contact while the emulation runs; its updated_at moves."""
-        with self.lock:
-            person = self.contacts[contact_id]
-            for key, value in changes.items():
-                setattr(person, key, value)
-            person.updated_at = max(int(time.time()), person.updated_at + 1)
-
     def render_contact(self, person: Contact) -> dict:
         # https://developers.freshdesk.com/api/#view_contact (Contact attributes)
         return {

@@ -154,14 +154,6 @@ class HelpScoutStore:
         return {"id": person.id, "type": kind, "first": person.first, "last": person.last,
                 "email": person.email}  # fmt: skip
 
-    def update_customer(self, customer_id: int, **changes) -> None:
-        """Change a customer while the emulation runs; its modification time moves."""
-        with self.lock:
-            person = self.customers[customer_id]
-            for key, value in changes.items():
-                setattr(person, key, value)
-            person.modified_at = max(int(time.time()), person.modified_at + 1)
-
     def render_customer(self, person: Person) -> dict:
         # https://developer.helpscout.com/mailbox-api/endpoints/customers/list/ (each customer
         # with its entries embedded: emails, phones, chats, social_profiles, websites, address)
