@@ -115,7 +115,7 @@ class MigrationReport(Report):
         if c.dry_run:
             out.append(line("customers would be sent", c.to_send))
             if c.customers_new is not None:
-                out.append(line("customers new", c.customers_new))
+                out.append(line("customers to create", c.customers_new))
                 out.append(line("customers on the target", c.customers_existing))
         else:
             out.append(line("customers created", c.created + c.recovered))

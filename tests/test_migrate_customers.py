@@ -248,3 +248,12 @@ def test_customers_killed_halfway_are_created_once_on_the_rerun(zendesk, tmp_pat
         assert len(convs) == 37 and {c["customer"]["id"] for c in convs} <= {
             p["id"] for p in people
         }
+
+
+def test_a_dry_run_reads_every_customer_and_sends_nothing(zendesk, target, tmp_path):
+    result = migrate(zendesk, target, tmp_path / "m.db", "--fallback-user", FALLBACK, "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert figure(result.output, "customers would be sent") == 30
+    assert figure(result.output, "customers to create") == 30
+    assert not target.store.customer_ids() and not target.store.conversation_ids()
+    assert {r[1] for r in target.request_log if r[0] != "GET"} == set()
