@@ -257,3 +257,24 @@ def test_a_dry_run_reads_every_customer_and_sends_nothing(zendesk, target, tmp_p
     assert figure(result.output, "customers to create") == 30
     assert not target.store.customer_ids() and not target.store.conversation_ids()
     assert {r[1] for r in target.request_log if r[0] != "GET"} == set()
+
+
+def test_a_phone_only_requesters_ticket_points_at_the_customer_migrated_before(
+    zendesk, target, tmp_path
+):
+    store = zendesk.store
+    caller = next(u for u in zendesk_people(zendesk) if not u.email)
+    store.new_ticket(caller.id, "Called about an invoice", "Please call me back.")
+    store.settle()
+    result = migrate(zendesk, target, tmp_path / "m.db", "--fallback-user", FALLBACK)
+    assert result.exit_code == 0, result.output
+    assert len(target.store.customer_ids()) == 30  # the ticket found its customer by ledger
+    mine = next(
+        target.store.get_customer(i)
+        for i in target.store.customer_ids()
+        if [p["value"] for p in target.store.get_customer(i)["_embedded"]["phones"]]
+        == [caller.phone]
+    )
+    convs = [target.store.get_conversation(i) for i in target.store.conversation_ids()]
+    called = [c for c in convs if c["subject"] == "Called about an invoice"]
+    assert [c["customer"]["id"] for c in called] == [mine["id"]]
