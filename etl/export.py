@@ -7,6 +7,8 @@ and works on a `.part` file that is renamed into place only when the table is co
 
 JSON and JSONL conversations are nested, self-contained records (threads, tags, custom fields
 by name, customer and assignee with emails) in the shape `etl load conversations` reads back.
+The attachment files the mirror holds go beside them (`files/ab/abcd…`, named by each
+attachment's `file`), so a load needs nothing from the source, which may be gone.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from etl import search, timeutil, views
+from etl import files, search, timeutil, views
 from etl.errors import ConfigError, EtlError
 from etl.progress import Progress, silent
 from etl.resources import ALL_STATUSES
@@ -59,6 +61,7 @@ class ExportOptions:
     chunk_size: int = 1000
     timezone: str = "UTC"  # an IANA zone: the times of every format are written in it
     columns: dict[str, tuple[str, ...]] = field(default_factory=dict)  # table -> its columns
+    attachment_files: bool = True  # json/jsonl: the mirror's stored files go beside the export
 
     @property
     def zone(self) -> tzinfo:
@@ -70,6 +73,7 @@ class ExportSummary:
     files: list[Path] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    attachment_files: files.ExportFiles | None = None  # what went to `<out>/files/`
 
 
 def time_zone(name: str) -> tzinfo:
@@ -237,10 +241,12 @@ def conversation_records(
     params: Sequence[Any],
     chunk_size: int = 100,
     zone: tzinfo = UTC,
+    stored: files.ExportFiles | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
     """Chunks of self-contained conversation records, threads oldest first (the load format).
 
-    Times are ISO 8601 in `zone`, with its offset (`Z` for UTC).
+    Times are ISO 8601 in `zone`, with its offset (`Z` for UTC). With `stored`, each
+    attachment's file the mirror holds is put beside the export and named by its `file`.
     """
 
     def moment(value: Any) -> Any:
@@ -251,13 +257,14 @@ def conversation_records(
     for rows in _chunks(cursor, chunk_size):
         ids = _in([r[0] for r in rows])
         attachments: dict[int, list] = {}
-        for thread_id, name, mime, size, url in conn.execute(
-            "SELECT thread_id, file_name, mime_type, size, file_url FROM attachments "
-            f"WHERE conversation_id IN ({ids}) ORDER BY thread_id, id"
+        for thread_id, name, mime, size, url, sha256, path in conn.execute(
+            "SELECT thread_id, file_name, mime_type, size, file_url, sha256, path "
+            f"FROM attachments WHERE conversation_id IN ({ids}) ORDER BY thread_id, id"
         ):
-            attachments.setdefault(thread_id, []).append(
-                {"fileName": name, "mimeType": mime, "size": size, "fileUrl": url}
-            )
+            attachment = {"fileName": name, "mimeType": mime, "size": size, "fileUrl": url}
+            if stored is not None:
+                attachment["file"] = stored.place(sha256, path)
+            attachments.setdefault(thread_id, []).append(attachment)
         threads: dict[int, list] = {}
         for row in conn.execute(_THREAD_SQL.format(ids=ids)):
             cid, tid, kind, body, created, status, to, cc, bcc, *author = row
@@ -846,6 +853,9 @@ def export(
     time_zone(options.timezone)  # an unknown zone stops the export before anything is written
     writer = make_writer(fmt, prepare_output(fmt, out), options)
     summary = ExportSummary()
+    found_in = files.database_folder(conn)
+    if fmt in ("json", "jsonl") and options.attachment_files and found_in is not None:
+        summary.attachment_files = files.ExportFiles(found_in, writer.out)
     if not conn.in_transaction:
         search.refresh(conn)  # thread text in the sheets is read from the search index
     began = not conn.in_transaction
@@ -859,7 +869,7 @@ def export(
         }
         for name in options.tables:
             summary.rows[name] = _export_table(
-                conn, fmt, writer, sheets[name], picked[name], options, progress
+                conn, fmt, writer, sheets[name], picked[name], options, progress, summary
             )
         writer.finish()
     except BaseException as exc:
@@ -875,7 +885,7 @@ def export(
     return summary
 
 
-def _export_table(conn, fmt, writer: Writer, sheet: Sheet, columns, options, progress) -> int:
+def _export_table(conn, fmt, writer: Writer, sheet: Sheet, columns, options, progress, summary):
     where, params = conditions(sheet, options)
     # JSON conversations and customers are nested records, unless columns are picked
     nested = fmt in ("json", "jsonl") and sheet.name in ("conversations", "customers")
@@ -887,7 +897,12 @@ def _export_table(conn, fmt, writer: Writer, sheet: Sheet, columns, options, pro
     try:
         if nested and sheet.name == "conversations":
             chunks = conversation_records(
-                conn, where, params, min(options.chunk_size, 100), writer.zone
+                conn,
+                where,
+                params,
+                min(options.chunk_size, 100),
+                writer.zone,
+                summary.attachment_files,
             )
             header = None
         elif nested:

@@ -73,8 +73,11 @@ def link_or_copy(source: Path, target: Path) -> None:
     except FileExistsError:
         return
     except OSError:
-        shutil.copyfile(source, target)
-        os.chmod(target, 0o600)
+        # Copied under a temporary name first: a copy cut short never takes the file's name.
+        partial = target.with_name(f"{target.name}{PARTIAL}")
+        shutil.copyfile(source, partial)
+        os.chmod(partial, 0o600)
+        os.replace(partial, target)
 
 
 def carry_files(db: Path, found_in: Path, folder: Path, folder_name: str) -> tuple[int, int]:
@@ -116,6 +119,56 @@ def carry_files(db: Path, found_in: Path, folder: Path, folder_name: str) -> tup
         return carried, missing
     finally:
         conn.close()
+
+
+def database_folder(conn: sqlite3.Connection) -> Path | None:
+    """The folder of the connection's main database file, which its rows' paths are
+    relative to; None for a database in memory."""
+    for _, name, file in conn.execute("PRAGMA database_list"):
+        if name == "main":
+            return Path(file).parent if file else None
+    return None
+
+
+EXPORT_FOLDER = "files"  # beside an export: `<out>/files/ab/abcd…`
+
+
+class ExportFiles:
+    """The mirror's stored files, put beside an export so that a load reads them from there.
+
+    `place(sha256, path)` links (or copies) the file a row names into `<out>/files/ab/abcd…`
+    and returns that path relative to `out`, the form `etl load` reads beside its input
+    (`--mapping smarticks`, attachments' `file`); None when the mirror does not hold it (never
+    downloaded, or gone from disk). Counts the files placed and the attachments without one.
+    """
+
+    def __init__(self, found_in: Path, out: Path):
+        self.found_in = found_in  # the folder the rows' paths are relative to
+        self.folder = out / EXPORT_FOLDER
+        self.placed: set[str] = set()  # sha256 of the files put beside the export
+        self.bytes = 0
+        self.without_file = 0  # attachments whose file the mirror does not hold
+
+    def place(self, sha256: str | None, path: str | None) -> str | None:
+        if not path or not _is_digest(sha256):  # never downloaded, or not a name of ours
+            self.without_file += 1
+            return None
+        if sha256 not in self.placed:
+            source = self.found_in / path
+            if not source.is_file():
+                self.without_file += 1
+                return None
+            if not self.folder.exists():
+                self.folder.mkdir(mode=0o700, parents=True)
+            link_or_copy(source, self.folder / sha256[:2] / sha256)
+            self.placed.add(sha256)
+            self.bytes += source.stat().st_size
+        return f"{EXPORT_FOLDER}/{sha256[:2]}/{sha256}"
+
+
+def _is_digest(text: str | None) -> bool:
+    """A sha256 in lowercase hex: the only names a files folder holds."""
+    return bool(text) and len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
 @dataclass

@@ -115,6 +115,12 @@ def _tables(ctx, param, values):
 @click.option(
     "--excel", is_flag=True, help="csv: BOM, CRLF and formula-lookalikes neutralised for Excel."
 )
+@click.option(
+    "--no-files",
+    is_flag=True,
+    help="json/jsonl: leave out the attachment files the mirror holds (by default they go "
+    "to files/ in --out, where `etl load` reads them).",
+)
 @quiet_option
 def export_command(
     db,
@@ -128,13 +134,15 @@ def export_command(
     statuses,
     include_deleted,
     excel,
+    no_files,
     quiet,
 ):
     """Export the mirror as spreadsheet-shaped tables: conversations, threads, customers, ...
 
     csv, json, jsonl and parquet write one file per table into the --out directory; xlsx
     writes one workbook with a sheet per table. JSON conversations are self-contained records
-    that `etl load conversations --mapping smarticks` can recreate elsewhere.
+    that `etl load conversations --mapping smarticks` can recreate elsewhere; the attachment
+    files the mirror holds (`etl sync --attachments`) go beside them, in files/.
 
     \b
     Example:
@@ -156,6 +164,7 @@ def export_command(
         statuses=statuses,
         include_deleted=include_deleted,
         excel=excel,
+        attachment_files=not no_files,
     )
     database = open_existing(db)
     started = time.monotonic()
@@ -168,6 +177,18 @@ def export_command(
         say(quiet, f"  {table:<16}{count:>9} rows")
     for path in summary.files:
         say(quiet, f"  wrote {path}")
+    stored = summary.attachment_files
+    if stored is not None and (stored.placed or stored.without_file):
+        say(
+            quiet,
+            f"  {len(stored.placed)} attachment files ({stored.bytes:,} bytes) in {stored.folder}",
+        )
+        if stored.without_file:
+            say(
+                quiet,
+                f"  {stored.without_file} attachments without a file in the mirror: "
+                "`etl load` downloads them from the source, if it still serves them",
+            )
     for warning in summary.warnings:  # even with --quiet: these say what the files lack
         click.echo(f"warning: {warning}", err=True)
 
