@@ -154,7 +154,8 @@ def profile(customer: dict) -> dict:
 
 def test_every_help_scout_customer_arrives_with_the_whole_profile(target, tmp_path):
     with HelpScoutSandbox(seed=2, conversations=30, page_limit=7) as helpscout:
-        result = migrate(helpscout, target, tmp_path / "m.db", "--fallback-user", FALLBACK)
+        result = migrate(helpscout, target, tmp_path / "m.db", "--fallback-user", FALLBACK,
+                         "--customer-field", plan_field(target))  # fmt: skip
         people = list(helpscout.store.customers.values())
     assert result.exit_code == 0, result.output
     assert figure(result.output, "customers created") == len(people) == 20
@@ -179,7 +180,7 @@ def test_every_help_scout_customer_arrives_with_the_whole_profile(target, tmp_pa
             "jobTitle": person.job_title,
             "notes": person.background,
             "address": address,
-            "fields": {},
+            "fields": {"Plan": person.properties["plan"]} if person.properties else {},
         }
 
 

@@ -82,7 +82,13 @@ def _author(created_by: dict, users: dict[str, dict]) -> dict:
 
 def customer_record(customer: dict) -> dict:
     """A customer as one record for the mapping's [customer] section: as List Customers shows
-    it, with its address lines joined as `street`."""
-    address = (customer.get("_embedded") or {}).get("address") or {}
-    lines = [str(line).strip() for line in address.get("lines") or [] if str(line).strip()]
-    return dict(customer, street=", ".join(lines) or None)
+    it, with its address lines joined as `street` and its customer properties by name under
+    `custom`."""
+    embedded = customer.get("_embedded") or {}
+    lines = [str(x).strip() for x in (embedded.get("address") or {}).get("lines") or []]
+    custom = {
+        str(p.get("name") or p.get("slug")): p["value"]
+        for p in embedded.get("properties") or []
+        if p.get("value") not in (None, "", [])
+    }
+    return dict(customer, street=", ".join(x for x in lines if x) or None, custom=custom)

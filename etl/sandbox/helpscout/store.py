@@ -31,6 +31,7 @@ AGENTS = (
 STATUSES = ("active", "active", "pending", "closed", "closed", "closed", "spam")
 TYPES = ("email", "email", "email", "chat", "phone")
 PRIORITIES = ("Low", "Medium", None)
+PROPERTIES = {"plan": "Plan", "region": "Region"}  # customer properties: slug -> name
 FIELDS = {"Priority": (7001, {"Low": "1", "Medium": "2"}), "Plan": (7002, {"Pro": "1"})}
 
 
@@ -49,6 +50,7 @@ class Person:
     job_title: str | None = None
     background: str | None = None  # "the Notes field from the user interface"
     address: dict | None = None  # lines, city, state, postalCode, country
+    properties: dict[str, str] = field(default_factory=dict)  # customer properties, by slug
     created_at: int = 0
     modified_at: int = 0
 
@@ -168,6 +170,11 @@ class HelpScoutStore:
                                 for n, (v, t) in enumerate(person.social)],
             "websites": [{"id": person.id * 10 + n, "value": v}
                          for n, v in enumerate(person.websites)],
+            # Customer properties (type, slug, name, value), as the official PHP client
+            # (helpscout/helpscout-api-php, Customers/Entry/Property) reads them.
+            "properties": [{"type": "text", "slug": slug, "name": PROPERTIES[slug],
+                            "value": value, "source": {"type": "api"}}
+                           for slug, value in person.properties.items()],
         }  # fmt: skip
         if person.address:
             embedded["address"] = {"id": person.id, **person.address,
@@ -365,6 +372,7 @@ def _profiles(store: HelpScoutStore, rng: random.Random) -> None:
         if number % 5 == 2:
             person.social.append((f"https://twitter.com/{person.first.lower()}{number}", "twitter"))
             person.websites.append(f"https://{person.last.lower()}.example.org")
+        person.properties = {"plan": ("Pro", "Basic")[number % 2]} if number % 3 else {}
         if number % 4 == 0:
             person.background = "Met at the Oslo trade fair."
             person.address = {"lines": ["Karl Johans gate 1", "3rd floor"], "city": "Oslo",
