@@ -22,8 +22,10 @@ def migrate_group() -> None:
 
     \b
     The source is read into a staging area in --db (resumable, like etl sync), then loaded
-    with imported=true like etl load. Run it again after cut-over: it appends only what is
-    new at the source and brings each conversation to the source's status.
+    with imported=true like etl load: every customer first (with or without tickets, with
+    the whole profile; one already on the target is filled in, never overwritten), then the
+    conversations. Run it again after cut-over: it appends only what is new at the source
+    and brings each conversation to the source's status.
 
     \b
     Example:
@@ -166,7 +168,8 @@ def migrate_zendesk(source_url, source_email, source_token, **settings):
     """Migrate a Zendesk account's tickets with every comment, attachment and inline image.
 
     \b
-    Tickets come from the incremental export, comments and users from their endpoints,
+    Every end user comes from the incremental user export (with identities, organization,
+    user fields), tickets from the incremental export, comments from their endpoint,
     closing dates from the ticket metrics (solved_at). Deleted and spam tickets are left out
     and counted. Agents are matched by email to the target's users; the replies of the
     others are written by --fallback-user and listed in the summary.
@@ -213,7 +216,8 @@ def migrate_helpscout(source_url, source_client_id, source_client_secret, **sett
     """Migrate Help Scout conversations with every thread, attachment and inline image.
 
     \b
-    Conversations come from the Mailbox API 2.0 with their threads (OAuth2 client
+    Every customer comes first (List Customers, with every entry and property), then the
+    conversations from the Mailbox API 2.0 with their threads (OAuth2 client
     credentials: create an app under Your Profile > My Apps). Spam conversations are left out
     and counted; status lines and drafts are skipped. Agents are matched by email to the
     target's users; the threads of the others are written by --fallback-user.
@@ -251,7 +255,8 @@ def migrate_freshdesk(source_url, source_api_key, **settings):
     """Migrate Freshdesk tickets with every conversation, attachment and inline image.
 
     \b
-    Tickets come from the API v2 by updated_since with their conversations; closing dates
+    Every contact comes first (with companies and custom fields), then the tickets from the
+    API v2 by updated_since with their conversations; closing dates
     from the ticket stats (closed_at, resolved_at). Spam and deleted tickets are left out and
     counted. Agents are matched by email to the target's users; the replies of the others
     are written by --fallback-user. The API key comes from --source-api-key or
