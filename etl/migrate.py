@@ -1,6 +1,8 @@
 """`etl migrate`: a helpdesk's API -> staging in --db -> source records -> the load's pipeline.
 
-Three steps, each resumable on its own:
+Three steps, each resumable on its own (customers go through all three first, when the
+mapping has a [customer] section: every customer of the source is staged, mapped and loaded as
+`etl load customers` loads a file, then the conversations):
 
 1. **stage** (`etl.stage`): read the source's API from the staging's saved cursor and save
    each page (records, attachment files) with the cursor that follows it, in one transaction.
@@ -305,16 +307,8 @@ def migrate(
     staging = Staging(conn, chosen.system, reader.url, files)
     staging.bind()
     if source.stage_customers is not None and chosen.customer:
-        report.customers_read = source.stage_customers(reader, staging, progress, options.workers)
-        people, people_rejects = source.customers(staging, chosen)
-        report.customers = _customers_report(report, options, len(people) + len(people_rejects))
-        try:
-            send_records(
-                client, conn, chosen.system, people, people_rejects, report.customers,
-                _customer_options(chosen, options), progress, (shown, str(chosen.path)),
-            )  # fmt: skip
-        except LoadFailed as exc:
-            raise LoadFailed(exc, report) from exc
+        _migrate_customers(source, reader, staging, client, conn, chosen, report, options,
+                           progress)  # fmt: skip
     report.stage = source.stage(reader, staging, progress, options.workers)
     convs, row_rejects, missing = source.transform(staging, chosen)
     report.rows = staging.count(source.kind)
@@ -322,24 +316,33 @@ def migrate(
     return send(client, conn, convs, row_rejects, chosen.system, report, options, progress, target)
 
 
-def _customers_report(report: MigrationReport, options: SendOptions, rows: int) -> Report:
-    """The customers' own load report; its rejects and report files are named
-    `SYSTEM-customers.*.csv`, beside the tickets' ones."""
-    stem = f"{report.file}-customers"
+def _migrate_customers(
+    source: Source, reader, staging: Staging, client: Client, conn, chosen: m.Mapping,
+    report: MigrationReport, options: SendOptions, progress: Progress,
+) -> None:  # fmt: skip
+    """Stage every customer of the source (from the saved cursor), then load them as
+    `etl load customers` does, into `report.customers`; before the conversations, so these
+    find their customers on the target or in the ledger."""
+    report.customers_read = source.stage_customers(reader, staging, progress, options.workers)
+    people, rejects = source.customers(staging, chosen)
+    stem = f"{report.file}-customers"  # zendesk-customers.rejects.csv, .report.csv
     found = Report(CUSTOMERS, stem, report.mapping, report.target, options.dry_run)
-    found.rejects_path = (options.rejects_path or Path("x")).parent / f"{stem}.rejects.csv"
-    found.rows = rows
-    return found
-
-
-def _customer_options(chosen: m.Mapping, options: SendOptions) -> LoadOptions:
-    return LoadOptions(
+    folder = options.rejects_path.parent if options.rejects_path else Path()
+    found.rejects_path = folder / f"{stem}.rejects.csv"
+    found.rows = len(people) + len(rejects)
+    report.customers = found
+    load_options = LoadOptions(
         kind=CUSTOMERS,
         mapping=chosen.name,
         dry_run=options.dry_run,
         workers=options.workers,
         customer_fields=dict(options.customer_fields),
     )
+    try:
+        send_records(client, conn, chosen.system, people, rejects, found, load_options,
+                     progress, (report.source, str(chosen.path)))  # fmt: skip
+    except LoadFailed as exc:
+        raise LoadFailed(exc, report) from exc
 
 
 def _check_settings(target: Target, options: SendOptions, report: MigrationReport) -> int | None:
