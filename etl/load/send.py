@@ -359,23 +359,24 @@ class Sender:
         Counted "updated" when that changed it, else "already on the target"."""
         have = self.client.get(f"api/customers/{target_id}") or {}
         body = fill_in(have, item.payload)
+        left: list[str] = []
         taken = [e for e in body.get("emails_add", []) if find_customer(self.client, e)]
         if taken:  # another target customer has it: the API would refuse the whole update
             body["emails_add"] = [e for e in body["emails_add"] if e not in taken]
             if not body["emails_add"]:
                 del body["emails_add"]
-            left = [f"email {e} (another target customer has it)" for e in taken]
-            item.left_out.extend(left)
-            with self.counts_lock:
-                self.report.left_out.update(left)
+            left += [f"email {e} (another target customer has it)" for e in taken]
         changed = False
         if body:
             try:
                 self.client.put(f"api/customers/{target_id}", body)
                 changed = True
-            except (ValidationFailed, Conflict) as exc:
-                self._reject(item, exc)
-                return
+            except (ValidationFailed, Conflict) as exc:  # the customer stays as it was
+                left.append(f"what the target customer lacked (refused: {exc.detail})")
+        if left:
+            item.left_out.extend(left)
+            with self.counts_lock:
+                self.report.left_out.update(left)
         lacking = lacking_fields(have, item.customer_fields)
         if lacking and self.customer_fields is not None:
             changed = self._set_customer_fields(target_id, item, lacking) or changed
