@@ -2,6 +2,8 @@
 source emulation -> a Smarticks sandbox, through `etl load customers`' path (ledger, matching,
 filling in what a customer on the target lacks)."""
 
+import time
+
 import pytest
 from helpers_migrate import FALLBACK, figure, kill_halfway_then_rerun, migrate
 from helpers_migrate import empty_target as empty_target  # the fixture `target`
@@ -279,3 +281,33 @@ def test_a_phone_only_requesters_ticket_points_at_the_customer_migrated_before(
     convs = [target.store.get_conversation(i) for i in target.store.conversation_ids()]
     called = [c for c in convs if c["subject"] == "Called about an invoice"]
     assert [c["customer"]["id"] for c in called] == [mine["id"]]
+
+
+@pytest.mark.parametrize("flavor", [HelpScoutSandbox, FreshdeskSandbox])
+def test_a_customer_changed_at_the_source_since_is_filled_in(flavor, target, tmp_path):
+    """The customers' walk goes on from where the last one began (modifiedSince,
+    _updated_since): only the changed customer is read, and what it gained is added."""
+    db = tmp_path / "m.db"
+    with flavor(seed=5, page_limit=8) as source:
+        assert migrate(source, target, db, "--fallback-user", FALLBACK).exit_code == 0
+        people = getattr(source.store, "contacts", None) or source.store.customers
+        person = next(p for p in people.values() if p.email)
+        with source.store.lock:
+            if flavor is HelpScoutSandbox:
+                person.phones = [*person.phones, ("+4799887766", "home")]
+                person.modified_at = int(time.time()) + 5
+            else:
+                person.other_emails = [*person.other_emails, "second.address@example.org"]
+                person.updated_at = int(time.time()) + 5
+        again = migrate(source, target, db, "--fallback-user", FALLBACK)
+    assert again.exit_code == 0, again.output
+    assert "(1 read now" in again.output
+    assert figure(again.output, "customers filled in") == 1
+    assert figure(again.output, "customers created") == 0
+    got = next(
+        target.store.get_customer(i)
+        for i in target.store.customer_ids()
+        if person.email in [e["value"] for e in target.store.get_customer(i)["_embedded"]["emails"]]
+    )
+    values = [e["value"] for e in got["_embedded"]["emails"] + got["_embedded"]["phones"]]
+    assert ("+4799887766" if flavor is HelpScoutSandbox else "second.address@example.org") in values
