@@ -1,6 +1,8 @@
 """`etl migrate`: a helpdesk's API -> staging in --db -> source records -> the load's pipeline.
 
-Three steps, each resumable on its own:
+Three steps, each resumable on its own (customers go through all three first, when the
+mapping has a [customer] section: every customer of the source is staged, mapped and loaded as
+`etl load customers` loads a file, then the conversations):
 
 1. **stage** (`etl.stage`): read the source's API from the staging's saved cursor and save
    each page (records, attachment files) with the cursor that follows it, in one transaction.
@@ -32,12 +34,14 @@ from etl.load import (
     CUSTOMERS,
     Item,
     LoadFailed,
+    LoadOptions,
     Report,
     UsageError,
     counted,
     fallback_user_id,
     fetch_target,
     plan_conversation,
+    send_records,
     write_rejects,
 )
 from etl.load.attachments import downloader
@@ -62,6 +66,13 @@ class MigrationReport(Report):
     would_update: int = 0
     fitted: list[str] = field(default_factory=list)  # what was split to fit the request limit
     missing_files: Counter = field(default_factory=Counter)
+    customers: Report | None = None  # every customer of the source, sent before the tickets
+    customers_read: StageResult | None = None
+
+    @property
+    def rejected(self) -> int:
+        """Conversations and customers rejected."""
+        return super().rejected + (self.customers.rejected if self.customers else 0)
 
     def lines(self) -> list[str]:
         out = super().lines()
@@ -92,6 +103,31 @@ class MigrationReport(Report):
             gone = sum(self.missing_files.values())
             extra.append(line("attachments gone", gone, "(the source no longer has them)"))
         out[at + 1 : at + 1] = extra
+        if self.customers is not None:
+            out[-1:-1] = self._customer_lines(line)
+        return out
+
+    def _customer_lines(self, line) -> list[str]:
+        """The customers' part of the summary (every label starts with "customers")."""
+        c, read = self.customers, self.customers_read
+        skipped = ", ".join(f"{n} {why}" for why, n in sorted(c.skipped_records.items()))
+        now = f"{read.records} read now, {read.requests} requests" if read is not None else ""
+        note = "; ".join(p for p in (now, f"skipped: {skipped}" if skipped else "") if p)
+        out = [line("customers staged", c.rows, f"({note})" if note else "")]
+        if c.dry_run:
+            out.append(line("customers would be sent", c.to_send))
+            if c.customers_new is not None:
+                out.append(line("customers to create", c.customers_new))
+                out.append(line("customers on the target", c.customers_existing))
+        else:
+            out.append(line("customers created", c.created + c.recovered))
+            out.append(line("customers filled in", c.updated, "(on the target: what it lacked)"))
+            out.append(line("customers on the target", c.reused, "(nothing to add)"))
+        out.append(line("customers loaded before", c.already_loaded))
+        target = f"-> {c.rejects_path}" if c.rejects else ""
+        out.append(line("customers rejected", c.rejected, target))
+        for what, count in sorted(c.left_out.items()):
+            out.append(f"    left out: {what}  ({count} customer{'s' if count != 1 else ''})")
         return out
 
 
@@ -106,6 +142,7 @@ class SendOptions:
     workers: int = 1
     rejects_path: Path | None = None
     max_request: int = 20 * MB  # the target's request limit, with room to spare
+    customer_fields: dict[str, int] = field(default_factory=dict)  # --customer-field NAME=ID
 
 
 def send(
@@ -269,11 +306,43 @@ def migrate(
     _check_settings(target, options, report)  # before hours of reading the source
     staging = Staging(conn, chosen.system, reader.url, files)
     staging.bind()
+    if source.stage_customers is not None and chosen.customer:
+        _migrate_customers(source, reader, staging, client, conn, chosen, report, options,
+                           progress)  # fmt: skip
     report.stage = source.stage(reader, staging, progress, options.workers)
     convs, row_rejects, missing = source.transform(staging, chosen)
     report.rows = staging.count(source.kind)
     report.missing_files = missing
     return send(client, conn, convs, row_rejects, chosen.system, report, options, progress, target)
+
+
+def _migrate_customers(
+    source: Source, reader, staging: Staging, client: Client, conn, chosen: m.Mapping,
+    report: MigrationReport, options: SendOptions, progress: Progress,
+) -> None:  # fmt: skip
+    """Stage every customer of the source (from the saved cursor), then load them as
+    `etl load customers` does, into `report.customers`; before the conversations, so these
+    find their customers on the target or in the ledger."""
+    report.customers_read = source.stage_customers(reader, staging, progress, options.workers)
+    people, rejects = source.customers(staging, chosen)
+    stem = f"{report.file}-customers"  # zendesk-customers.rejects.csv, .report.csv
+    found = Report(CUSTOMERS, stem, report.mapping, report.target, options.dry_run)
+    folder = options.rejects_path.parent if options.rejects_path else Path()
+    found.rejects_path = folder / f"{stem}.rejects.csv"
+    found.rows = len(people) + len(rejects)
+    report.customers = found
+    load_options = LoadOptions(
+        kind=CUSTOMERS,
+        mapping=chosen.name,
+        dry_run=options.dry_run,
+        workers=options.workers,
+        customer_fields=dict(options.customer_fields),
+    )
+    try:
+        send_records(client, conn, chosen.system, people, rejects, found, load_options,
+                     progress, (report.source, str(chosen.path)))  # fmt: skip
+    except LoadFailed as exc:
+        raise LoadFailed(exc, report) from exc
 
 
 def _check_settings(target: Target, options: SendOptions, report: MigrationReport) -> int | None:

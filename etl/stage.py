@@ -24,11 +24,13 @@ from etl.progress import Progress, silent
 from etl.readers import SourceRow
 from etl.sources.freshdesk import FreshdeskReader
 from etl.sources.freshdesk_records import attachment_urls as fd_attachment_urls
+from etl.sources.freshdesk_records import customer_record as fd_customer_record
 from etl.sources.freshdesk_records import ticket_record as fd_ticket_record
 from etl.sources.helpscout import HelpScoutReader
 from etl.sources.helpscout_records import attachment_links, conversation_record
+from etl.sources.helpscout_records import customer_record as hs_customer_record
 from etl.sources.zendesk import ZendeskReader
-from etl.sources.zendesk_records import attachment_urls, ticket_record
+from etl.sources.zendesk_records import attachment_urls, customer_record, ticket_record
 from etl.staging import StagedFile, Staging
 
 
@@ -169,7 +171,7 @@ def stage_zendesk(
                 records.append(
                     ("metric", str(metric.get("ticket_id")), metric.get("updated_at"), metric)
                 )
-            users = reader.users(i for i in user_ids if i is not None)
+            users = reader.users(i for i in user_ids if i is not None)["users"]
             records.extend(("user", str(u["id"]), u.get("updated_at"), u) for u in users)
             result.users += len(users)
             walk.save_page(
@@ -228,6 +230,50 @@ def zendesk_conversations(
     return _conversations(staging, mapping, tickets, "created_at", record_of)
 
 
+def stage_zendesk_customers(
+    reader: ZendeskReader, staging: Staging, progress: Progress = silent, workers: int = 4
+) -> StageResult:
+    """Read the user fields, then the incremental user export from the saved cursor; save each
+    page's users, their identities and organizations with the cursor after it."""
+    with _walking(reader, staging, progress, "source users", workers) as walk:
+        fields = reader.user_fields()
+        staging.save_page(
+            [("user_field", str(f["id"]), f.get("updated_at"), f) for f in fields], [], None
+        )
+        for page in reader.user_pages(staging.cursor("users")):
+            records: list[Record] = [
+                ("user", str(u["id"]), u.get("updated_at"), u) for u in page.users
+            ]
+            mine: dict[str, list[dict]] = {str(u["id"]): [] for u in page.users
+                                           if u.get("role") == "end-user"}  # fmt: skip
+            for identity in page.identities:
+                mine.setdefault(str(identity.get("user_id")), []).append(identity)
+            records += [("identities", key, None, found) for key, found in mine.items()]
+            records += [("organization", str(o["id"]), o.get("updated_at"), o)
+                        for o in page.organizations]  # fmt: skip
+            walk.save_page(records, [], _no_file, ("users", page.after_cursor), len(page.users))
+    return walk.result
+
+
+def _no_file(url: str) -> StagedFile:
+    raise AssertionError(f"no file expected: {url}")
+
+
+def zendesk_customers(
+    staging: Staging, mapping: m.Mapping
+) -> tuple[list[m.SourceCustomer], list[m.RowReject]]:
+    """Staged users -> source customers through the mapping's [customer] section."""
+    identities = staging.records("identities")
+    organizations = staging.records("organization")
+    fields = staging.records("user_field")
+
+    def record_of(user: dict) -> dict:
+        return customer_record(user, identities.get(str(user["id"]), []), organizations, fields)
+
+    return _customer_rows(staging, mapping, staging.records("user").values(), "created_at",
+                          record_of)  # fmt: skip
+
+
 # -- Help Scout ----------------------------------------------------------------------------------
 
 
@@ -282,6 +328,41 @@ def helpscout_conversations(
         "createdAt",
         lambda conv, local_file: conversation_record(conv, users, local_file),
     )
+
+
+def stage_helpscout_customers(
+    reader: HelpScoutReader, staging: Staging, progress: Progress = silent, workers: int = 4
+) -> StageResult:
+    """Read the customers changed since the last walk (every one the first time); save each
+    page with the cursor after it."""
+    with _walking(reader, staging, progress, "source customers", workers) as walk:
+        saved = staging.cursor("customers")
+        pages = reader.customer_pages(json.loads(saved) if saved else None)
+        _save_people(walk, ((p.conversations, p.cursor) for p in pages), "customers", "updatedAt")
+    return walk.result
+
+
+def _save_people(walk: _Walk, pages: Iterable[tuple[list[dict], dict]], stream: str, updated: str):
+    """Each page of people (as kind `customer`) with the cursor after it, in one transaction."""
+    for people, cursor in pages:
+        records: list[Record] = [("customer", str(p["id"]), p.get(updated), p) for p in people]
+        walk.save_page(records, [], _no_file, (stream, json.dumps(cursor)), len(records))
+
+
+def helpscout_customers(
+    staging: Staging, mapping: m.Mapping
+) -> tuple[list[m.SourceCustomer], list[m.RowReject]]:
+    """Staged customers -> source customers through the mapping's [customer] section."""
+    return _customer_rows(staging, mapping, staging.records("customer").values(), "createdAt",
+                          hs_customer_record)  # fmt: skip
+
+
+def _customer_rows(staging, mapping, staged, created, record_of):
+    """Staged people, oldest first (by their `created` field), each -> `record_of(person)` ->
+    the mapping's [customer] section: the customers and the row rejects."""
+    ordered = sorted(staged, key=lambda item: (item.get(created) or "", item["id"]))
+    rows = [SourceRow(staging.url, n, record_of(p)) for n, p in enumerate(ordered, start=1)]
+    return m.customers(mapping, rows, staging.files)
 
 
 # -- Freshdesk -----------------------------------------------------------------------------------
@@ -346,6 +427,35 @@ def stage_freshdesk(
     return result
 
 
+def stage_freshdesk_customers(
+    reader: FreshdeskReader, staging: Staging, progress: Progress = silent, workers: int = 4
+) -> StageResult:
+    """Read the companies and contact fields, then the contacts changed since the last walk
+    (every one the first time); save each page with the cursor after it."""
+    with _walking(reader, staging, progress, "source contacts", workers) as walk:
+        staging.save_page(
+            [("company", str(c["id"]), c.get("updated_at"), c) for c in reader.companies()]
+            + [("contact_field", str(f["id"]), f.get("updated_at"), f)
+               for f in reader.contact_fields()],
+            [], None,
+        )  # fmt: skip
+        saved = staging.cursor("contacts")
+        pages = reader.contact_pages(json.loads(saved) if saved else None)
+        # Kind `customer`: the whole contact (`contact` holds the tickets' requesters).
+        _save_people(walk, ((p.tickets, p.cursor) for p in pages), "contacts", "updated_at")
+    return walk.result
+
+
+def freshdesk_customers(
+    staging: Staging, mapping: m.Mapping
+) -> tuple[list[m.SourceCustomer], list[m.RowReject]]:
+    """Staged contacts -> source customers through the mapping's [customer] section."""
+    companies = staging.records("company")
+    fields = list(staging.records("contact_field").values())
+    return _customer_rows(staging, mapping, staging.records("customer").values(), "created_at",
+                          lambda c: fd_customer_record(c, companies, fields))  # fmt: skip
+
+
 def freshdesk_conversations(
     staging: Staging, mapping: m.Mapping
 ) -> tuple[list[m.SourceConversation], list[m.RowReject], Counter]:
@@ -377,19 +487,21 @@ class Source:
     parts: str  # and their messages
     stage: object  # (reader, staging, progress, workers) -> StageResult
     transform: object  # (staging, mapping) -> (conversations, row rejects, files gone)
+    stage_customers: object = None  # (reader, staging, progress, workers) -> StageResult
+    customers: object = None  # (staging, mapping) -> (customers, row rejects)
 
 
 SOURCES = {
     "zendesk": Source(
         "zendesk", "zendesk-api", "ticket", "tickets", "comments",
-        stage_zendesk, zendesk_conversations,
+        stage_zendesk, zendesk_conversations, stage_zendesk_customers, zendesk_customers,
     ),
     "helpscout": Source(
         "helpscout", "helpscout-api", "conversation", "conversations", "threads",
-        stage_helpscout, helpscout_conversations,
+        stage_helpscout, helpscout_conversations, stage_helpscout_customers, helpscout_customers,
     ),
     "freshdesk": Source(
         "freshdesk", "freshdesk-api", "ticket", "tickets", "conversations",
-        stage_freshdesk, freshdesk_conversations,
+        stage_freshdesk, freshdesk_conversations, stage_freshdesk_customers, freshdesk_customers,
     ),
 }  # fmt: skip

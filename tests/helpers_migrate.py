@@ -97,22 +97,26 @@ def target_ids(db, source) -> dict[int, int]:
     return {int(s): t for s, t in rows}
 
 
-def kill_halfway_then_rerun(source, target, tmp_path, at_least: int, total: int):
+def kill_halfway_then_rerun(
+    source, target, tmp_path, at_least: int, total: int, count=None, workers: int = 4
+):
     """`etl migrate` in a child process, killed with SIGKILL once the target holds `at_least`
-    conversations (of `total`), then run again to its end; returns the rerun."""
+    conversations (of `total`; or what `count(target)` counts), then run again to its end;
+    returns the rerun."""
+    count = count or (lambda server: len(server.store.conversation_ids()))
     env = dict(os.environ, **environment(source, target, tmp_path / "m.db"))
     args = [sys.executable, "-m", "etl", *command(source, "--fallback-user", FALLBACK,
-                                                    "--workers", 4)]  # fmt: skip
+                                                    "--workers", workers)]  # fmt: skip
     first = subprocess.Popen(args, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)  # fmt: skip
     deadline = time.monotonic() + 60
-    while len(target.store.conversation_ids()) < at_least and time.monotonic() < deadline:
+    while count(target) < at_least and time.monotonic() < deadline:
         if first.poll() is not None:
             pytest.fail(f"the migration ended before the kill: {first.communicate()}")
-        time.sleep(0.01)
+        time.sleep(0.005)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
-    assert at_least <= len(target.store.conversation_ids()) < total
+    assert at_least <= count(target) < total
     rerun = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True,
                            timeout=120)  # fmt: skip
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr

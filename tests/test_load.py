@@ -430,23 +430,37 @@ def test_dry_run_sends_nothing_and_reports_what_a_load_would_do(empty_sandbox, t
 
 
 def test_existing_customers_are_reused_never_duplicated(empty_sandbox, tmp_path):
+    """Mark is on the target already: he is filled in with what he lacks (his second email,
+    phone, last name, company, job title, country), and nothing he has is overwritten."""
     client = Client(empty_sandbox.url, empty_sandbox.api_key)
     mark = client.create(
-        "api/customers", {"firstName": "M", "emails": [{"value": "MARK@example.org"}]}
+        "api/customers",
+        {"firstName": "M", "emails": [{"value": "MARK@example.org"}], "notes": "VIP since 2019"},
     )
-    result = run(
-        empty_sandbox,
-        "load",
-        "customers",
-        SAMPLES / "smarticks" / "customers.jsonl",
-        "--mapping",
-        "smarticks",
-        db=tmp_path / "l.db",
-    )
+
+    def load_customers(db):
+        sample = SAMPLES / "smarticks" / "customers.jsonl"
+        return run(empty_sandbox, "load", "customers", sample, "--mapping", "smarticks", db=db)
+
+    result = load_customers(tmp_path / "l.db")
     assert result.exit_code == 0, result.output
     assert figure(result.output, "created") == 10
-    assert figure(result.output, "existing, reused") == 1
+    assert figure(result.output, "updated") == 1
     assert len(empty_sandbox.store.customer_ids()) == 11
+    got = empty_sandbox.store.get_customer(mark)
+    assert (got["firstName"], got["lastName"], got["notes"]) == ("M", "Morrison", "VIP since 2019")
+    assert (got["company"], got["jobTitle"]) == ("Example, Inc", "Secretary")
+    assert [e["value"] for e in got["_embedded"]["emails"]] == [
+        "MARK@example.org",
+        "mark.morrison@example.net",
+    ]
+    assert [p["value"] for p in got["_embedded"]["phones"]] == ["777-777-777"]
+    assert got["_embedded"]["address"]["country"] == "US"
+    assert got["_embedded"]["address"]["city"] == "Los Angeles"
+    again = load_customers(tmp_path / "other.db")
+    assert again.exit_code == 0, again.output
+    assert figure(again.output, "created") == 0  # a lost ledger: every one found, none changed
+    assert figure(again.output, "existing, reused") == 11
     conv = run(
         empty_sandbox,
         "load",

@@ -168,7 +168,7 @@ def test_429s_wait_for_retry_after_and_a_wrong_key_is_one_line(tmp_path, monkeyp
     assert f"{limited} answered 429" in result.output
     assert refused.exit_code == 4
     assert refused.output.strip().splitlines() == [
-        "Error: GET /api/v2/agents: HTTP 401: Freshdesk refused the API key "
+        "Error: GET /api/v2/companies: HTTP 401: Freshdesk refused the API key "
         "(check --source-api-key)"
     ]
 

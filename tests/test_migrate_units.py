@@ -134,3 +134,54 @@ def test_every_migrate_command_has_help_with_an_example():
         assert result.exit_code == 0
         assert "Example:" in result.output, args
         assert "never stored" in " ".join(result.output.split()) or args == ["migrate"]
+
+
+def test_fill_in_adds_what_the_target_customer_lacks_and_overwrites_nothing():
+    from etl.load.customers import fill_in, lacking_fields
+
+    have = {
+        "firstName": "Kept",
+        "lastName": "",
+        "company": None,
+        "notes": "Ours",
+        "customerFields": [{"id": 3, "name": "Plan", "value": "Gold"}],
+        "_embedded": {
+            "emails": [{"id": 1, "value": "Ann@Example.org", "type": "work"}],
+            "phones": [{"id": 0, "value": "+45 20 11 22 33", "type": "work"}],
+            "social_profiles": [],
+            "websites": [{"id": 0, "value": "https://ann.example.org"}],
+            "address": {"city": "Aarhus", "state": None, "zip": None, "country": None},
+        },
+    }
+    source = {
+        "firstName": "Ann",
+        "lastName": "Berg",
+        "company": "Nordlys",
+        "notes": "Theirs",
+        "emails": [{"value": "ann@example.org", "type": "work"},
+                   {"value": "ann@home.example.net", "type": "home"}],
+        "phones": [{"value": "+4520112233", "type": "mobile"},
+                   {"value": "+4540000000", "type": "home"}],
+        "socialProfiles": [{"value": "annberg", "type": "twitter"}],
+        "websites": [{"value": "https://ann.example.org"}],
+        "address": {"city": "Copenhagen", "country": "DK"},
+    }  # fmt: skip
+    assert fill_in(have, source) == {
+        "lastName": "Berg",
+        "company": "Nordlys",
+        "emails_add": ["ann@home.example.net"],
+        "phones": [{"value": "+45 20 11 22 33", "type": "work"},
+                   {"value": "+4540000000", "type": "home"}],
+        "socialProfiles": [{"value": "annberg", "type": "twitter"}],
+        "address": {"city": "Aarhus", "country": "DK"},
+    }  # fmt: skip
+    assert lacking_fields(have, {"plan": "Basic", "Region": "EU"}) == {"Region": "EU"}
+    filled = dict(have, lastName="Berg", company="Nordlys")
+    filled["_embedded"] = {
+        **have["_embedded"],
+        "emails": have["_embedded"]["emails"] + [{"value": "ann@home.example.net"}],
+        "phones": have["_embedded"]["phones"] + [{"value": "+4540000000", "type": "home"}],
+        "social_profiles": [{"value": "annberg", "type": "twitter"}],
+        "address": {"city": "Aarhus", "country": "DK"},
+    }
+    assert fill_in(filled, source) == {}  # nothing left to add

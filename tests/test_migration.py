@@ -170,7 +170,7 @@ def test_customers_file_rows_without_email_load_and_match_by_phone_or_name(empty
     again = run(empty_sandbox, "load", "customers", source, db=tmp_path / "b.db")
     assert again.exit_code == 0, again.output
     assert figure(again.output, "created") == 0
-    assert figure(again.output, "existing, reused") == 4
+    assert figure(again.output, "existing, reused") == 4  # and nothing to fill in
     assert len(store.customer_ids()) == 4
 
 

@@ -78,7 +78,7 @@ def run_load(kind: str, file: Path, url, api_key, db, quiet, **settings) -> None
         encoding=settings["encoding"],
         timezone=settings["timezone"],
         sheet=settings["sheet"],
-        customer_fields=_field_ids(settings.get("customer_fields") or ()),
+        customer_fields=field_ids(settings.get("customer_fields") or ()),
     )
     with lock.writer_lock(db):
         database = mirror.open_mirror(db)
@@ -97,7 +97,7 @@ def run_load(kind: str, file: Path, url, api_key, db, quiet, **settings) -> None
         click.get_current_context().exit(EXIT_REJECTED)
 
 
-def _field_ids(pairs) -> dict[str, int]:
+def field_ids(pairs) -> dict[str, int]:
     out = {}
     for pair in pairs:
         name, _, ident = pair.rpartition("=")

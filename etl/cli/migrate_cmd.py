@@ -10,6 +10,7 @@ import click
 
 from etl import lock, mirror
 from etl.cli.common import connection_options, db_option, make_client, quiet_option, say
+from etl.cli.load_cmd import field_ids
 from etl.load import LoadFailed
 
 EXIT_REJECTED = 3
@@ -21,8 +22,10 @@ def migrate_group() -> None:
 
     \b
     The source is read into a staging area in --db (resumable, like etl sync), then loaded
-    with imported=true like etl load. Run it again after cut-over: it appends only what is
-    new at the source and brings each conversation to the source's status.
+    with imported=true like etl load: every customer first (with or without tickets, with
+    the whole profile; one already on the target is filled in, never overwritten), then the
+    conversations. Run it again after cut-over: it appends only what is new at the source
+    and brings each conversation to the source's status.
 
     \b
     Example:
@@ -64,6 +67,14 @@ def migrate_options(func):
         metavar="MB",
         help="Largest request the target accepts; a thread's attachments beyond it follow in "
         "notes, a long conversation's threads in appends (lower it if the target answers 413).",
+    )
+    @click.option(
+        "--customer-field",
+        "customer_fields",
+        multiple=True,
+        metavar="NAME=ID",
+        help="The target's id of a customer field (repeatable), for a field that no customer "
+        "on the target has a value for yet (the API lists no field definitions).",
     )
     @click.option(
         "--rejects",
@@ -119,6 +130,7 @@ def run_migration(name: str, reader, settings: dict) -> None:
         settings["workers"],
         settings["rejects"],
         int(settings["max_request_mb"] * 1_000_000),
+        field_ids(settings.get("customer_fields") or ()),
     )
     try:
         report = _migrate_locked(name, reader, client, db, settings["mapping"], options, quiet)
@@ -157,7 +169,8 @@ def migrate_zendesk(source_url, source_email, source_token, **settings):
     """Migrate a Zendesk account's tickets with every comment, attachment and inline image.
 
     \b
-    Tickets come from the incremental export, comments and users from their endpoints,
+    Every end user comes from the incremental user export (with identities, organization,
+    user fields), tickets from the incremental export, comments from their endpoint,
     closing dates from the ticket metrics (solved_at). Deleted and spam tickets are left out
     and counted. Agents are matched by email to the target's users; the replies of the
     others are written by --fallback-user and listed in the summary.
@@ -204,7 +217,8 @@ def migrate_helpscout(source_url, source_client_id, source_client_secret, **sett
     """Migrate Help Scout conversations with every thread, attachment and inline image.
 
     \b
-    Conversations come from the Mailbox API 2.0 with their threads (OAuth2 client
+    Every customer comes first (List Customers, with every entry and property), then the
+    conversations from the Mailbox API 2.0 with their threads (OAuth2 client
     credentials: create an app under Your Profile > My Apps). Spam conversations are left out
     and counted; status lines and drafts are skipped. Agents are matched by email to the
     target's users; the threads of the others are written by --fallback-user.
@@ -242,7 +256,8 @@ def migrate_freshdesk(source_url, source_api_key, **settings):
     """Migrate Freshdesk tickets with every conversation, attachment and inline image.
 
     \b
-    Tickets come from the API v2 by updated_since with their conversations; closing dates
+    Every contact comes first (with companies and custom fields), then the tickets from the
+    API v2 by updated_since with their conversations; closing dates
     from the ticket stats (closed_at, resolved_at). Spam and deleted tickets are left out and
     counted. Agents are matched by email to the target's users; the replies of the others
     are written by --fallback-user. The API key comes from --source-api-key or
@@ -288,6 +303,7 @@ def demo_migration(db: str, tickets: int, quiet: bool) -> None:
         run()
         ticket = next(t for t in zendesk.store.tickets.values() if t.status == "open")
         zendesk.store.add_comment(ticket.id, ticket.requester_id, "Any news on this?")
+        zendesk.store.settle()  # a minute passes: Zendesk's export holds back the last one
         say(quiet, f"\nAfter cut-over the customer of ticket {ticket.id} wrote again; rerun:")
         run()
     say(quiet, f"\nThe staging and the ledger are in {Path(db).resolve()}")

@@ -72,6 +72,7 @@ __all__ = [
     "fetch_target",
     "find_customer",
     "load",
+    "send_records",
     "plan_conversation",
     "plan_customer",
     "write_rejects",
@@ -153,7 +154,31 @@ def load(
         check_zones(records, path)
     else:
         records, row_rejects = m.customers(mapping, rows, path.parent)
-    ledger = Ledger(conn, client.url, mapping.system, options.kind)
+    return send_records(
+        client, conn, mapping.system, records, row_rejects, report, options, progress,
+        run_label=(str(path), str(mapping.path)), started=started, before=requests_before,
+    )  # fmt: skip
+
+
+def send_records(
+    client: Client,
+    conn,
+    system: str,
+    records: list,
+    row_rejects: list[m.RowReject],
+    report: Report,
+    options: LoadOptions,
+    progress: Progress = silent,
+    run_label: tuple[str, str] = ("", ""),
+    started: float | None = None,
+    before: int | None = None,
+) -> Report:
+    """Plan and send mapped records (`SourceConversation`s or `SourceCustomer`s, as
+    `options.kind` says) with the ledger of `system`: what `etl load` does once a file is read,
+    and what `etl migrate` does with the customers it read from a source's API."""
+    started = time.monotonic() if started is None else started
+    requests_before = client.requests_made if before is None else before
+    ledger = Ledger(conn, client.url, system, options.kind)
     entries = ledger.entries()
     fallback_id = None
     if options.kind == CONVERSATIONS:
@@ -170,9 +195,7 @@ def load(
         )
     else:
         items, problems = _plan_customers(records, row_rejects, report, entries, options)
-    run_id = (
-        None if options.dry_run else ledger.start_run(str(path), str(mapping.path), options.dry_run)
-    )
+    run_id = None if options.dry_run else ledger.start_run(*run_label, options.dry_run)
     # Validation is over: record rejects, then decide what to send.
     for source_id, (file, row, found) in problems.items():
         entry = entries.get(source_id)
@@ -190,13 +213,10 @@ def load(
     for item in items:
         entry = entries.get(item.source_id)
         if entry is not None and entry.state == "done":
-            if (
-                options.kind == CONVERSATIONS
-                and entry.fingerprint
-                and entry.fingerprint != item.fingerprint
-                and entry.target_id
-            ):
-                item.update_of = entry.target_id  # changed since: append what is new
+            if entry.fingerprint and entry.fingerprint != item.fingerprint and entry.target_id:
+                # Changed since: a conversation gets what is new appended, a customer what
+                # the target's customer lacks filled in.
+                item.update_of = entry.target_id
                 to_send.append((item, entry))
                 continue
             report.already_loaded += 1

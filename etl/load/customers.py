@@ -8,6 +8,7 @@ alone would make a new customer on every use.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import Any
@@ -73,6 +74,72 @@ def _same_name(customer: dict[str, Any], ref: dict[str, Any]) -> bool:
         name(ref.get("firstName")),
         name(ref.get("lastName")),
     )
+
+
+# Update Customer's single values that are filled in when the target's customer has none.
+FILLED_IN = ("firstName", "lastName", "company", "jobTitle", "notes", "photoUrl")
+# Payload lists -> the `_embedded` list a target customer shows them in.
+LISTS = (("phones", "phones"), ("socialProfiles", "social_profiles"), ("websites", "websites"))
+
+
+def _same(key: str, value: str) -> str:
+    """How two entries of a list are compared: phones by their digits, the rest by text."""
+    if key == "phones" and re.sub(r"\D", "", value):
+        return re.sub(r"\D", "", value)
+    return value.strip().casefold()
+
+
+def fill_in(have: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    """The Update Customer body that adds to a target customer (`have`, as Get Customer shows
+    it) what the source's Create Customer `payload` has and it lacks, overwriting nothing:
+    emails it lacks (`emails_add`), phones, social profiles and websites it lacks (the lists
+    replace, so the target's own entries go first, unchanged), single values and address parts
+    it has empty. `{}` when it lacks nothing."""
+    body: dict[str, Any] = {}
+    for key in FILLED_IN:
+        if payload.get(key) and not str(have.get(key) or "").strip():
+            body[key] = payload[key]
+    embedded = have.get("_embedded") or {}
+    known = {str(e.get("value") or "").casefold() for e in embedded.get("emails") or []}
+    new = []
+    for entry in payload.get("emails") or []:
+        if entry["value"].casefold() not in known:
+            known.add(entry["value"].casefold())
+            new.append(entry["value"])
+    if new:
+        body["emails_add"] = new
+    for key, shown in LISTS:
+        current = [
+            {k: e[k] for k in ("value", "type") if e.get(k)}
+            for e in embedded.get(shown) or []
+            if e.get("value")
+        ]
+        seen = {_same(key, e["value"]) for e in current}
+        extra = []
+        for entry in payload.get(key) or []:
+            if _same(key, entry["value"]) not in seen:
+                seen.add(_same(key, entry["value"]))
+                extra.append(entry)
+        if extra:
+            body[key] = current + extra
+    address = {k: v for k, v in (embedded.get("address") or {}).items() if v}
+    merged = dict(address)
+    for key, value in (payload.get("address") or {}).items():
+        if value and not merged.get(key):
+            merged[key] = value
+    if merged != address:
+        body["address"] = merged
+    return body
+
+
+def lacking_fields(have: dict[str, Any], values: dict[str, str]) -> dict[str, str]:
+    """The customer field values (by name) whose field the target customer has no value for."""
+    set_names = {
+        str(e.get("name") or "").casefold()
+        for e in have.get("customerFields") or []
+        if e.get("value") not in (None, "")
+    }
+    return {k: v for k, v in values.items() if k.casefold() not in set_names}
 
 
 def create_body(ref: dict[str, Any]) -> dict[str, Any]:

@@ -138,7 +138,12 @@ class Report:
             if self.reused:
                 line("existing, reused", self.reused)
             if self.updated:
-                line("updated", self.updated, "(new threads appended, status set)")
+                what = (
+                    "(new threads appended, status set)"
+                    if self.kind == CONVERSATIONS
+                    else "(on the target: what it lacked filled in)"
+                )
+                line("updated", self.updated, what)
             if self.on_target:
                 line("already on the target", self.on_target, "(found there, not created)")
             if self.customers_created or self.customers_found:

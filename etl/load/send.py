@@ -15,7 +15,15 @@ from etl.client import Client
 from etl.errors import Conflict, OutcomeUnknown, ValidationFailed
 from etl.ledger import Entry, Ledger, thread_digest
 from etl.load.attachments import materialize
-from etl.load.customers import CustomerFields, CustomerResolver, find_match, needs_id, with_ids
+from etl.load.customers import (
+    CustomerFields,
+    CustomerResolver,
+    fill_in,
+    find_match,
+    lacking_fields,
+    needs_id,
+    with_ids,
+)
 from etl.load.plan import Item
 from etl.load.report import CONVERSATIONS, Report
 from etl.load.target import conversation_candidates, find_customer
@@ -68,8 +76,12 @@ class Sender:
 
     def send(self, kind: str, item: Item, entry: Entry | None) -> None:
         """Send one item (created, found or rejected); raises on failures that stop the run."""
-        if item.update_of is not None:
+        if item.update_of is not None and kind == CONVERSATIONS:
             self.update(item, entry)
+        elif item.update_of is not None:  # a customer changed at the source since
+            if self.stop.is_set():
+                raise Stop
+            self._reuse(item, item.update_of, existing=bool(entry and entry.existing))
         else:
             (self.conversation if kind == CONVERSATIONS else self.customer)(item, entry)
         with self.counts_lock:
@@ -305,8 +317,7 @@ class Sender:
         for other in [{"email": e["value"]} for e in emails] or [ref]:
             found = self._match_customer(other)
             if found is not None:
-                self.ledger.done(item.source_id, found, existing=True)
-                self._count("reused", item, found)
+                self._reuse(item, found)
                 return
         self.ledger.intend(
             item.source_id, item.fingerprint, item.expected, item.file, item.row, self.run_id
@@ -319,8 +330,7 @@ class Sender:
                 found = find_customer(self.client, item.email)
                 if found is None:
                     raise
-                self.ledger.done(item.source_id, found, existing=True)
-                self._count("reused", item, found)
+                self._reuse(item, found)
                 return
             except ValidationFailed as exc:
                 self._reject(item, exc)
@@ -343,10 +353,46 @@ class Sender:
             self._count("created", item, target_id)
             return
 
-    def _set_customer_fields(self, target_id: int, item: Item) -> None:
-        """PUT the customer fields the target holds; one it refuses is left out, not fatal."""
+    def _reuse(self, item: Item, target_id: int, existing: bool = True) -> None:
+        """A customer found on the target: fill in what it lacks (emails, phones, profiles,
+        websites, empty values and address parts, unset customer fields), overwrite nothing.
+        Counted "updated" when that changed it, else "already on the target"."""
+        have = self.client.get(f"api/customers/{target_id}") or {}
+        body = fill_in(have, item.payload)
         left: list[str] = []
-        values = self.customer_fields.resolve(item.customer_fields, left)
+        taken = [e for e in body.get("emails_add", []) if find_customer(self.client, e)]
+        if taken:  # another target customer has it: the API would refuse the whole update
+            body["emails_add"] = [e for e in body["emails_add"] if e not in taken]
+            if not body["emails_add"]:
+                del body["emails_add"]
+            left += [f"email {e} (another target customer has it)" for e in taken]
+        changed = False
+        if body:
+            try:
+                self.client.put(f"api/customers/{target_id}", body)
+                changed = True
+            except (ValidationFailed, Conflict) as exc:  # the customer stays as it was
+                left.append(f"what the target customer lacked (refused: {exc.detail})")
+        if left:
+            item.left_out.extend(left)
+            with self.counts_lock:
+                self.report.left_out.update(left)
+        lacking = lacking_fields(have, item.customer_fields)
+        if lacking and self.customer_fields is not None:
+            changed = self._set_customer_fields(target_id, item, lacking) or changed
+        self.ledger.done(item.source_id, target_id, existing=existing)
+        self.ledger.refresh(item.source_id, item.fingerprint, item.expected)  # seen as it is
+        self._count("updated" if changed else "reused", item, target_id)
+
+    def _set_customer_fields(
+        self, target_id: int, item: Item, values: dict[str, str] | None = None
+    ) -> bool:
+        """PUT the customer fields the target holds; one it refuses is left out, not fatal.
+        True when a value was set."""
+        left: list[str] = []
+        values = self.customer_fields.resolve(
+            item.customer_fields if values is None else values, left
+        )
         path = f"api/customers/{target_id}/customer_fields"
         if values:
             try:
@@ -362,6 +408,7 @@ class Sender:
             item.left_out.extend(left)
             with self.counts_lock:
                 self.report.left_out.update(left)
+        return len(values) > len([x for x in left if x.endswith("(refused)")])
 
     def _match_customer(self, ref: dict) -> int | None:
         """A target customer for `ref` that this run has not given to another record: by

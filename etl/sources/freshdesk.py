@@ -11,6 +11,8 @@
   and deleted tickets are listed only by `filter=spam` and `filter=deleted`, read in full
   each run so that the summary counts them.
 - Conversations: `GET /api/v2/tickets/{id}/conversations`. Agents: `GET /api/v2/agents`.
+- Contacts: `GET /api/v2/contacts` (every one, then those changed `_updated_since` the last
+  walk), with the companies and contact fields to name their company and custom fields.
   Contacts who answered on a ticket they did not open: `GET /api/v2/contacts/{id}`.
 - 429: wait its `Retry-After`; 5xx: backoff.
 """
@@ -107,6 +109,32 @@ class FreshdeskReader(Counted):
                 number += 1
             yield TicketPage(items, {"since": since, "page": number, "until": until})
         raise PagingError("/api/v2/tickets", f"more than {MAX_PAGES} pages within {since}")
+
+    def contact_pages(self, cursor: dict | None) -> Iterator[TicketPage]:
+        """Every contact changed since the last walk (all of them the first time): page by
+        page with `_updated_since` the last walk's start; the cursor is (since, page, until)."""
+        cursor = dict(cursor or {})
+        since, until = cursor.get("since"), cursor.get("until")
+        number = int(cursor.get("page") or 1)
+        while number <= MAX_PAGES:
+            params: dict = {"per_page": PER_PAGE, "page": number}
+            if since:
+                params["_updated_since"] = since
+            items, response = self._get("api/v2/contacts", params)
+            until = until or server_time(response)
+            if not _has_next(response) or not items:
+                yield TicketPage(items, {"since": one_second_before(until)})
+                return
+            number += 1
+            yield TicketPage(items, {"since": since, "page": number, "until": until})
+        raise PagingError("/api/v2/contacts", f"more than {MAX_PAGES} pages")
+
+    def companies(self) -> list[dict]:
+        return self._all("api/v2/companies", {"per_page": PER_PAGE})
+
+    def contact_fields(self) -> list[dict]:
+        items, _ = self._get("api/v2/contact_fields", {})
+        return list(items or [])
 
     def flagged(self, which: str) -> list[dict]:
         """Every ticket under a predefined filter: `spam` or `deleted`."""

@@ -94,3 +94,27 @@ def ticket_record(
         threads.append(part(kind, note.get("body") or "", note.get("created_at"), author, note))
     record["threads"] = threads
     return record, missing
+
+
+def customer_record(contact: dict, companies: dict[str, dict], fields: list[dict]) -> dict:
+    """A contact as one record for the mapping's [customer] section: the contact with its
+    mobile under `phones`, its Twitter and Facebook ids under `socialProfiles`, its company's
+    name as `company` and its custom fields by label under `custom`."""
+    labels = {str(f.get("name")): f.get("label") for f in fields}
+    profiles = [
+        {"value": str(contact[key]), "type": kind}
+        for key, kind in (("twitter_id", "twitter"), ("facebook_id", "facebook"))
+        if contact.get(key)
+    ]
+    company = companies.get(str(contact.get("company_id"))) or {}
+    return dict(
+        contact,
+        phones=[{"value": contact["mobile"], "type": "mobile"}] if contact.get("mobile") else [],
+        socialProfiles=profiles,
+        company=company.get("name"),
+        custom={
+            str(labels.get(name) or name): value
+            for name, value in (contact.get("custom_fields") or {}).items()
+            if value not in (None, "", [], False)
+        },
+    )

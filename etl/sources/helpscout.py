@@ -7,7 +7,9 @@
   no change moves, so pages do not shift under a reader), filtered by `modifiedSince` from the
   second run on. A walk's cursor is where it is (since, page) and when it began (until); the
   next walk starts from `until`.
-- Users: `GET /v2/users`, every page. Attachments: `GET .../attachments/{id}/data`, base64.
+- Customers: `GET /v2/customers`, walked like the conversations, each with its entries
+  embedded. Users: `GET /v2/users`, every page. Attachments: `GET .../attachments/{id}/data`,
+  base64.
 - 429: wait Help Scout's `X-RateLimit-Retry-After` (or `Retry-After`); 5xx: backoff.
 """
 
@@ -71,6 +73,21 @@ class HelpScoutReader(Counted):
 
     def conversation_pages(self, cursor: dict | None) -> Iterator[ConversationPage]:
         """Every conversation changed since the last walk (all of them the first time)."""
+        params = {"status": "all", "embed": "threads"}
+        for items, after in self._changed("v2/conversations", "conversations", params, cursor):
+            yield ConversationPage(items, after)
+
+    def customer_pages(self, cursor: dict | None) -> Iterator[ConversationPage]:
+        """Every customer changed since the last walk (all of them the first time), each with
+        its emails, phones, social profiles, websites and address embedded."""
+        for items, after in self._changed("v2/customers", "customers", {}, cursor):
+            yield ConversationPage(items, after)
+
+    def _changed(
+        self, path: str, key: str, extra: dict, cursor: dict | None
+    ) -> Iterator[tuple[list[dict], dict]]:
+        """A list's pages in createdAt order (which no change moves, so pages do not shift
+        under a reader), `modifiedSince` the last walk: (records, the cursor after them)."""
         cursor = dict(cursor or {})
         since, number, until = (
             cursor.get("since"),
@@ -78,21 +95,19 @@ class HelpScoutReader(Counted):
             cursor.get("until"),
         )
         for _ in range(MAX_PAGES):
-            params = {"status": "all", "embed": "threads", "sortField": "createdAt",
-                      "sortOrder": "asc", "page": number}  # fmt: skip
+            params = {**extra, "sortField": "createdAt", "sortOrder": "asc", "page": number}
             if since:
                 params["modifiedSince"] = since
-            body, response = self._get("v2/conversations", params)
+            body, response = self._get(path, params)
             until = until or server_time(response)
             page = body.get("page") or {}
-            items = list((body.get("_embedded") or {}).get("conversations") or [])
-            last = number >= int(page.get("totalPages") or 1) or not items
-            if last:
-                yield ConversationPage(items, {"since": one_second_before(until)})
+            items = list((body.get("_embedded") or {}).get(key) or [])
+            if number >= int(page.get("totalPages") or 1) or not items:
+                yield items, {"since": one_second_before(until)}
                 return
             number += 1
-            yield ConversationPage(items, {"since": since, "page": number, "until": until})
-        raise PagingError("/v2/conversations", f"more than {MAX_PAGES} pages")
+            yield items, {"since": since, "page": number, "until": until}
+        raise PagingError(f"/{path}", f"more than {MAX_PAGES} pages")
 
     def users(self) -> list[dict]:
         out: list[dict] = []

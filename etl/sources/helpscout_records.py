@@ -78,3 +78,17 @@ def _author(created_by: dict, users: dict[str, dict]) -> dict:
             last=user.get("lastName"),
         )
     return created_by
+
+
+def customer_record(customer: dict) -> dict:
+    """A customer as one record for the mapping's [customer] section: as List Customers shows
+    it, with its address lines joined as `street` and its customer properties by name under
+    `custom`."""
+    embedded = customer.get("_embedded") or {}
+    lines = [str(x).strip() for x in (embedded.get("address") or {}).get("lines") or []]
+    custom = {
+        str(p.get("name") or p.get("slug")): p["value"]
+        for p in embedded.get("properties") or []
+        if p.get("value") not in (None, "", [])
+    }
+    return dict(customer, street=", ".join(x for x in lines if x) or None, custom=custom)

@@ -9,7 +9,9 @@
   (`include=metric_sets`) for `solved_at`. Deleted tickets are in the export, with status
   `deleted`.
 - Comments: `/api/v2/tickets/{id}/comments.json` with cursor pagination (`page[size]`).
-- Users: `/api/v2/users/show_many.json`, 100 ids a request.
+- Users: `/api/v2/users/show_many.json`, 100 ids a request; every end user through the
+  cursor-based incremental user export, with identities (all emails, phones, social
+  handles) and organizations side-loaded by show_many; the user fields' titles.
 - 429: wait the `Retry-After` seconds and ask again (the export allows 10 requests a minute);
   5xx and dropped connections: retried with backoff. Every request is a GET, safe to repeat.
 """
@@ -26,6 +28,7 @@ from etl.errors import ApiError, ConfigError, PagingError
 from etl.sources.http import Counted, Download, Retrying, api_base, download, json_body, session
 
 EXPORT_PATH = "api/v2/incremental/tickets/cursor.json"
+USERS_PATH = "api/v2/incremental/users/cursor.json"
 EXPORT_PAGE = 1000  # the export's largest page
 COMMENTS_PAGE = 100  # cursor pagination's largest page
 SHOW_MANY = 100  # ids per show_many request
@@ -37,6 +40,18 @@ class TicketPage:
 
     tickets: list[dict]
     metric_sets: list[dict]
+    after_cursor: str
+    end_of_stream: bool
+
+
+@dataclass
+class UserPage:
+    """One page of the incremental user export, with its end users' identities and
+    organizations, and the cursor after it."""
+
+    users: list[dict]
+    identities: list[dict]
+    organizations: list[dict]
     after_cursor: str
     end_of_stream: bool
 
@@ -80,27 +95,43 @@ class ZendeskReader(Counted):
 
     def ticket_pages(self, cursor: str | None) -> Iterator[TicketPage]:
         """Export pages from `cursor` (None: from the beginning) until the end of the stream."""
-        params: dict = {"per_page": self.page_size, "include": "metric_sets"}
+        for body, after, end in self._export(EXPORT_PATH, cursor, {"include": "metric_sets"}):
+            yield TicketPage(
+                list(body.get("tickets") or []), list(body.get("metric_sets") or []), after, end
+            )
+
+    def user_pages(self, cursor: str | None) -> Iterator[UserPage]:
+        """The incremental user export from `cursor` (None: from the beginning), each page's
+        end users with their identities and organizations side-loaded."""
+        for body, after, end in self._export(USERS_PATH, cursor, {}):
+            users = list(body.get("users") or [])
+            wanted = [u["id"] for u in users if u.get("role") == "end-user"]
+            found = self.users(wanted, include="identities,organizations")
+            yield UserPage(users, found.get("identities", []), found.get("organizations", []),
+                           after, end)  # fmt: skip
+
+    def _export(
+        self, path: str, cursor: str | None, extra: dict
+    ) -> Iterator[tuple[dict, str, bool]]:
+        """A cursor-based incremental export's pages: (body, the cursor after it, whether the
+        stream ended); from `cursor`, or from the beginning (`start_time=0`)."""
+        params: dict = {"per_page": self.page_size, **extra}
         if cursor:
             params["cursor"] = cursor
         else:
             params["start_time"] = 0
         while True:
-            body = self._get_json(EXPORT_PATH, params)
+            body = self._get_json(path, params)
             after = body.get("after_cursor") or cursor or ""
-            page = TicketPage(
-                list(body.get("tickets") or []),
-                list(body.get("metric_sets") or []),
-                after,
-                bool(body.get("end_of_stream")),
-            )
-            yield page
-            if page.end_of_stream:
+            end = bool(body.get("end_of_stream"))
+            yield body, after, end
+            if end:
                 return
-            if not after or (after == cursor and not page.tickets):
-                raise PagingError(f"/{EXPORT_PATH}", "the export did not advance its cursor")
+            empty = not any(isinstance(v, list) and v for v in body.values())
+            if not after or (after == cursor and empty):
+                raise PagingError(f"/{path}", "the export did not advance its cursor")
             cursor = after
-            params = {"per_page": self.page_size, "include": "metric_sets", "cursor": cursor}
+            params = {"per_page": self.page_size, **extra, "cursor": cursor}
 
     def comments(self, ticket_id: int | str) -> list[dict]:
         """Every comment of a ticket, oldest first."""
@@ -120,27 +151,39 @@ class ZendeskReader(Counted):
             seen.add(after)
             params = {"page[size]": COMMENTS_PAGE, "page[after]": after}
 
-    def users(self, ids: Iterable[int | str]) -> list[dict]:
-        """The users with these ids (unknown ids are left out by Zendesk)."""
+    def users(self, ids: Iterable[int | str], include: str = "") -> dict[str, list[dict]]:
+        """The users with these ids (unknown ids are left out by Zendesk), and what `include`
+        side-loads (`identities`, `organizations`), by their key in the answer."""
         wanted = sorted({str(i) for i in ids if i is not None})
-        out: list[dict] = []
+        out: dict[str, list[dict]] = {"users": []}
         for start in range(0, len(wanted), SHOW_MANY):
-            chunk = ",".join(wanted[start : start + SHOW_MANY])
-            body = self._get_json("api/v2/users/show_many.json", {"ids": chunk})
-            out.extend(body.get("users") or [])
+            params = {"ids": ",".join(wanted[start : start + SHOW_MANY])}
+            if include:
+                params["include"] = include
+            body = self._get_json("api/v2/users/show_many.json", params)
+            for key in ("users", *filter(None, include.split(","))):
+                out.setdefault(key, []).extend(body.get(key) or [])
         return out
+
+    def user_fields(self) -> list[dict]:
+        """The custom user fields (keys and titles), following `next_page`."""
+        return self._listed("api/v2/user_fields.json", "user_fields")
 
     def ticket_fields(self) -> list[dict]:
         """The ticket fields (titles, dropdown options), following `next_page`."""
+        return self._listed("api/v2/ticket_fields.json", "ticket_fields")
+
+    def _listed(self, path: str, key: str) -> list[dict]:
+        """Every record of an offset-paginated list, following `next_page` on the account."""
         out: list[dict] = []
-        body = self._get_json("api/v2/ticket_fields.json", {})
+        body = self._get_json(path, {})
         for _ in range(1000):
-            out.extend(body.get("ticket_fields") or [])
+            out.extend(body.get(key) or [])
             following = body.get("next_page")
             if not following or not str(following).startswith(self.url + "/"):
                 return out
             body = self._get_json(str(following)[len(self.url) + 1 :], {})
-        raise PagingError("/api/v2/ticket_fields.json", "more than 1000 pages")
+        raise PagingError(f"/{path}", "more than 1000 pages")
 
     def download(self, url: str) -> Download | None:
         """An attachment's bytes, following redirects, without credentials; None when gone."""

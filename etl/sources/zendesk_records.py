@@ -126,3 +126,49 @@ def _known_urls(comment: dict) -> dict[str, str]:
 def _hosts(account: str) -> set[str]:
     """The hosts whose files die with the account: its own."""
     return {urlsplit(account).netloc.lower()}
+
+
+# Identity types -> the target's social profile types (emails and phones have their own lists).
+SOCIAL = {"twitter": "twitter", "facebook": "facebook", "google": "googleprofile"}
+
+
+def customer_record(
+    user: dict,
+    identities: list[dict],
+    organizations: dict[str, dict],
+    user_fields: dict[str, dict],
+) -> dict:
+    """An end user as one record for the mapping's [customer] section: the user, with
+    `emails`, `phones` and `socialProfiles` from its identities (primary ones first), its
+    organization's name as `company`, its notes and details as `notes`, and its user fields by
+    title under `custom`."""
+    ordered = sorted(identities, key=lambda i: (not i.get("primary"), i.get("id") or 0))
+
+    def values(kind: str, first: str | None) -> list[str]:
+        found = [first] if first else []
+        for identity in ordered:
+            value = str(identity.get("value") or "").strip()
+            if identity.get("type") == kind and value and value not in found:
+                found.append(value)
+        return found
+
+    phones = values("phone_number", user.get("phone"))
+    organization = organizations.get(str(user.get("organization_id"))) or {}
+    titles = {str(f.get("key")): f.get("title") for f in user_fields.values()}
+    return dict(
+        user,
+        emails=[{"value": e, "type": "work"} for e in values("email", user.get("email"))],
+        phones=[{"value": p, "type": "work"} for p in phones],
+        socialProfiles=[
+            {"value": str(i["value"]), "type": SOCIAL[i["type"]]}
+            for i in ordered
+            if i.get("type") in SOCIAL and i.get("value")
+        ],
+        company=organization.get("name"),
+        notes="\n\n".join(p for p in (user.get("notes"), user.get("details")) if p) or None,
+        custom={
+            str(titles.get(key) or key): value
+            for key, value in (user.get("user_fields") or {}).items()
+            if value not in (None, "", [], False)
+        },
+    )

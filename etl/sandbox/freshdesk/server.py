@@ -98,6 +98,13 @@ class FreshdeskSandbox(Emulation):
         if path == "/api/v2/agents":
             items = [self.store.render_agent(a) for a in sorted(self.store.agents)]
             return self._page(path, items, query)
+        if path == "/api/v2/contacts":
+            return self._contacts(query)
+        if path == "/api/v2/companies":
+            items = [self.store.render_company(c) for c in sorted(self.store.companies)]
+            return self._page(path, items, query)
+        if path == "/api/v2/contact_fields":
+            return 200, self.store.render_contact_fields(), None
         found = re.fullmatch(r"/api/v2/contacts/(\d+)", path)
         if found:
             person = self.store.contacts.get(int(found[1]))
@@ -121,9 +128,7 @@ class FreshdeskSandbox(Emulation):
             if query.get("updated_since"):
                 since = _parse(query["updated_since"])
                 if since is None:
-                    return 400, {"description": "Validation failed", "errors": [
-                        {"field": "updated_since", "message": "invalid date",
-                         "code": "invalid_value"}]}, None  # fmt: skip
+                    return _invalid_date("updated_since")
                 tickets = [t for t in tickets if t.updated_at >= since]
             else:
                 newest = max((t.updated_at for t in tickets), default=0)
@@ -138,6 +143,21 @@ class FreshdeskSandbox(Emulation):
         items = [self.store.render_ticket(t, include) for t in tickets]
         return self._page("/api/v2/tickets", items, query)
 
+    def _contacts(self, query: dict) -> tuple[int, object, str | None]:
+        # https://developers.freshdesk.com/api/#list_all_contacts: filters email, mobile,
+        # phone, company_id, state, _updated_since; paged like every list.
+        people = sorted(self.store.contacts.values(), key=lambda p: p.id)
+        if query.get("_updated_since"):
+            since = _parse(query["_updated_since"])
+            if since is None:
+                return _invalid_date("_updated_since")
+            people = [p for p in people if (p.updated_at or 0) >= since]
+        for key in ("email", "phone", "mobile"):
+            if query.get(key):
+                people = [p for p in people if getattr(p, key) == query[key]]
+        items = [self.store.render_contact(p) for p in people]
+        return self._page("/api/v2/contacts", items, query)
+
     def _page(self, path: str, items: list, query: dict) -> tuple[int, object, str | None]:
         # https://developers.freshdesk.com/api/#pagination: page, per_page (30, at most 100),
         # and a Link header with rel="next" while there are more.
@@ -151,6 +171,12 @@ class FreshdeskSandbox(Emulation):
         if number * size < len(items):
             link = f"{self.store.base_url}{path}?" + urlencode({**query, "page": number + 1})
         return 200, chunk, link
+
+
+def _invalid_date(name: str) -> tuple[int, object, None]:
+    # https://developers.freshdesk.com/api/#error (a 400 lists each field's problem)
+    errors = [{"field": name, "message": "invalid date", "code": "invalid_value"}]
+    return 400, {"description": "Validation failed", "errors": errors}, None
 
 
 def _parse(value: str) -> int | None:

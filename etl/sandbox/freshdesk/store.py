@@ -27,6 +27,9 @@ AGENTS = (
     ("Tomás Ortega", "agent3@support.example.org"),
     ("Former Agent", "former.agent@freshdesk-team.example.com"),
 )
+# Custom contact fields (name, id, label): "Plan" is a customer field on the Smarticks sandbox.
+CONTACT_FIELDS = (("plan", 9101, "Plan"), ("region", 9102, "Region"))
+COMPANIES = ("Tulip Logistics", "Delft Ceramics")
 STATUSES = (2, 2, 3, 4, 4, 5, 5)  # Open, Pending, Resolved, Closed
 SOURCES = (1, 1, 2, 3, 7, 9, 10)  # Email, Portal, Phone, Chat, Feedback widget, Outbound email
 
@@ -37,6 +40,17 @@ class Contact:
     name: str
     email: str | None
     phone: str | None = None
+    # The rest of a contact's profile (View a Contact shows it; agents have none of it).
+    mobile: str | None = None
+    other_emails: list[str] = field(default_factory=list)
+    twitter_id: str | None = None
+    address: str | None = None
+    company_id: int | None = None
+    job_title: str | None = None
+    description: str | None = None
+    custom_fields: dict[str, str | None] = field(default_factory=dict)  # by the field's name
+    created_at: int = 0
+    updated_at: int = 0
 
 
 @dataclass
@@ -93,7 +107,9 @@ class FreshdeskStore:
         self.base_url = "https://acme.freshdesk.com"
         self.files_url = "https://s3.amazonaws.com/cdn.freshdesk.com"
         self._ids = 8000
+        self.companies: dict[int, str] = {}  # id -> name
         _populate(self, random.Random(seed), tickets)
+        _profiles(self, random.Random(seed + 7919))  # its own draws: the tickets as seeded
 
     def next_id(self) -> int:
         self._ids += 1
@@ -238,11 +254,40 @@ class FreshdeskStore:
         }  # fmt: skip
 
     def render_contact(self, person: Contact) -> dict:
-        # https://developers.freshdesk.com/api/#view_contact
-        made = iso(BASE - 200 * DAY)
-        return {"id": person.id, "name": person.name, "email": person.email,
-                "phone": person.phone, "mobile": None, "active": True,
+        # https://developers.freshdesk.com/api/#view_contact (Contact attributes)
+        return {
+            "id": person.id, "name": person.name, "email": person.email,
+            "phone": person.phone, "mobile": person.mobile, "active": True,
+            "address": person.address, "company_id": person.company_id,
+            "description": person.description, "job_title": person.job_title,
+            "language": "en", "time_zone": "Amsterdam", "twitter_id": person.twitter_id,
+            "facebook_id": None, "unique_external_id": None,
+            "other_emails": list(person.other_emails), "other_companies": [],
+            "view_all_tickets": False, "deleted": False, "tags": [],
+            "custom_fields": {name: person.custom_fields.get(name)
+                              for name, _, _ in CONTACT_FIELDS},
+            "created_at": iso(person.created_at or BASE - 200 * DAY),
+            "updated_at": iso(person.updated_at or BASE - 200 * DAY),
+        }  # fmt: skip
+
+    def render_company(self, ident: int) -> dict:
+        # https://developers.freshdesk.com/api/#companies (Company attributes)
+        made = iso(BASE - 400 * DAY)
+        return {"id": ident, "name": self.companies[ident], "description": None, "note": None,
+                "domains": [], "custom_fields": {}, "health_score": None,
+                "account_tier": None, "renewal_date": None, "industry": None,
                 "created_at": made, "updated_at": made}  # fmt: skip
+
+    def render_contact_fields(self) -> list[dict]:
+        # https://developers.freshdesk.com/api/#list_all_contact_fields (custom ones only
+        # here: the default fields are the contact's own attributes)
+        made, fields = iso(BASE - 400 * DAY), enumerate(CONTACT_FIELDS, start=20)
+        return [{"id": ident, "name": name, "label": label, "label_for_customers": label,
+                 "position": position, "type": "custom_text", "default": False,
+                 "customers_can_edit": False, "required_for_customers": False,
+                 "displayed_for_customers": False, "required_for_agents": False,
+                 "created_at": made, "updated_at": made}
+                for position, (name, ident, label) in fields]  # fmt: skip
 
 
 def _populate(store: FreshdeskStore, rng: random.Random, count: int) -> None:
@@ -300,3 +345,35 @@ def _populate(store: FreshdeskStore, rng: random.Random, count: int) -> None:
     if len(ordered) >= 8:
         ordered[3].spam = True
         ordered[6].deleted = True
+
+
+def _profiles(store: FreshdeskStore, rng: random.Random) -> None:
+    """What contacts carry beyond their tickets (other emails, a mobile, a Twitter id, an
+    address, a company, a job title, a description, custom fields), and contacts who never
+    wrote in, one of them known by phone only."""
+    for number, name in enumerate(COMPANIES):
+        store.companies[7100 + number] = name
+    for number, person in enumerate(store.contacts.values()):
+        person.created_at = BASE - (250 - number) * DAY
+        person.updated_at = person.created_at + HOUR
+        if number % 3 == 0:
+            person.company_id, person.job_title = 7100 + number % 2, "Planner"
+        if number % 4 == 1:
+            person.other_emails = [f"{person.email.split('@')[0]}.private@example.net"]
+        if number % 2 == 0:
+            person.mobile = f"+316{rng.randrange(10**7, 10**8)}"
+        if number % 5 == 2:
+            person.twitter_id = f"{person.name.split()[0].lower()}_{number}"
+        if number % 4 == 0:
+            person.address = f"Damrak {number + 1}, Amsterdam"
+            person.description = "Key account; call before shipping."
+        person.custom_fields = {"plan": ("Pro", None)[number % 2], "region": "EU"}
+    for number in range(4):
+        first = corpus.FIRST_NAMES[(number * 11 + 8) % len(corpus.FIRST_NAMES)].lstrip("=+@-")
+        last = corpus.LAST_NAMES[(number * 13 + 4) % len(corpus.LAST_NAMES)]
+        email = f"fd.lead{number + 1}@example.com" if number else None
+        person = Contact(store.next_id(), f"{first} {last}", email,
+                         f"+3130{rng.randrange(10**6, 10**7)}" if number < 2 else None)  # fmt: skip
+        person.company_id = 7101 if number % 2 else None
+        person.created_at = person.updated_at = BASE - (20 - number) * DAY
+        store.contacts[person.id] = person

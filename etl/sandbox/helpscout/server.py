@@ -16,6 +16,7 @@ from etl.sandbox.emulation import Emulation, Reply, Request, json_reply
 from .store import HelpScoutStore
 
 PAGE_SIZE = 25  # https://developer.helpscout.com/mailbox-api/overview/pagination/
+CUSTOMERS_PAGE = 50  # List Customers' page
 RATE_LIMIT = (
     400  # requests per minute (https://developer.helpscout.com/mailbox-api/overview/rate-limiting/)
 )
@@ -134,6 +135,8 @@ class HelpScoutSandbox(Emulation):
             threads = sorted(conv.threads, key=lambda t: (t.created_at, t.id), reverse=True)
             items = [self.store.render_thread(conv, t) for t in threads]
             return 200, self._page("threads", items, query, len(items) or 1)
+        if path == "/v2/customers":
+            return self._customers(query)
         if path == "/v2/users":
             items = [self.store.render_user(u) for u in self.store.users.values()]
             return 200, self._page("users", items, query, 50)
@@ -161,6 +164,24 @@ class HelpScoutSandbox(Emulation):
         embed = "threads" in query.get("embed", "").split(",")
         items = [self.store.render_conversation(c, embed) for c in convs]
         return 200, self._page("conversations", items, query, PAGE_SIZE)
+
+    def _customers(self, query: dict) -> tuple[int, dict]:
+        # https://developer.helpscout.com/mailbox-api/endpoints/customers/list/: sortField
+        # createdAt (default), firstName, lastName, modifiedAt; sortOrder desc (default);
+        # modifiedSince (modified after); page; 50 a page.
+        people = list(self.store.customers.values())
+        if query.get("modifiedSince"):
+            since = _parse(query["modifiedSince"])
+            if since is None:
+                return 400, {"error": "Bad Request", "message": "modifiedSince: not a date"}
+            people = [p for p in people if p.modified_at > since]
+        field = {"firstName": "first", "lastName": "last", "modifiedAt": "modified_at"}.get(
+            query.get("sortField", "createdAt"), "created_at"
+        )
+        descending = query.get("sortOrder", "desc") == "desc"
+        people.sort(key=lambda p: (getattr(p, field), p.id), reverse=descending)
+        items = [self.store.render_customer(p) for p in people]
+        return 200, self._page("customers", items, query, CUSTOMERS_PAGE)
 
     def _page(self, key: str, items: list, query: dict, size: int) -> dict:
         # https://developer.helpscout.com/mailbox-api/overview/pagination/

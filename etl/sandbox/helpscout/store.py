@@ -31,6 +31,7 @@ AGENTS = (
 STATUSES = ("active", "active", "pending", "closed", "closed", "closed", "spam")
 TYPES = ("email", "email", "email", "chat", "phone")
 PRIORITIES = ("Low", "Medium", None)
+PROPERTIES = {"plan": "Plan", "region": "Region"}  # customer properties: slug -> name
 FIELDS = {"Priority": (7001, {"Low": "1", "Medium": "2"}), "Plan": (7002, {"Pro": "1"})}
 
 
@@ -40,6 +41,18 @@ class Person:
     first: str
     last: str
     email: str | None
+    # A customer's profile (List Customers shows it; users have none of it).
+    emails: list[tuple[str, str]] = field(default_factory=list)  # more: (value, type)
+    phones: list[tuple[str, str]] = field(default_factory=list)  # (value, type)
+    social: list[tuple[str, str]] = field(default_factory=list)  # (value, type)
+    websites: list[str] = field(default_factory=list)
+    organization: str | None = None
+    job_title: str | None = None
+    background: str | None = None  # "the Notes field from the user interface"
+    address: dict | None = None  # lines, city, state, postalCode, country
+    properties: dict[str, str] = field(default_factory=dict)  # customer properties, by slug
+    created_at: int = 0
+    modified_at: int = 0
 
 
 @dataclass
@@ -92,6 +105,7 @@ class HelpScoutStore:
         self.files_url = "https://secure.helpscout.net"
         self._ids = 5000
         _populate(self, random.Random(seed), conversations)
+        _profiles(self, random.Random(seed + 7919))  # its own draws: conversations as seeded
 
     def next_id(self) -> int:
         self._ids += 1
@@ -141,6 +155,49 @@ class HelpScoutStore:
     def render_person(self, person: Person, kind: str) -> dict:
         return {"id": person.id, "type": kind, "first": person.first, "last": person.last,
                 "email": person.email}  # fmt: skip
+
+    def render_customer(self, person: Person) -> dict:
+        # https://developer.helpscout.com/mailbox-api/endpoints/customers/list/ (each customer
+        # with its entries embedded: emails, phones, chats, social_profiles, websites, address)
+        emails = ([(person.email, "work")] if person.email else []) + person.emails
+        embedded = {
+            "emails": [{"id": person.id * 10 + n, "value": v, "type": t}
+                       for n, (v, t) in enumerate(emails)],
+            "phones": [{"id": person.id * 10 + n, "value": v, "type": t}
+                       for n, (v, t) in enumerate(person.phones)],
+            "chats": [],
+            "social_profiles": [{"id": person.id * 10 + n, "value": v, "type": t}
+                                for n, (v, t) in enumerate(person.social)],
+            "websites": [{"id": person.id * 10 + n, "value": v}
+                         for n, v in enumerate(person.websites)],
+            # Customer properties (type, slug, name, value), as the official PHP client
+            # (helpscout/helpscout-api-php, Customers/Entry/Property) reads them.
+            "properties": [{"type": "text", "slug": slug, "name": PROPERTIES[slug],
+                            "value": value, "source": {"type": "api"}}
+                           for slug, value in person.properties.items()],
+        }  # fmt: skip
+        if person.address:
+            embedded["address"] = {"id": person.id, **person.address,
+                                   "createdAt": iso(person.created_at),
+                                   "updatedAt": iso(person.modified_at)}  # fmt: skip
+        return {
+            "id": person.id,
+            "firstName": person.first,
+            "lastName": person.last,
+            "gender": "unknown",
+            "jobTitle": person.job_title,
+            "location": (person.address or {}).get("city"),
+            "organization": person.organization,
+            "photoType": "unknown",
+            "photoUrl": None,
+            "age": None,
+            "background": person.background,
+            "createdAt": iso(person.created_at),
+            "updatedAt": iso(person.modified_at),
+            "draft": False,
+            "_embedded": embedded,
+            "_links": {"self": {"href": f"{self.api_url}/v2/customers/{person.id}"}},
+        }
 
     def render_user(self, user: Person) -> dict:
         # https://developer.helpscout.com/mailbox-api/endpoints/users/list/
@@ -296,3 +353,37 @@ def _custom_fields(conv: Conversation) -> list[dict]:
             ident, options = FIELDS[name]
             out.append({"id": ident, "name": name, "value": options[label], "text": label})
     return out
+
+
+def _profiles(store: HelpScoutStore, rng: random.Random) -> None:
+    """What customers carry beyond their conversations (more emails, phones, social profiles,
+    websites, organization, job title, background, address), and customers who never wrote
+    in, one of them known by phone only."""
+    people = list(store.customers.values())
+    for number, person in enumerate(people):
+        person.created_at = BASE - (300 - number) * DAY
+        person.modified_at = person.created_at + HOUR
+        if number % 3 == 0:
+            person.organization, person.job_title = "Fjord Outfitters", "Buyer"
+        if number % 4 == 1:
+            person.emails.append((f"{person.first.lower()}.{number}@home.example.org", "home"))
+        if number % 2 == 0:
+            person.phones.append((f"+4790{rng.randrange(10**5, 10**6)}", "mobile"))
+        if number % 5 == 2:
+            person.social.append((f"https://twitter.com/{person.first.lower()}{number}", "twitter"))
+            person.websites.append(f"https://{person.last.lower()}.example.org")
+        person.properties = {"plan": ("Pro", "Basic")[number % 2]} if number % 3 else {}
+        if number % 4 == 0:
+            person.background = "Met at the Oslo trade fair."
+            person.address = {"lines": ["Karl Johans gate 1", "3rd floor"], "city": "Oslo",
+                              "state": "Oslo", "postalCode": "0154", "country": "NO"}  # fmt: skip
+    for number in range(5):
+        first = corpus.FIRST_NAMES[(number * 11 + 3) % len(corpus.FIRST_NAMES)].lstrip("=+@-")
+        last = corpus.LAST_NAMES[(number * 13 + 7) % len(corpus.LAST_NAMES)]
+        email = f"hs.lead{number + 1}@example.net" if number else None
+        person = Person(store.next_id(), first, last, email)
+        person.phones = [(f"+4791{rng.randrange(10**5, 10**6)}", "work")] if number < 2 else []
+        person.organization = "Fjord Outfitters" if number % 2 else None
+        person.created_at = BASE - (30 - number) * DAY
+        person.modified_at = person.created_at
+        store.customers[person.id] = person

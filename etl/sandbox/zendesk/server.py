@@ -13,11 +13,12 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from itertools import takewhile
 from urllib.parse import quote, urlencode
 
 from etl.sandbox.emulation import Emulation, Reply, Request, json_reply
 
-from .store import ZendeskStore
+from .store import HOLD_BACK, ZendeskStore
 
 EXPORT_MAX = 1000  # per_page limit of the incremental ticket export
 COMMENTS_MAX = 100  # page[size] limit of cursor pagination
@@ -110,6 +111,13 @@ def _route(sandbox: ZendeskSandbox, path: str, query: dict) -> tuple[int, dict]:
         return _comments(sandbox, int(found.group(1)), query, path)
     if path in ("/api/v2/users/show_many.json", "/api/v2/users/show_many"):
         return _show_many(sandbox, query)
+    if path == "/api/v2/incremental/users/cursor.json":
+        return _user_export(sandbox, query)
+    if path in ("/api/v2/user_fields.json", "/api/v2/user_fields"):
+        # https://developer.zendesk.com/api-reference/ticketing/users/user_fields/ (List)
+        fields = sandbox.store.render_user_fields()
+        return 200, {"user_fields": fields, "next_page": None, "previous_page": None,
+                     "count": len(fields)}  # fmt: skip
     if path in ("/api/v2/ticket_fields.json", "/api/v2/ticket_fields"):
         # https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_fields/
         fields = sandbox.store.render_ticket_fields()
@@ -138,37 +146,16 @@ def _decode(cursor: str) -> int | None:
 
 def _ticket_export(sandbox: ZendeskSandbox, query: dict) -> tuple[int, dict]:
     # https://developer.zendesk.com/api-reference/ticketing/ticket-management/incremental_exports/
-    # (Incremental Ticket Export, Cursor Based): start_time or cursor; per_page up to 1000;
-    # include= sideloads (metric_sets, users); exclude_deleted; end_of_stream, after_cursor.
+    # (Incremental Ticket Export, Cursor Based): include= sideloads (metric_sets, users);
+    # exclude_deleted; the paging and the rules of `_export`.
     store = sandbox.store
-    if "cursor" in query:
-        after = _decode(query["cursor"])
-        if after is None:
-            return 400, {"error": "InvalidPaginationParameter", "description": "Invalid cursor"}
-        selected = [t for t in store.tickets.values() if t.seq > after]
-    elif "start_time" in query and query["start_time"].isdigit():
-        since = int(query["start_time"])
-        selected = [t for t in store.tickets.values() if t.updated_at >= since]
-        after = 0
-    else:
-        return 400, {"error": "InvalidValue", "description": "start_time or cursor is required"}
+    found = _export(sandbox, query, store.tickets.values(), "tickets")
+    if isinstance(found[0], int):
+        return found
+    page, body = found
     if query.get("exclude_deleted") == "true":
-        selected = [t for t in selected if t.status != "deleted"]
-    selected.sort(key=lambda t: t.seq)
-    size = min(int(query.get("per_page") or EXPORT_MAX), EXPORT_MAX, sandbox.page_limit or 10**9)
-    page = selected[:size]
-    last = page[-1].seq if page else max([after] + [t.seq for t in store.tickets.values()])
-    cursor = _encode(last)
-    base = f"{store.base_url}/api/v2/incremental/tickets/cursor.json"
-    keep = {k: v for k, v in query.items() if k not in ("cursor", "start_time")}
-    body: dict = {
-        "tickets": [store.render_ticket(t) for t in page],
-        "after_url": f"{base}?{urlencode({**keep, 'cursor': cursor})}",
-        "after_cursor": cursor,
-        "before_url": None,
-        "before_cursor": None,
-        "end_of_stream": len(selected) <= size,
-    }
+        page = [t for t in page if t.status != "deleted"]
+    body["tickets"] = [store.render_ticket(t) for t in page]
     includes = set(query.get("include", "").split(","))
     if "metric_sets" in includes:
         body["metric_sets"] = [store.render_metric_set(t) for t in page]
@@ -176,6 +163,55 @@ def _ticket_export(sandbox: ZendeskSandbox, query: dict) -> tuple[int, dict]:
         ids = sorted({t.requester_id for t in page} | {t.assignee_id for t in page} - {None})
         body["users"] = [store.render_user(store.users[i]) for i in ids]
     return 200, body
+
+
+def _user_export(sandbox: ZendeskSandbox, query: dict) -> tuple[int, dict]:
+    # (Incremental User Export, Cursor Based): the paging and the rules of `_export`.
+    store = sandbox.store
+    found = _export(sandbox, query, store.users.values(), "users")
+    if isinstance(found[0], int):
+        return found
+    page, body = found
+    body["users"] = [store.render_user(u) for u in page]
+    return 200, body
+
+
+def _export(sandbox: ZendeskSandbox, query: dict, records, name: str):
+    """A cursor-based incremental export over `records` (each with `seq`, its place in the
+    order of changes, and `updated_at`): (an error status, its body), or (the page's records,
+    the body without them). As "Using the Incremental Export API" describes it: `start_time`
+    (epoch seconds, not within the last minute) or `cursor`; `per_page` up to 1000; what
+    changed within the minute before the request is left out, and the cursor stops before
+    it; `end_of_stream` is true once the page reaches that point."""
+    store = sandbox.store
+    cutoff = store.now() - HOLD_BACK
+    ordered = sorted(records, key=lambda r: r.seq)
+    if "cursor" in query:
+        after = _decode(query["cursor"])
+        if after is None:
+            return 400, {"error": "InvalidPaginationParameter", "description": "Invalid cursor"}
+    elif query.get("start_time", "").isdigit():
+        since = int(query["start_time"])
+        if since > cutoff:
+            too_recent = "Too recent start_time. Use a start_time older than a minute."
+            return 400, {"error": "InvalidValue", "description": too_recent}
+        after = max((r.seq for r in ordered if r.updated_at < since), default=0)
+    else:
+        return 400, {"error": "InvalidValue", "description": "start_time or cursor is required"}
+    newer = (r for r in ordered if r.seq > after)
+    ready = list(takewhile(lambda r: r.updated_at <= cutoff, newer))
+    size = min(int(query.get("per_page") or EXPORT_MAX), EXPORT_MAX, sandbox.page_limit or 10**9)
+    page = ready[:size]
+    cursor = _encode(page[-1].seq if page else after)
+    base = f"{store.base_url}/api/v2/incremental/{name}/cursor.json"
+    keep = {k: v for k, v in query.items() if k not in ("cursor", "start_time")}
+    return page, {
+        "after_url": f"{base}?{urlencode({**keep, 'cursor': cursor})}",
+        "after_cursor": cursor,
+        "before_url": None,
+        "before_cursor": None,
+        "end_of_stream": len(ready) <= size,
+    }
 
 
 def _comments(sandbox: ZendeskSandbox, ticket_id: int, query: dict, path: str):
@@ -222,5 +258,15 @@ def _show_many(sandbox: ZendeskSandbox, query: dict) -> tuple[int, dict]:
     raw = [part for part in query.get("ids", "").split(",") if part.strip()]
     if len(raw) > SHOW_MANY_MAX:
         return 400, {"error": "InvalidValue", "description": "Too many ids (max 100)"}
-    users = [sandbox.store.users.get(int(i)) for i in raw if i.strip().isdigit()]
-    return 200, {"users": [sandbox.store.render_user(u) for u in users if u is not None]}
+    # Side-loads (include=): identities and organizations, as the Users API offers them.
+    store = sandbox.store
+    found = [store.users.get(int(i)) for i in raw if i.strip().isdigit()]
+    users = [u for u in found if u is not None]
+    body: dict = {"users": [store.render_user(u) for u in users]}
+    includes = set(query.get("include", "").split(","))
+    if "identities" in includes:
+        body["identities"] = [i for u in users for i in store.render_identities(u)]
+    if "organizations" in includes:
+        orgs = sorted({u.organization_id for u in users} - {None})
+        body["organizations"] = [store.render_organization(o) for o in orgs]
+    return 200, body

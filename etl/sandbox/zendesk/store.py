@@ -21,6 +21,10 @@ BASE = int(datetime(2025, 3, 3, 9, 0, tzinfo=UTC).timestamp())
 HOUR = 3600
 ACCOUNT = "{account}"  # stands for the account's URL in stored bodies, until it is served
 DAY = 24 * HOUR
+# The incremental exports leave out what changed within the minute before the request
+# ("Using the Incremental Export API": "any items that were created or changed within the
+# minute prior to your request are excluded").
+HOLD_BACK = 60
 # Agents: the first two are users of the seeded Smarticks sandbox, the third is not (a former
 # agent), so a migration into it needs --fallback-user for that one's replies.
 AGENTS = (
@@ -37,6 +41,9 @@ TICKET_FIELDS = (
     (ORDER_FIELD, "text", "Vendor", ()),
     (PLAN_FIELD, "tagger", "Plan", (("Basic", "plan_basic"), ("Pro", "plan_pro"))),
 )
+# Custom user fields (key, id, title): "Plan" is a customer field on the Smarticks sandbox too.
+USER_FIELDS = (("plan", 360101, "Plan"), ("account_manager", 360102, "Account manager"))
+ORGANIZATIONS = ("Nordlys Hotels", "Vega Logistics", "Kestrel Analytics")
 # A 1x1 PNG: what an inline screenshot looks like to a migration.
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -53,6 +60,13 @@ class User:
     created_at: int
     phone: str | None = None
     suspended: bool = False
+    organization_id: int | None = None
+    notes: str = ""
+    details: str = ""  # "Any details you want to store about the user, such as an address"
+    user_fields: dict[str, str | None] = field(default_factory=dict)  # by the field's key
+    identities: list[tuple[str, str]] = field(default_factory=list)  # more: (type, value)
+    updated_at: int = 0
+    seq: int = 0  # position in the incremental user export: a change moves it to the end
 
 
 @dataclass
@@ -103,11 +117,31 @@ class ZendeskStore:
         self.users: dict[int, User] = {}
         self.tickets: dict[int, Ticket] = {}
         self.attachments: dict[str, Attachment] = {}  # by token
+        self.organizations: dict[int, str] = {}  # id -> name
+        self._user_seq = 0
+        self.offset = 0  # seconds the account's clock is ahead of the machine's (settle())
         self.base_url = "https://acme.zendesk.com"  # the account's host, set when serving
         self.files_url = "https://p1.zdusercontent.com"  # where attachment files live
         self._seq = 0
         self._ids = 1000
         _populate(self, random.Random(seed), tickets, end_users)
+        _profiles(self, random.Random(seed + 7919))  # its own draws: the tickets stay as seeded
+
+    # -- the account's clock ---------------------------------------------------------------
+
+    def now(self) -> int:
+        """The account's time: the machine's, moved on by `settle()`."""
+        return int(time.time()) + self.offset
+
+    def settle(self) -> None:
+        """Let time pass at the account until every change so far is over a minute old, so
+        the incremental exports (which hold back the last minute) show all of them."""
+        with self.lock:
+            newest = max(
+                [t.updated_at for t in self.tickets.values()]
+                + [u.updated_at for u in self.users.values()]
+            )
+            self.offset += max(0, newest + HOLD_BACK + 1 - self.now())
 
     # -- ids and changes --------------------------------------------------------------------
 
@@ -119,7 +153,21 @@ class ZendeskStore:
         """Record a change: the ticket's updated_at moves, and so does its export position."""
         self._seq += 1
         ticket.seq = self._seq
-        ticket.updated_at = max(ticket.updated_at, when or int(time.time()))
+        ticket.updated_at = max(ticket.updated_at, when or self.now())
+
+    def touch_user(self, user: User, when: int | None = None) -> None:
+        """Record a change to a user: its updated_at and its place in the user export move."""
+        self._user_seq += 1
+        user.seq = self._user_seq
+        user.updated_at = max(user.updated_at, user.created_at, when or self.now())
+
+    def update_user(self, user_id: int, **changes) -> None:
+        """Change a user while the sandbox runs (a test's or the demo's edit at the source)."""
+        with self.lock:
+            user = self.users[user_id]
+            for key, value in changes.items():
+                setattr(user, key, value)
+            self.touch_user(user)
 
     def attachment(self, name: str, content_type: str, data: bytes, inline=False) -> Attachment:
         token = hashlib.sha1(f"{self._ids}:{name}".encode()).hexdigest()[:24]
@@ -147,7 +195,7 @@ class ZendeskStore:
         with self.lock:
             ticket = self.tickets[ticket_id]
             last = max([c.created_at for c in ticket.comments] + [ticket.updated_at])
-            now = max(int(time.time()), last + 60)
+            now = max(self.now(), last + 60)
             comment = Comment(self.next_id(), author_id, f"<p>{text}</p>", text, public, now, "web")
             comment.attachments = [self.attachment(*spec) for spec in attachments]
             ticket.comments.append(comment)
@@ -159,7 +207,7 @@ class ZendeskStore:
     def set_status(self, ticket_id: int, status: str) -> None:
         with self.lock:
             ticket = self.tickets[ticket_id]
-            now = max(int(time.time()), ticket.updated_at + 60)
+            now = max(self.now(), ticket.updated_at + 60)
             self._set_status(ticket, status, now)
             self.touch(ticket, now)
 
@@ -169,11 +217,11 @@ class ZendeskStore:
             ticket = self.tickets[ticket_id]
             self.users[ticket.requester_id].suspended = True
             ticket.status = "deleted"
-            self.touch(ticket, max(int(time.time()), ticket.updated_at + 60))
+            self.touch(ticket, max(self.now(), ticket.updated_at + 60))
 
     def new_ticket(self, requester_id: int, subject: str, text: str) -> int:
         with self.lock:
-            now = int(time.time())
+            now = self.now()
             ticket = Ticket(
                 self.next_id(), subject, "new", "email", requester_id, None, now, now,
                 "normal", [], {ORDER_FIELD: None, PLAN_FIELD: None},
@@ -202,7 +250,7 @@ class ZendeskStore:
             "name": user.name,
             "email": user.email,
             "created_at": iso(user.created_at),
-            "updated_at": iso(user.created_at),
+            "updated_at": iso(max(user.updated_at, user.created_at)),
             "time_zone": "Copenhagen",
             "iana_time_zone": "Europe/Copenhagen",
             "phone": user.phone,
@@ -210,7 +258,7 @@ class ZendeskStore:
             "photo": None,
             "locale_id": 1,
             "locale": "en-US",
-            "organization_id": None,
+            "organization_id": user.organization_id,
             "role": user.role,
             "verified": True,
             "external_id": None,
@@ -222,8 +270,8 @@ class ZendeskStore:
             "last_login_at": None,
             "two_factor_auth_enabled": None,
             "signature": None,
-            "details": "",
-            "notes": "",
+            "details": user.details,
+            "notes": user.notes,
             "role_type": None,
             "custom_role_id": None,
             "moderator": user.role != "end-user",
@@ -233,8 +281,54 @@ class ZendeskStore:
             "suspended": user.suspended,
             "default_group_id": None,
             "report_csv": False,
-            "user_fields": {},
+            "user_fields": {key: user.user_fields.get(key) for key, _, _ in USER_FIELDS},
         }
+
+    def render_identities(self, user: User) -> list[dict]:
+        # https://developer.zendesk.com/api-reference/ticketing/users/user_identities/#json-format
+        # The primary email and phone are identities too, listed first.
+        kinds = []
+        if user.email:
+            kinds.append(("email", user.email))
+        if user.phone:
+            kinds.append(("phone_number", user.phone))
+        out = []
+        for number, (kind, value) in enumerate(kinds + user.identities):
+            ident = user.id * 100 + number
+            primary = (kind, value) in kinds
+            out.append({
+                "url": f"{self.base_url}/api/v2/users/{user.id}/identities/{ident}.json",
+                "id": ident, "user_id": user.id, "type": kind, "value": value,
+                "verified": True, "primary": primary,
+                "created_at": iso(user.created_at), "updated_at": iso(user.created_at),
+                "undeliverable_count": 0,
+                "deliverable_state": "deliverable" if kind == "email" else None,
+            })  # fmt: skip
+        return out
+
+    def render_organization(self, ident: int) -> dict:
+        # https://developer.zendesk.com/api-reference/ticketing/organizations/organizations/#json-format
+        name = self.organizations[ident]
+        made = iso(BASE - 600 * DAY)
+        return {
+            "url": f"{self.base_url}/api/v2/organizations/{ident}.json", "id": ident,
+            "name": name, "shared_tickets": False, "shared_comments": False,
+            "external_id": None, "created_at": made, "updated_at": made,
+            "domain_names": [], "details": "", "notes": "", "group_id": None, "tags": [],
+            "organization_fields": {},
+        }  # fmt: skip
+
+    def render_user_fields(self) -> list[dict]:
+        # https://developer.zendesk.com/api-reference/ticketing/users/user_fields/#json-format
+        made = iso(BASE - 500 * DAY)
+        return [
+            {"id": ident, "url": f"{self.base_url}/api/v2/user_fields/{ident}.json",
+             "key": key, "type": "text", "title": title, "raw_title": title,
+             "description": "", "raw_description": "", "position": position, "active": True,
+             "system": False, "regexp_for_validation": None, "created_at": made,
+             "updated_at": made}
+            for position, (key, ident, title) in enumerate(USER_FIELDS, start=1)
+        ]  # fmt: skip
 
     def render_ticket(self, ticket: Ticket) -> dict:
         # https://developer.zendesk.com/api-reference/ticketing/tickets/tickets/#json-format
@@ -488,3 +582,38 @@ def _comments(store, rng, ticket: Ticket, requester, assignee, agents, number: i
                 store.next_id(), requester.id, f"<p>{text}</p>", text, True, at, ticket.channel
             )
         ticket.comments.append(comment)
+
+
+def _profiles(store: ZendeskStore, rng: random.Random) -> None:
+    """What end users carry beyond their tickets: organizations, more identities (a second
+    email, a second phone, a Twitter handle), notes, details and user fields; and end users
+    who never wrote a ticket, two of them known by phone only. Then the user export's order."""
+    for number, name in enumerate(ORGANIZATIONS):
+        store.organizations[361000 + number] = name
+    people = [u for u in store.users.values() if u.role == "end-user" and not u.suspended]
+    for number, user in enumerate(people):
+        if number % 3 == 0:
+            user.organization_id = 361000 + number % len(ORGANIZATIONS)
+        if number % 4 == 1:
+            user.identities.append(("email", f"{user.email.split('@')[0]}.home@example.net"))
+        if number % 5 == 2:
+            user.identities.append(("phone_number", f"+4540{rng.randrange(10**5, 10**6)}"))
+        if number % 6 == 3:
+            user.identities.append(("twitter", f"{user.name.split()[0].lower()}{number}"))
+        if number % 4 == 0:
+            user.notes = f"Prefers email. Customer since {2015 + number % 8}."
+        if number % 7 == 5:
+            user.details = f"{10 + number} Strandvejen, Copenhagen"
+        user.user_fields = {"plan": ("Pro", "Basic", None)[number % 3]}
+    for number in range(6):
+        first = corpus.FIRST_NAMES[(number * 11 + 5) % len(corpus.FIRST_NAMES)].lstrip("=+@-")
+        last = corpus.LAST_NAMES[(number * 13 + 2) % len(corpus.LAST_NAMES)]
+        email = f"prospect{number + 1}@{corpus.DOMAINS[number % 3]}" if number >= 2 else None
+        phone = f"+4560{rng.randrange(10**5, 10**6)}" if number < 4 else None
+        user = User(store.next_id(), f"{first} {last}", email, "end-user", BASE - 90 * DAY, phone)
+        user.organization_id = 361000 + number % len(ORGANIZATIONS) if number % 2 else None
+        user.notes = "Asked for a quote; no ticket yet." if number == 3 else ""
+        user.user_fields = {"plan": "Basic" if number % 2 else None, "account_manager": "Ingrid"}
+        store.users[user.id] = user
+    for user in sorted(store.users.values(), key=lambda u: (u.created_at, u.id)):
+        store.touch_user(user, user.created_at)
