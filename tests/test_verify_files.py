@@ -15,23 +15,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from helpers_load import figure, run
+from helpers_load import GENERIC_HEADER, figure, run
 
 from etl.load import attachments
 from etl.verify import compare_files
 
 AGENT = "admin@support.example.org"
-HEADER = [
-    "conversation_id",
-    "subject",
-    "customer_email",
-    "status",
-    "message_type",
-    "message_created_at",
-    "body",
-    "attachments",
-    "author_email",
-]
 GONE = "http://127.0.0.1:9/gone.pdf"  # nothing listens there: left out by the load
 ROWS = [
     ("F-1", "Damaged parcel", "ana@example.org", "active", "customer", "2024-03-01 10:00",
@@ -64,7 +53,7 @@ def write_input(folder: Path, rows) -> Path:
     path = folder / "tickets.csv"
     with open(path, "w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\r\n")
-        writer.writerow(HEADER)
+        writer.writerow(GENERIC_HEADER)
         writer.writerows(rows)
     return path
 
