@@ -164,7 +164,7 @@ def compare_files(position: int, recorded: list[dict], attached: list[dict]) -> 
     return out
 
 
-class _Digest:
+class DigestSink:
     """A sink for Client.download that keeps only the hash of what is written; a retried
     download starts over with seek(0)."""
 
@@ -197,7 +197,7 @@ def compare_contents(
         if not have.get("fileUrl"):
             out.append((where, want["sha256"], "no fileUrl on the target"))
             continue
-        sink = _Digest()
+        sink = DigestSink()
         try:
             result.bytes += client.download(have["fileUrl"], sink)
         except ApiError as exc:

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from helpers_load import GENERIC_HEADER, figure, run
 
+from etl.ledger import file_digest
 from etl.load import attachments
-from etl.verify import compare_files
+from etl.verify import DigestSink, compare_files
 
 AGENT = "admin@support.example.org"
 GONE = "http://127.0.0.1:9/gone.pdf"  # nothing listens there: left out by the load
@@ -222,3 +223,13 @@ def test_attachments_are_compared_by_name_in_any_order_then_by_size():
     assert compare_files(3, recorded, extra) == [
         ("thread 3 attachments", ["a.pdf", "a.pdf", "b.png"], ["b.png", "a.pdf", "c.txt"])
     ]
+
+
+def test_a_download_retried_midway_is_hashed_from_its_start_again():
+    sink = DigestSink()
+    sink.write(b"the first half of a dropped ")
+    sink.seek(0)  # what Client.download does before each attempt
+    sink.truncate()
+    sink.write(b"the whole ")
+    sink.write(b"file")
+    assert sink.hash.hexdigest() == file_digest(b"the whole file")
