@@ -9,8 +9,12 @@ One row per (target, source system, kind, source id). States:
 - `rejected` not loaded, with the reason; `--retry-rejects` picks these up.
 
 The fingerprint is a hash of what was sent, so a rerun can tell which source rows changed since
-they were loaded. `expected` holds what the target should show (for `etl verify`). The ledger
-never holds the API key: the target is named by its URL alone.
+they were loaded. `expected` holds what the target should show (for `etl verify`); a
+conversation's threads are `[type, createdAt, body digest, files]`, oldest first, where `files`
+lists each attachment sent as `{fileName, size, sha256}` (the bytes sent, so a file left out is
+not there). Ledgers written before files were recorded hold threads of three elements: their
+attachments are not compared. The ledger never holds the API key: the target is named by its
+URL alone.
 """
 
 from __future__ import annotations
@@ -77,6 +81,14 @@ class Entry:
 def thread_digest(body: str | None) -> str:
     """A thread body as `expected` keeps it: what load stored and verify compares."""
     return hashlib.sha1((body or "").encode("utf-8")).hexdigest()[:16]
+
+
+FILE_HASH = "sha256"  # an attachment's content as `expected` keeps it
+
+
+def file_digest(content: bytes) -> str:
+    """An attachment's content as `expected` keeps it: what load records and verify compares."""
+    return hashlib.new(FILE_HASH, content).hexdigest()
 
 
 def target_key(url: str) -> str:

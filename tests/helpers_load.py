@@ -8,6 +8,19 @@ from click.testing import CliRunner
 
 from etl.cli import cli
 
+# The generic mapping's columns a test CSV of messages fills, one row per message.
+GENERIC_HEADER = [
+    "conversation_id",
+    "subject",
+    "customer_email",
+    "status",
+    "message_type",
+    "message_created_at",
+    "body",
+    "attachments",
+    "author_email",
+]
+
 
 def run(sandbox, *args, db):
     """Invoke the CLI against a sandbox; the key and URL come from the environment."""

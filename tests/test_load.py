@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers_load import figure, run
+from helpers_load import GENERIC_HEADER, figure, run
 
 from etl import mirror
 from etl.cli import cli
@@ -284,20 +284,9 @@ BAD_KINDS = {
 
 
 def write_generic(path: Path, rows) -> None:
-    header = [
-        "conversation_id",
-        "subject",
-        "customer_email",
-        "status",
-        "message_type",
-        "message_created_at",
-        "body",
-        "attachments",
-        "author_email",
-    ]
     with open(path, "w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\r\n")
-        writer.writerow(header)
+        writer.writerow(GENERIC_HEADER)
         for row in rows:
             writer.writerow([*row, FALLBACK if row[4] == "reply" else ""])
 

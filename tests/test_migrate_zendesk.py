@@ -383,6 +383,13 @@ def test_attachments_over_the_request_limit_follow_in_notes_and_appends(tmp_path
         assert small.store.get_conversation(target_ids(db, zendesk)[ticket.id])[
             "threadsCount"
         ] == len(threads)
+        # Every file sent, in created and appended threads alike, is recorded and verifies.
+        env = environment(zendesk, small, db)
+        checked = CliRunner().invoke(cli, ["verify", "--files"], env=env)
+        assert checked.exit_code == 0, checked.output
+        n = len(small.store.attachments)
+        assert f"Attachments: {n} compared by name and size and {n} by content" in checked.output
+        assert "not compared" not in checked.output
 
 
 def test_no_or_a_wrong_mailbox_is_one_line_and_exit_2_before_anything_is_sent(

@@ -151,6 +151,11 @@ def test_a_restored_backup_rebuilds_every_attachment_with_the_source_stopped(
     assert len(files_kept) > 20
     assert all(a.data is not None for a in target.store.attachments.values())
     assert target.store.notifications_sent == 0
+    # What the user can run: every file the load sent is on the target, byte for byte.
+    verified = run(target, "verify", "--files", db=ledger_db)
+    assert verified.exit_code == 0, verified.output
+    n = len(files_kept)
+    assert f"Attachments: {n} compared by name and size and {n} by content" in verified.output
 
     with open("conversations.report.csv", encoding="utf-8", newline="") as handle:
         report = {row["id"]: row for row in csv.DictReader(handle)}

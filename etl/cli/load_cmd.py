@@ -235,16 +235,22 @@ def mapping_init(file, kind, output, force, encoding):
     show_default=True,
 )
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 32))
+@click.option(
+    "--files",
+    is_flag=True,
+    help="Also download every attachment from the target and compare its sha256.",
+)
 @quiet_option
-def verify_command(url, api_key, db, system, kind, workers, quiet):
+def verify_command(url, api_key, db, system, kind, workers, files, quiet):
     """Compare what the load ledger says was loaded with the target; list every difference.
 
     Checks subject, customer, status, type, dates, mailbox, assignee, tags and every thread
-    (type, date, body). Exit status 1 when anything differs.
+    (type, date, body, and its attachments' names and sizes; their content with --files).
+    Exit status 1 when anything differs.
 
     \b
     Example:
-      etl verify --db migration.db
+      etl verify --db migration.db --files
     """
     from pathlib import Path as _Path
 
@@ -257,7 +263,13 @@ def verify_command(url, api_key, db, system, kind, workers, quiet):
     try:
         kinds = [CONVERSATIONS, CUSTOMERS] if kind == "all" else [kind]
         result = verify(
-            client, database.conn, kinds, system=system, workers=workers, progress=bars(quiet)
+            client,
+            database.conn,
+            kinds,
+            system=system,
+            workers=workers,
+            progress=bars(quiet),
+            files=files,
         )
     finally:
         database.conn.close()
@@ -269,6 +281,19 @@ def verify_command(url, api_key, db, system, kind, workers, quiet):
         f"Verified {result.checked} records loaded into {redact_url(client.url)}: "
         f"{len(result.differences)} differences.",
     )
+    if result.files:
+        how = (
+            f"and {result.downloaded} by content (sha256, {result.bytes:,} bytes downloaded)"
+            if files
+            else "(--files to compare their content too)"
+        )
+        say(quiet, f"Attachments: {result.files} compared by name and size {how}.")
+    if result.unrecorded:
+        say(
+            quiet,
+            f"Attachments not compared in {result.unrecorded} conversations: their ledger "
+            "entries name no files (loaded by an earlier version, or found on the target).",
+        )
     if result.differences:
         click.get_current_context().exit(1)
 

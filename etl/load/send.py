@@ -14,7 +14,7 @@ from etl import mapping as m
 from etl.client import Client
 from etl.errors import Conflict, OutcomeUnknown, ValidationFailed
 from etl.ledger import Entry, Ledger, thread_digest
-from etl.load.attachments import materialize
+from etl.load.attachments import materialize, sent_files, with_files_of, with_sent_files
 from etl.load.customers import (
     CustomerFields,
     CustomerResolver,
@@ -140,6 +140,8 @@ class Sender:
                 self._count("updated" if updated else "on_target", item, found)
                 return
         if target_id is None:
+            body = self._materialize(item, body)
+            item.expected = with_sent_files(item.expected, body)  # the files as sent
             self.ledger.intend(
                 item.source_id, item.fingerprint, item.expected, item.file, item.row, self.run_id
             )
@@ -173,6 +175,8 @@ class Sender:
         except (ValidationFailed, Conflict) as exc:
             self._reject(item, exc)
             return
+        # Threads on the target already are not sent again: their files as recorded then.
+        item.expected = with_files_of(item.expected, entry.expected if entry else None)
         outcome = self._catch_up(item, body, target_id)
         if outcome != DIFFERS:  # updated now, or by a run that stopped before the ledger
             self.ledger.refresh(item.source_id, item.fingerprint, item.expected)
@@ -201,7 +205,8 @@ class Sender:
         seen: Counter = Counter()
         new = []
         edited = conv.get("subject") != body.get("subject")
-        for thread in reversed(body.get("threads", [])):  # the payload lists newest first
+        # The payload lists threads newest first, `expected` oldest first.
+        for position, thread in enumerate(reversed(body.get("threads", []))):
             key = (thread["type"], thread.get("createdAt"))
             seen[key] += 1
             if (*key, thread_digest(thread["text"])) in exact:
@@ -209,15 +214,13 @@ class Sender:
             if seen[key] <= have[key]:
                 edited = True  # an old thread edited at the source: not rewritten
                 continue
-            new.append(thread)
+            new.append((position, thread))
         status = item.status or body.get("status")
-        for thread in new:
-            left: list[str] = []
-            sent = materialize({"threads": [thread]}, self.fetch, left)["threads"][0]
-            if left:
-                item.left_out.extend(left)
-                with self.counts_lock:
-                    self.report.left_out.update(left)
+        threads = list(item.expected["threads"])
+        for position, thread in new:
+            sent = self._materialize(item, {"threads": [thread]})["threads"][0]
+            threads[position] = [*threads[position][:3], sent_files(sent)]
+            item.expected = dict(item.expected, threads=threads)
             sent = dict(sent, imported=True)
             if status in ("active", "pending", "closed"):
                 sent["status"] = status  # without it, the API reopens the conversation
@@ -275,13 +278,18 @@ class Sender:
                     self.ledger.created(item.source_id, found)
             return found
 
-    def _create_conversation(self, item: Item, body: dict) -> tuple[int, bool]:
+    def _materialize(self, item: Item, body: dict) -> dict:
+        """The payload with its files' content; the files that cannot be had are noted."""
         left: list[str] = []
         body = materialize(body, self.fetch, left)
         if left:
             item.left_out.extend(left)
             with self.counts_lock:
                 self.report.left_out.update(left)
+        return body
+
+    def _create_conversation(self, item: Item, body: dict) -> tuple[int, bool]:
+        """Create the (materialized) payload; an unknown outcome is looked up before a retry."""
         for attempt in range(1, RECOVERY_ATTEMPTS + 1):
             try:
                 target_id = self.client.create("api/conversations", body)
