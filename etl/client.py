@@ -10,9 +10,10 @@ the server; otherwise its outcome is unknown (`OutcomeUnknown`) and the caller l
 
 Every exchange also has a deadline (`--timeout`, 300 s by default, as aiohttp's total
 timeout): the socket timeouts bound each wait for a byte, not a server that trickles a few
-bytes just inside them forever. Bodies are read in the pieces that have arrived
-(`read_pieces`), and the deadline is checked between them; an answer still arriving when it
-passes is dropped like a broken connection (`DeadlineExceeded`) and retried as one.
+bytes just inside them forever. Until the answer's headers are in, `etl.deadline` watches
+the connection and hangs it up at the deadline; bodies are read in the pieces that have
+arrived (`read_pieces`), and the deadline is checked between them. An answer still arriving
+when it passes is dropped like a broken connection (`DeadlineExceeded`) and retried as one.
 
 The key travels only in the `X-Smarticks-API-Key` header, never in a URL, so it cannot leak
 into error messages, logs or progress output, all of which name the path alone. It is added
@@ -41,6 +42,14 @@ import requests
 import urllib3
 from urllib3.util import Retry
 
+from etl.deadline import (
+    DEFAULT_DEADLINE,
+    Deadline,
+    DeadlineAdapter,
+    DeadlineExceeded,
+    watched,
+)
+from etl.deadline import current as current_deadline
 from etl.errors import (
     ApiError,
     AuthError,
@@ -58,7 +67,6 @@ USER_AGENT = "smarticks-etl"
 KEY_HEADER = "X-Smarticks-API-Key"
 MAX_REDIRECTS = 5
 DOWNLOAD_CHUNK = 256 * 1024
-DEFAULT_DEADLINE = 300.0  # seconds one exchange may take in all (--timeout)
 
 
 @dataclass(frozen=True)
@@ -236,7 +244,8 @@ class _Retry(Retry):
         reason = f"HTTP {last.status}" if last and last.status else _short(last and last.error)
         if self.client is not None:
             self.client._pause(self.get_backoff_time(), reason)
-            self.client._restart_deadline()  # the try that follows is a new exchange
+            if (deadline := current_deadline()) is not None:
+                deadline.restart()  # the try that follows is a new exchange
         else:
             super().sleep(response)
 
@@ -296,7 +305,7 @@ class Client:
         )
         retry = self.retry.for_urllib3()
         retry.client = self
-        adapter = requests.adapters.HTTPAdapter(
+        adapter = DeadlineAdapter(
             pool_connections=2, pool_maxsize=self.pool_size, max_retries=retry
         )
         self.session.mount("http://", adapter)
@@ -352,9 +361,8 @@ class Client:
             raise ApiError(None, "GET", shown, "only http(s) files can be downloaded")
         written = 0
 
-        def attempt() -> Reply:
+        def attempt(deadline: Deadline) -> Reply:
             nonlocal written
-            deadline = self._start_deadline()
             response = self._exchange("GET", shown, absolute, follow_elsewhere=True)
             if response.status_code >= 300:
                 try:  # the error's body, for its message
@@ -388,8 +396,7 @@ class Client:
         data = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
         headers = {"Content-Type": "application/json; charset=utf-8"} if data else None
 
-        def attempt() -> Reply:
-            deadline = self._start_deadline()
+        def attempt(deadline: Deadline) -> Reply:
             response = self._exchange(method, path, url, params=params, data=data, headers=headers)
             try:  # a body cut short or past the deadline fails here, inside the retries
                 return Reply(response, read_body(response, deadline))
@@ -461,18 +468,19 @@ class Client:
         self,
         method: str,
         path: str,
-        attempt: Callable[[], Reply],
+        attempt: Callable[[Deadline], Reply],
         *,
         idempotent: bool,
         server: str,
     ) -> Reply:
-        """Call `attempt` until it gets an answer that is not transient, as RetryPolicy says.
+        """Call `attempt` until it gets an answer that is not transient, as RetryPolicy says;
+        each call is an exchange with a deadline of its own, which `attempt` is given.
 
         Inside `attempt`, urllib3's Retry has repeated connection errors and 5xx already. What
         is left here: a 429, which closes the shared gate for its Retry-After (one longer than
         the patience, `retry.max_total_wait` or `--max-wait`, fails at once, before the gate
-        is closed, so nobody waits for it), and a body cut short after its headers arrived,
-        which urllib3 never sees.
+        is closed, so nobody waits for it), a body cut short after its headers arrived,
+        which urllib3 never sees, and an exchange past its deadline.
         """
         self._tries.count = 0
         waited = 0.0
@@ -481,7 +489,8 @@ class Client:
             number += 1
             self.gate.wait()
             try:
-                reply = attempt()
+                with watched(self.deadline) as deadline:  # each try an exchange of its own
+                    reply = attempt(deadline)
             except requests.RequestException as exc:
                 if not idempotent and not _not_sent(exc):
                     raise OutcomeUnknown(method, path, describe(exc, server)) from exc
@@ -535,16 +544,6 @@ class Client:
             self.on_retry(seconds, reason)
         time.sleep(seconds)
         self.gate.wait()
-
-    def _start_deadline(self) -> Deadline:
-        """The deadline of the exchange this thread begins; urllib3's retries restart it."""
-        self._tries.deadline = Deadline.start(self.deadline)
-        return self._tries.deadline
-
-    def _restart_deadline(self) -> None:
-        deadline = getattr(self._tries, "deadline", None)
-        if deadline is not None:
-            deadline.restart()
 
     def _count(self) -> None:
         """Count a request about to go out, in all and among this thread's tries."""
@@ -607,38 +606,6 @@ READ_BYTES = 1 << 20  # the most taken at once: a page of 100 conversations in a
 
 class AnswerTooLarge(Exception):
     """A body over MAX_ANSWER_BYTES: a broken or hostile server, not something to retry."""
-
-
-class DeadlineExceeded(requests.exceptions.Timeout):
-    """An answer still arriving when its exchange's deadline passed (a trickling server).
-
-    A Timeout, so it is handled as a connection that broke mid-answer: a GET is retried,
-    a POST's outcome is unknown.
-    """
-
-
-@dataclass
-class Deadline:
-    """When one exchange must be over: `seconds` (--timeout) after it started, monotonic."""
-
-    seconds: float
-    ends: float
-
-    @classmethod
-    def start(cls, seconds: float) -> Deadline:
-        return cls(seconds, time.monotonic() + seconds)
-
-    def restart(self) -> None:
-        """A new exchange begins (urllib3 sends the request again): its own `seconds`."""
-        self.ends = time.monotonic() + self.seconds
-
-    def check(self, response: requests.Response) -> None:
-        """Hang up and raise DeadlineExceeded once the deadline has passed."""
-        if time.monotonic() > self.ends:
-            response.close()
-            raise DeadlineExceeded(
-                f"was still sending its answer after {self.seconds:g} s (--timeout)"
-            )
 
 
 def read_pieces(response: requests.Response, size: int, deadline: Deadline) -> Iterator[bytes]:

@@ -28,6 +28,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: bytes
+    peer: int = 0  # the client's port: one per connection
 
 
 @dataclass
@@ -40,6 +41,9 @@ class Answer:
     # just inside the client's read timeout), until it is sent or the client hangs up.
     trickle: int = 0
     pause: float = 0.0
+    # Send the status line and headers a byte at a time, `pause` seconds apart, before the
+    # body (http.client reads them before any response exists).
+    slow_head: bool = False
 
 
 @dataclass
@@ -68,27 +72,45 @@ def serve(handle: Handler) -> Iterator[Server]:
         def do_GET(self):
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            request = Seen(self.command, self.path, dict(self.headers.items()), body)
+            headers = dict(self.headers.items())
+            request = Seen(self.command, self.path, headers, body, self.client_address[1])
             seen.append(request)
             answer = handle(request)
-            self.send_response(answer.status)
-            for name, value in answer.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(answer.body)))
-            self.end_headers()
+            if answer.slow_head:
+                if not self.trickle(self.head(answer), 1, answer.pause):
+                    return
+            else:
+                self.send_response(answer.status)
+                for name, value in answer.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(answer.body)))
+                self.end_headers()
             if answer.cut_short:
                 self.wfile.write(answer.body[: len(answer.body) // 2])
                 self.close_connection = True
                 return
             if answer.trickle:
-                try:
-                    for start in range(0, len(answer.body), answer.trickle):
-                        self.wfile.write(answer.body[start : start + answer.trickle])
-                        time.sleep(answer.pause)
-                except OSError:  # the client hung up
-                    self.close_connection = True
+                self.trickle(answer.body, answer.trickle, answer.pause)
                 return
             self.wfile.write(answer.body)
+
+        def head(self, answer: Answer) -> bytes:
+            """The status line and headers as `send_response` and `end_headers` write them."""
+            lines = [f"{self.protocol_version} {answer.status} {self.responses[answer.status][0]}"]
+            lines += [f"{name}: {value}" for name, value in answer.headers.items()]
+            lines += [f"Content-Length: {len(answer.body)}", "", ""]
+            return "\r\n".join(lines).encode("latin-1")
+
+        def trickle(self, data: bytes, size: int, pause: float) -> bool:
+            """Send `data` `size` bytes at a time, `pause` apart; False if the client hung up."""
+            try:
+                for start in range(0, len(data), size):
+                    self.wfile.write(data[start : start + size])
+                    time.sleep(pause)
+            except OSError:
+                self.close_connection = True
+                return False
+            return True
 
         do_POST = do_PUT = do_DELETE = do_GET
 
@@ -146,6 +168,13 @@ def trickling(answer: Answer, size: int = 1 << 20, pause: float = 0.05) -> Answe
     (still valid JSON): a megabyte takes half a day, every byte well inside a read timeout."""
     body = answer.body + b" " * max(0, size - len(answer.body))
     return Answer(answer.status, answer.headers, body, trickle=1, pause=pause)
+
+
+def trickling_head(answer: Answer, size: int = 60_000, pause: float = 0.05) -> Answer:
+    """`answer` with its status line and headers sent a byte at a time, `pause` apart, padded
+    by one header to about `size` bytes (under http.client's 64 KB a line): most of an hour."""
+    padded = {**answer.headers, "X-Padding": "x" * size}
+    return Answer(answer.status, padded, answer.body, slow_head=True, pause=pause)
 
 
 def redirect(status: int, to: str) -> Answer:

@@ -1,10 +1,11 @@
 """No request without end: a server that trickles its answer, each byte well inside the read
 timeout, is dropped at the exchange's deadline (`--timeout`) and handled like a connection
-that broke mid-answer.
+that broke mid-answer, whether it trickles the body or the status line and headers.
 
-Every test drives real HTTP against a server in `tests/hostile.py` that sends a megabyte a
-byte at a time (half a day); the deadlines are a second or less, and nothing asserts how
-long anything took. A subprocess's own timeout is the guard against a hang.
+Every test drives real HTTP against a server in `tests/hostile.py` that sends a megabyte of
+body (half a day) or 60 KB of headers (most of an hour) a byte at a time; the deadlines are
+a second or less, and nothing asserts how long anything took. A subprocess's own timeout is
+the guard against a hang.
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ import re
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
 from etl.client import Client, RetryPolicy
+from etl.deadline import WATCHDOG
 from etl.errors import ApiError, OutcomeUnknown
 from etl.sandbox import Sandbox
 from etl.sandbox.zendesk import ZendeskSandbox
 from etl.sources.http import Retrying, session
-from tests.hostile import Answer, proxy, serve, trickling
+from tests.hostile import Answer, proxy, serve, trickling, trickling_head
 
 TAGS = json.dumps(
     {
@@ -34,6 +37,8 @@ TAGS = json.dumps(
 ).encode()
 JSON = {"Content-Type": "application/json"}
 FAST = RetryPolicy(attempts=3, base_delay=0.0)
+# Each test with `slow` runs against a server that trickles the body, then the headers.
+SLOW = pytest.mark.parametrize("slow", [trickling, trickling_head], ids=["body", "headers"])
 
 
 def answers(*given: Answer, then: Answer):
@@ -42,25 +47,40 @@ def answers(*given: Answer, then: Answer):
     return lambda request: next(queue, then)
 
 
-def test_a_get_whose_answer_trickles_past_the_deadline_is_retried_then_fails():
-    with serve(answers(then=trickling(Answer(200, JSON, TAGS)))) as slow:
-        client = Client(slow.url, "k", retry=FAST, deadline=0.5)
+@SLOW
+def test_a_get_whose_answer_trickles_past_the_deadline_is_retried_then_fails(slow):
+    with serve(answers(then=slow(Answer(200, JSON, TAGS)))) as server:
+        client = Client(server.url, "k", retry=FAST, deadline=0.5)
         with pytest.raises(ApiError) as failed:
             client.get("api/tags")
-    port = slow.url.rpartition(":")[2]
+    port = server.url.rpartition(":")[2]
     assert str(failed.value) == (
         f"GET api/tags: no response: 127.0.0.1:{port} was still sending its answer after"
         " 0.5 s (--timeout) (after 3 tries)"
     )
-    assert len(slow.seen) == 3 and client.requests_made == 3
+    assert len(server.seen) == 3 and client.requests_made == 3
+    assert WATCHDOG.watching() == 0  # every try stopped being watched as it ended
 
 
-def test_a_get_that_trickled_once_is_answered_on_its_retry():
-    first = trickling(Answer(200, JSON, TAGS))
+@SLOW
+def test_a_get_that_trickled_once_is_answered_on_its_retry(slow):
+    first = slow(Answer(200, JSON, TAGS))
     with serve(answers(first, then=Answer(200, JSON, TAGS))) as flaky:
         client = Client(flaky.url, "k", retry=FAST, deadline=0.5)
         assert client.get("api/tags")["_embedded"]["tags"] == [{"id": 1, "name": "vip"}]
     assert client.requests_made == 2 and client.retries_made == 1
+    assert flaky.seen[0].peer != flaky.seen[1].peer  # the hung-up connection was not reused
+
+
+def test_a_connection_back_in_the_pool_outlives_its_exchange_deadline():
+    with serve(answers(then=Answer(200, JSON, TAGS))) as server:
+        client = Client(server.url, "k", retry=FAST, deadline=0.2)
+        client.get("api/tags")
+        assert WATCHDOG.watching() == 0
+        time.sleep(0.5)  # past the first exchange's deadline: nothing may hang its socket up
+        client.get("api/tags")
+    assert server.seen[0].peer == server.seen[1].peer  # the same connection served both
+    assert client.requests_made == 2 and client.retries_made == 0
 
 
 def test_each_try_urllib3_makes_after_a_5xx_has_a_deadline_of_its_own():
@@ -84,26 +104,37 @@ def test_an_answer_trickled_within_the_deadline_arrives_whole():
     assert out.getvalue() == body and client.requests_made == 2
 
 
-def test_a_trickling_download_starts_over_and_then_fails_naming_its_host():
-    with serve(answers(then=trickling(Answer(200, {}, b"%PDF")))) as slow:
+def test_headers_trickled_within_the_deadline_arrive_whole():
+    slow_but_done = Answer(200, JSON, TAGS, slow_head=True, pause=0.001)
+    with serve(answers(then=slow_but_done)) as slow:
+        client = Client(slow.url, "k", retry=FAST, deadline=120)
+        assert client.get("api/tags")["_embedded"]["tags"] == [{"id": 1, "name": "vip"}]
+    assert client.requests_made == 1 and client.retries_made == 0
+
+
+@SLOW
+def test_a_trickling_download_starts_over_and_then_fails_naming_its_host(slow):
+    with serve(answers(then=slow(Answer(200, {}, b"%PDF")))) as server:
         client = Client("http://api.example.test", "k", retry=FAST, deadline=0.3)
         out = io.BytesIO()
         with pytest.raises(ApiError, match=r"was still sending its answer after 0.3 s"):
-            client.download(f"{slow.url}/f.pdf?token=SECRET", out)
-    assert len(slow.seen) == 3
+            client.download(f"{server.url}/f.pdf?token=SECRET", out)
+    assert len(server.seen) == 3
     assert out.getvalue().strip() in (b"", b"%PDF", b"%PD", b"%P", b"%")  # a part, never more
 
 
-def test_a_write_whose_answer_trickles_has_an_unknown_outcome_and_is_not_resent():
-    with serve(answers(then=trickling(Answer(201, {"Resource-ID": "9"}, b"{}")))) as slow:
-        client = Client(slow.url, "k", retry=FAST, deadline=0.3)
+@SLOW
+def test_a_write_whose_answer_trickles_has_an_unknown_outcome_and_is_not_resent(slow):
+    with serve(answers(then=slow(Answer(201, {"Resource-ID": "9"}, b"{}")))) as server:
+        client = Client(server.url, "k", retry=FAST, deadline=0.3)
         with pytest.raises(OutcomeUnknown, match=r"--timeout"):
             client.create("api/customers", {"firstName": "A"})
-    assert [r.method for r in slow.seen] == ["POST"]
+    assert [r.method for r in server.seen] == ["POST"]
 
 
-def test_a_source_reader_drops_a_trickling_answer_and_retries():
-    first = trickling(Answer(200, JSON, b'{"tickets": []}'))
+@SLOW
+def test_a_source_reader_drops_a_trickling_answer_and_retries(slow):
+    first = slow(Answer(200, JSON, b'{"tickets": []}'))
     with serve(answers(first, then=Answer(200, JSON, b'{"tickets": [1]}'))) as source:
         http = Retrying(retry=FAST, deadline=0.3)
         response = http.send(session(), "GET", f"{source.url}/api/v2/tickets", "/tickets")
@@ -125,10 +156,13 @@ def with_password(url: str) -> str:
     return url.replace("http://", "http://admin:PASSWORD@")
 
 
-def test_a_sync_held_by_a_trickling_list_fails_with_one_line_and_can_run_again(sandbox, tmp_path):
+@SLOW
+def test_a_sync_held_by_a_trickling_list_fails_with_one_line_and_can_run_again(
+    sandbox, tmp_path, slow
+):
     def trickle_tags(request):
         if request.path.startswith("/api/tags"):
-            return trickling(Answer(200, JSON, TAGS))
+            return slow(Answer(200, JSON, TAGS))
         return None
 
     db = tmp_path / "m.db"
@@ -163,13 +197,14 @@ def test_a_sync_held_by_a_trickling_list_fails_with_one_line_and_can_run_again(s
         assert conn.execute("SELECT count(*) FROM tags").fetchone()[0] > 0
 
 
-def test_a_sync_whose_list_trickled_once_completes_on_the_retry(sandbox, tmp_path):
+@SLOW
+def test_a_sync_whose_list_trickled_once_completes_on_the_retry(sandbox, tmp_path, slow):
     trickled = []
 
     def trickle_first_tags(request):
         if request.path.startswith("/api/tags") and not trickled:
             trickled.append(request.path)
-            return trickling(Answer(200, JSON, TAGS))
+            return slow(Answer(200, JSON, TAGS))
         return None
 
     db = tmp_path / "m.db"
@@ -183,12 +218,13 @@ def test_a_sync_whose_list_trickled_once_completes_on_the_retry(sandbox, tmp_pat
     assert status == ("completed",) and tags == len(sandbox.store.tags)
 
 
-def test_timeout_holds_for_the_source_of_a_migration(tmp_path, monkeypatch):
+@SLOW
+def test_timeout_holds_for_the_source_of_a_migration(tmp_path, monkeypatch, slow):
     monkeypatch.chdir(tmp_path)  # the rejects and report files land here
 
     def trickle_tickets(request):
         if "/api/v2/incremental/tickets" in request.path:
-            return trickling(Answer(200, JSON, b'{"tickets": []}'))
+            return slow(Answer(200, JSON, b'{"tickets": []}'))
         return None
 
     with (

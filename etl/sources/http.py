@@ -23,15 +23,14 @@ import requests
 
 from etl import timeutil
 from etl.client import (
-    DEFAULT_DEADLINE,
     AnswerTooLarge,
-    Deadline,
     RetryPolicy,
     describe,
     parse_retry_after,
     read_body,
     server_name,
 )
+from etl.deadline import DEFAULT_DEADLINE, DeadlineAdapter, watched
 from etl.errors import ApiError, AuthError, ConfigError
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -39,9 +38,12 @@ USER_AGENT = "smarticks-etl (migration)"
 
 
 def session() -> requests.Session:
-    """A session that reads nothing from the environment: credentials go only where set."""
+    """A session that reads nothing from the environment: credentials go only where set.
+    Its connections keep to the deadline of `Retrying`'s exchanges, headers included."""
     made = requests.Session()
     made.trust_env = False  # no ~/.netrc
+    made.mount("http://", DeadlineAdapter())
+    made.mount("https://", DeadlineAdapter())
     made.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
     return made
 
@@ -176,15 +178,15 @@ class Retrying:
     ) -> requests.Response:
         """One request, its body read within the deadline. The body read is what the
         response's `content` and `json()` give from then on (its `raw`)."""
-        deadline = Deadline.start(self.deadline)
         waits = tuple(min(seconds, self.deadline) for seconds in self.timeout)
-        response = http.request(method, url, timeout=waits, stream=True, **kwargs)
-        try:
-            body = read_body(response, deadline)
-        except AnswerTooLarge as exc:
-            raise ApiError(response.status_code, method, what, str(exc)) from None
-        finally:
-            response.close()
+        with watched(self.deadline) as deadline:
+            response = http.request(method, url, timeout=waits, stream=True, **kwargs)
+            try:
+                body = read_body(response, deadline)
+            except AnswerTooLarge as exc:
+                raise ApiError(response.status_code, method, what, str(exc)) from None
+            finally:
+                response.close()
         response.raw = io.BytesIO(body)
         return response
 
