@@ -10,6 +10,7 @@ import contextlib
 import http.client
 import http.server
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -56,8 +57,9 @@ Handler = Callable[[Seen], Answer]
 
 
 @contextlib.contextmanager
-def serve(handle: Handler) -> Iterator[Server]:
-    """A threaded HTTP/1.1 server on 127.0.0.1 answering every request with `handle(seen)`."""
+def serve(handle: Handler, tls: ssl.SSLContext | None = None) -> Iterator[Server]:
+    """A threaded HTTP/1.1 server on 127.0.0.1 answering every request with `handle(seen)`;
+    https with `tls`."""
     seen: list[Seen] = []
 
     class RequestHandler(http.server.BaseHTTPRequestHandler):
@@ -119,10 +121,13 @@ def serve(handle: Handler) -> Iterator[Server]:
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
     server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     try:
-        yield Server(f"http://127.0.0.1:{server.server_port}", seen)
+        scheme = "https" if tls else "http"
+        yield Server(f"{scheme}://127.0.0.1:{server.server_port}", seen)
     finally:
         server.shutdown()
         server.server_close()

@@ -14,7 +14,9 @@ import io
 import json
 import os
 import re
+import shutil
 import sqlite3
+import ssl
 import subprocess
 import sys
 import time
@@ -47,6 +49,24 @@ def answers(*given: Answer, then: Answer):
     return lambda request: next(queue, then)
 
 
+@pytest.fixture
+def tls(tmp_path, monkeypatch) -> ssl.SSLContext:
+    """A server's TLS context with a self-signed certificate for 127.0.0.1, which the clients
+    made from now on trust (REQUESTS_CA_BUNDLE)."""
+    openssl = shutil.which("openssl") or pytest.skip("no openssl to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", key, "-out", cert],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
+
+
 @SLOW
 def test_a_get_whose_answer_trickles_past_the_deadline_is_retried_then_fails(slow):
     with serve(answers(then=slow(Answer(200, JSON, TAGS)))) as server:
@@ -70,6 +90,15 @@ def test_a_get_that_trickled_once_is_answered_on_its_retry(slow):
         assert client.get("api/tags")["_embedded"]["tags"] == [{"id": 1, "name": "vip"}]
     assert client.requests_made == 2 and client.retries_made == 1
     assert flaky.seen[0].peer != flaky.seen[1].peer  # the hung-up connection was not reused
+
+
+def test_headers_trickled_over_https_are_cut_at_the_deadline(tls):
+    first = trickling_head(Answer(200, JSON, TAGS))
+    with serve(answers(first, then=Answer(200, JSON, TAGS)), tls=tls) as flaky:
+        client = Client(flaky.url, "k", retry=FAST, deadline=0.5)
+        assert client.get("api/tags")["_embedded"]["tags"] == [{"id": 1, "name": "vip"}]
+    assert flaky.url.startswith("https://")
+    assert client.requests_made == 2 and client.retries_made == 1
 
 
 def test_a_connection_back_in_the_pool_outlives_its_exchange_deadline():
