@@ -5,11 +5,12 @@ that broke mid-answer, whether it trickles the body or the status line and heade
 Every test drives real HTTP against a server in `tests/hostile.py` that sends a megabyte of
 body (half a day) or 60 KB of headers (most of an hour) a byte at a time; the deadlines are
 a second or less, and nothing asserts how long anything took. A subprocess's own timeout is
-the guard against a hang.
+the guard against a hang in it, and `no_hang` against one in this process.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import io
 import json
 import os
@@ -38,6 +39,26 @@ TAGS = json.dumps(
     }
 ).encode()
 JSON = {"Content-Type": "application/json"}
+# Far beyond any test here (each takes seconds; the subprocesses' own timeouts are at most
+# 120 s), far below the trickles (an hour and more) that a broken deadline would wait out.
+HANG_SECONDS = 300
+
+
+@pytest.fixture(autouse=True)
+def no_hang(capfd):
+    """A test still running after HANG_SECONDS ends the test run with every thread's stack,
+    so a deadline that stopped working fails CI at once instead of waiting out a trickle.
+
+    The stacks go to the terminal's stderr (a copy of it taken while pytest's capture is off),
+    not to the capture, which a process that exits takes with it."""
+    with capfd.disabled():
+        terminal = os.fdopen(os.dup(2), "w")
+    faulthandler.dump_traceback_later(HANG_SECONDS, exit=True, file=terminal)
+    yield
+    faulthandler.cancel_dump_traceback_later()
+    terminal.close()
+
+
 FAST = RetryPolicy(attempts=3, base_delay=0.0)
 # Each test with `slow` runs against a server that trickles the body, then the headers.
 SLOW = pytest.mark.parametrize("slow", [trickling, trickling_head], ids=["body", "headers"])
