@@ -47,6 +47,7 @@ from etl.deadline import (
     Deadline,
     DeadlineAdapter,
     DeadlineExceeded,
+    socket_waits,
     watched,
 )
 from etl.deadline import current as current_deadline
@@ -314,7 +315,7 @@ class Client:
         self.session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
         self._origin = origin(self.url)
         # No single wait (to connect, for the next bytes) is longer than a whole exchange.
-        self._waits = tuple(min(seconds, self.deadline) for seconds in self.timeout)
+        self._waits = socket_waits(self.timeout, self.deadline)
 
     def close(self) -> None:
         self.session.close()

@@ -78,6 +78,12 @@ class Deadline:
             raise self.exceeded()
 
 
+def socket_waits(timeout: tuple[float, float], seconds: float) -> tuple[float, float]:
+    """requests' (connect, read) timeouts, neither longer than a whole exchange's `seconds`."""
+    connect, read = timeout
+    return min(connect, seconds), min(read, seconds)
+
+
 _current: ContextVar[Deadline | None] = ContextVar("etl_deadline", default=None)
 
 

@@ -30,7 +30,7 @@ from etl.client import (
     read_body,
     server_name,
 )
-from etl.deadline import DEFAULT_DEADLINE, DeadlineAdapter, watched
+from etl.deadline import DEFAULT_DEADLINE, DeadlineAdapter, socket_waits, watched
 from etl.errors import ApiError, AuthError, ConfigError
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -178,7 +178,7 @@ class Retrying:
     ) -> requests.Response:
         """One request, its body read within the deadline. The body read is what the
         response's `content` and `json()` give from then on (its `raw`)."""
-        waits = tuple(min(seconds, self.deadline) for seconds in self.timeout)
+        waits = socket_waits(self.timeout, self.deadline)
         with watched(self.deadline) as deadline:
             response = http.request(method, url, timeout=waits, stream=True, **kwargs)
             try:
